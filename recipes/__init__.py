@@ -1,0 +1,1 @@
+"""Recipes: the ProST paper's training and registration assembled from xrender's modules."""
