@@ -11,6 +11,7 @@ from xrender.geometry.camera import (
     camera_to_pixels,
     get_preset,
     intrinsic_matrix,
+    inverse_intrinsic_matrix,
     pixel_grid,
     pixel_rays,
     pixels_to_camera,
@@ -170,6 +171,7 @@ def test_intrinsic_matrix_is_differentiable_in_sdd():
 def test_follows_dtype():
     assert GEOM.intrinsics(dtype=torch.float32).dtype == torch.float32
     assert pixel_grid(2, 3, dtype=torch.float64).dtype == torch.float64
+    assert pixel_grid(2, 3).dtype == torch.get_default_dtype()
     K = GEOM.intrinsics(dtype=torch.float32)
     assert project(torch.tensor([[0.0, 0.0, 5.0]]), torch.eye(4), K).dtype == torch.float32
 
@@ -217,3 +219,11 @@ def test_bad_inputs_raise():
         ConeBeam.from_intrinsics(torch.tensor([[1000.0, 0, 5], [0, 900.0, 5], [0, 0, 1]]), 10, 10, (1.0, 1.0))
     with pytest.raises(ValueError, match="zero skew"):
         ConeBeam.from_intrinsics(torch.tensor([[1000.0, 3, 5], [0, 1000.0, 5], [0, 0, 1]]), 10, 10, (1.0, 1.0))
+
+
+def test_inverse_intrinsics():
+    K = GEOM.intrinsics(dtype=torch.float64)
+    torch.testing.assert_close(GEOM.inverse_intrinsics(dtype=torch.float64) @ K, torch.eye(3, dtype=torch.float64))
+    batch = torch.stack([K, get_preset("prost").intrinsics(dtype=torch.float64)])
+    torch.testing.assert_close(inverse_intrinsic_matrix(batch), torch.linalg.inv(batch))
+    assert torch.autograd.gradcheck(inverse_intrinsic_matrix, (K.clone().requires_grad_(),))

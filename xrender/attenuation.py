@@ -54,17 +54,15 @@ assumptions of the defaults, not of the models: pass your own ``mu_water``, ``mu
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from xrender._checks import check_finite, check_positive, check_tensor
+from xrender._registry import Registry
 from xrender.volume import Volume
 
 __all__ = [
@@ -181,32 +179,25 @@ class BilinearModel(AttenuationModel):
         return torch.where(hu > self.knee_hu, upper, lower)
 
 
-#: Registry of named models for `get_attenuation_model`.
-ATTENUATION_MODELS: Mapping[str, type[AttenuationModel]] = MappingProxyType(
-    {"linear": LinearModel, "bilinear": BilinearModel}
-)
+#: Registry of named models for `get_attenuation_model`; add one with ``ATTENUATION_MODELS.register``.
+ATTENUATION_MODELS: Registry[AttenuationModel] = Registry("attenuation model", AttenuationModel)
+ATTENUATION_MODELS.register("linear", LinearModel)
+ATTENUATION_MODELS.register("bilinear", BilinearModel)
 
 
 def get_attenuation_model(name: str, **params: float) -> AttenuationModel:
     """Build a registered model by name.
 
     Args:
-        name: a key of `ATTENUATION_MODELS` (``"linear"``, ``"bilinear"``).
+        name: a name in `ATTENUATION_MODELS` (``"linear"``, ``"bilinear"``).
         **params: the model's dataclass fields (e.g. ``mu_water=0.019``); missing ones take
             their defaults.
 
     Raises:
-        ValueError: unknown ``name`` or parameter (the message lists the valid ones), or an
-            invalid parameter value.
+        ValueError: unknown ``name`` (the message lists the valid ones) or an invalid parameter value.
+        TypeError: a parameter the model does not have (the message lists the accepted ones).
     """
-    if name not in ATTENUATION_MODELS:
-        raise ValueError(f"attenuation model: expected one of {sorted(ATTENUATION_MODELS)}, got {name!r}")
-    cls = ATTENUATION_MODELS[name]
-    fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        raise ValueError(f"attenuation model {name!r}: expected parameters among {fields}, got unknown {unknown}")
-    return cls(**params)
+    return ATTENUATION_MODELS.get(name, **params)
 
 
 def hu_to_mu(

@@ -30,6 +30,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from xrender._checks import check_finite, check_positive, check_shape
+from xrender._registry import Registry
 
 __all__ = [
     "ConeBeam",
@@ -37,6 +38,7 @@ __all__ = [
     "available_presets",
     "register_preset",
     "intrinsic_matrix",
+    "inverse_intrinsic_matrix",
     "pixel_grid",
     "world_to_camera",
     "camera_to_pixels",
@@ -122,6 +124,12 @@ class ConeBeam:
             torch.tensor(self.pixel_spacing, dtype=dtype or torch.get_default_dtype(), device=device),
             torch.tensor(self.principal_point, dtype=dtype or torch.get_default_dtype(), device=device),
         )
+
+    def inverse_intrinsics(
+        self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> Float[Tensor, "3 3"]:
+        """The inverse ``K⁻¹``, mapping homogeneous pixels to camera-frame ray directions at ``z = 1``."""
+        return inverse_intrinsic_matrix(self.intrinsics(dtype=dtype, device=device))
 
     def pixel_grid(
         self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
@@ -218,17 +226,17 @@ class ConeBeam:
 
 
 # ------------------------------------------------------------------------------- presets
-_PRESETS: dict[str, Callable[[], ConeBeam]] = {}
+_PRESETS: Registry[ConeBeam] = Registry("C-arm preset", ConeBeam)
 
 
-def register_preset(name: str, factory: Callable[[], ConeBeam]) -> None:
+def register_preset(name: str, factory: Callable[[], ConeBeam], *, overwrite: bool = False) -> None:
     """Add a named geometry to the preset registry (``factory()`` builds it)."""
-    _PRESETS[name] = factory
+    _PRESETS.register(name, factory, overwrite=overwrite)
 
 
 def available_presets() -> list[str]:
     """Names accepted by `get_preset`."""
-    return sorted(_PRESETS)
+    return _PRESETS.names()
 
 
 def get_preset(name: str) -> ConeBeam:
@@ -243,9 +251,7 @@ def get_preset(name: str) -> ConeBeam:
     Raises:
         ValueError: unknown name; the message lists the available presets.
     """
-    if name not in _PRESETS:
-        raise ValueError(f"unknown C-arm preset {name!r}; available: {', '.join(available_presets())}")
-    return _PRESETS[name]()
+    return _PRESETS.get(name)
 
 
 register_preset(
@@ -279,10 +285,32 @@ def intrinsic_matrix(
     return torch.stack(rows, -2)
 
 
+def inverse_intrinsic_matrix(K: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3 3"]:
+    r"""Closed-form inverse of a zero-skew intrinsic matrix (differentiable, batched).
+
+    $$
+    K^{-1} = \begin{pmatrix} 1/f_u & 0 & -c_u/f_u \\ 0 & 1/f_v & -c_v/f_v \\ 0 & 0 & 1 \end{pmatrix}
+    $$
+    """
+    check_shape(K, "* 3 3", "K")
+    fu, fv, cu, cv = K[..., 0, 0], K[..., 1, 1], K[..., 0, 2], K[..., 1, 2]
+    zero, one = torch.zeros_like(fu), torch.ones_like(fu)
+    rows = [
+        torch.stack([1 / fu, zero, -cu / fu], -1),
+        torch.stack([zero, 1 / fv, -cv / fv], -1),
+        torch.stack([zero, zero, one], -1),
+    ]
+    return torch.stack(rows, -2)
+
+
 def pixel_grid(
     height: int, width: int, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
 ) -> Float[Tensor, "H W 2"]:
-    """Pixel centres ``(u, v)`` = (column, row) of an ``H × W`` detector, shape ``(H, W, 2)``."""
+    """Pixel centres ``(u, v)`` = (column, row) of an ``H × W`` detector, shape ``(H, W, 2)``.
+
+    Floating point (default dtype unless ``dtype`` is given): pixel coordinates are continuous.
+    """
+    dtype = dtype or torch.get_default_dtype()
     v, u = torch.meshgrid(
         torch.arange(height, dtype=dtype, device=device), torch.arange(width, dtype=dtype, device=device), indexing="ij"
     )
@@ -329,13 +357,10 @@ def pixels_to_camera(
     With ``depth = sdd`` these are the pixel centres on the detector plane.
     """
     check_shape(pixels, "* N 2", "pixels")
-    check_shape(K, "* 3 3", "K")
-    fu, fv = K[..., 0, 0, None], K[..., 1, 1, None]
-    cu, cv = K[..., 0, 2, None], K[..., 1, 2, None]
-    z = torch.as_tensor(depth, dtype=pixels.dtype, device=pixels.device)[..., None].expand_as(pixels[..., 0])
-    x = (pixels[..., 0] - cu) / fu * z
-    y = (pixels[..., 1] - cv) / fv * z
-    return torch.stack([x, y, z], dim=-1)
+    homogeneous = torch.cat([pixels, torch.ones_like(pixels[..., :1])], dim=-1)
+    rays = homogeneous @ inverse_intrinsic_matrix(K).transpose(-1, -2)  # (x/z, y/z, 1)
+    z = torch.as_tensor(depth, dtype=pixels.dtype, device=pixels.device)[..., None, None]
+    return rays * z
 
 
 def pixel_rays(

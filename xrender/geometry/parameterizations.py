@@ -27,7 +27,6 @@ Translations are in the unit of the poses (mm). Conventions of the rotation type
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from xrender._checks import check_finite, check_shape
+from xrender._registry import Registry
 from xrender.geometry import rotations as rot
 from xrender.geometry import se3
 
@@ -151,14 +151,16 @@ def _se3_log() -> Parameterization:
     return Parameterization("se3_log", 6, se3.se3_exp, se3.se3_log)
 
 
-_REGISTRY: dict[str, Callable[..., Parameterization]] = {
+_REGISTRY: Registry[Parameterization] = Registry("parameterization", Parameterization)
+for _name, _factory in {
     "euler": _euler,
     "axis_angle": _axis_angle,
     "quaternion": _quaternion,
     "rotation_6d": _rotation_6d,
     "matrix": _matrix,
     "se3_log": _se3_log,
-}
+}.items():
+    _REGISTRY.register(_name, _factory)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,30 +170,17 @@ _REGISTRY: dict[str, Callable[..., Parameterization]] = {
 
 def available_parameterizations() -> list[str]:
     """The registered names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def register_parameterization(name: str, factory: Callable[..., Parameterization], overwrite: bool = False) -> None:
-    """Add a parameterization to the registry.
-
-    Args:
-        name: the name `get_parameterization` will accept.
-        factory: called with the user's keyword options; must return a `Parameterization`.
-        overwrite: allow replacing an existing entry.
+    """Add a parameterization: ``get_parameterization(name, **options)`` will call ``factory(**options)``.
 
     Raises:
         TypeError: ``name`` is not a string or ``factory`` is not callable.
         ValueError: empty name, or the name is taken and ``overwrite`` is false.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name: expected a str, got {type(name).__name__}")
-    if not name:
-        raise ValueError("name: expected a non-empty string, got ''")
-    if not callable(factory):
-        raise TypeError(f"factory: expected a callable, got {type(factory).__name__}")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"name: {name!r} is already registered; pass overwrite=True to replace it")
-    _REGISTRY[name] = factory
+    _REGISTRY.register(name, factory, overwrite=overwrite)
 
 
 def get_parameterization(name: str, **options: Any) -> Parameterization:
@@ -206,20 +195,7 @@ def get_parameterization(name: str, **options: Any) -> Parameterization:
         TypeError: an option the parameterization does not accept (the message lists the accepted
             ones), or a factory that does not return a `Parameterization`.
     """
-    factory = _REGISTRY.get(name) if isinstance(name, str) else None
-    if factory is None:
-        raise ValueError(f"name: expected one of {', '.join(available_parameterizations())}, got {name!r}")
-    try:
-        inspect.signature(factory).bind(**options)
-    except TypeError:
-        accepted = list(inspect.signature(factory).parameters)
-        raise TypeError(
-            f"parameterization {name!r}: unknown option(s) {sorted(options)}; accepted options: {accepted or 'none'}"
-        ) from None
-    result = factory(**options)
-    if not isinstance(result, Parameterization):
-        raise TypeError(f"parameterization {name!r}: factory returned {type(result).__name__}, not Parameterization")
-    return result
+    return _REGISTRY.get(name, **options)
 
 
 def pose_from_params(params: Float[Tensor, "*B P"], name: str, **options: Any) -> Float[Tensor, "*B 4 4"]:

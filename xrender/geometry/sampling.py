@@ -26,6 +26,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from xrender._checks import check_finite, check_shape
+from xrender._registry import Registry
 from xrender.geometry.rotations import euler_to_matrix
 from xrender.geometry.se3 import make_pose
 
@@ -107,17 +108,17 @@ class PoseDistribution:
         return self.to_matrix(self.sample_params(n, generator=generator, seed=seed, dtype=dtype, device=device))
 
 
-_DISTRIBUTIONS: dict[str, Callable[[], PoseDistribution]] = {}
+_DISTRIBUTIONS: Registry[PoseDistribution] = Registry("pose distribution", PoseDistribution)
 
 
-def register_pose_distribution(name: str, factory: Callable[[], PoseDistribution]) -> None:
+def register_pose_distribution(name: str, factory: Callable[[], PoseDistribution], *, overwrite: bool = False) -> None:
     """Add a named distribution (``factory()`` builds it)."""
-    _DISTRIBUTIONS[name] = factory
+    _DISTRIBUTIONS.register(name, factory, overwrite=overwrite)
 
 
 def available_pose_distributions() -> list[str]:
     """Names accepted by `get_pose_distribution`."""
-    return sorted(_DISTRIBUTIONS)
+    return _DISTRIBUTIONS.names()
 
 
 def get_pose_distribution(name: str) -> PoseDistribution:
@@ -126,9 +127,7 @@ def get_pose_distribution(name: str) -> PoseDistribution:
     Raises:
         ValueError: unknown name; the message lists the available ones.
     """
-    if name not in _DISTRIBUTIONS:
-        raise ValueError(f"unknown pose distribution {name!r}; available: {', '.join(available_pose_distributions())}")
-    return _DISTRIBUTIONS[name]()
+    return _DISTRIBUTIONS.get(name)
 
 
 register_pose_distribution("prost-train", lambda: PoseDistribution((9.5, 9.5, 9.5), (22.0, 22.0, 22.0)))
