@@ -1,0 +1,73 @@
+r"""The ray-marching contract every render backend implements, and the backend registry.
+
+A backend integrates a C-channel volume along rays given in **continuous voxel-index space**
+(the same ``(i, j, k)`` = ``(W, H, D)`` indices as `xrender.volume.Volume`, integer = voxel
+centre). The renderer (`xrender.render.drr`) does the geometry: it builds world rays from
+the C-arm, maps them into index space, clips them to the volume's content box and picks the
+sample counts; a backend only marches.
+
+**Sampling rule** (identical in every backend, so backends agree to rounding):
+
+* ray ``r`` has length $L_r = \max(0, \mathrm{far}_r - \mathrm{near}_r)$ mm and
+  ``n_r`` samples (``n_r = 0`` gives 0);
+* $\Delta_r = L_r / n_r$ and sample $k$ sits at
+  $t_k = \mathrm{near}_r + (k + \tfrac12)\Delta_r$, $k = 0, \dots, n_r - 1$ (midpoint rule);
+* its position is $x_k = o_r + t_k\, e_r$ (index units; $e_r$ is the index-space displacement
+  per mm of path);
+* the value is the trilinear interpolation of the voxels at $x_k$ with **zero padding**: a
+  neighbour outside the grid counts as 0 — exactly `torch.nn.functional.grid_sample` with
+  ``align_corners=False`` and ``padding_mode="zeros"``;
+* the result is $\sum_k V(x_k)\,\Delta_r$: the line integral in (voxel value) × mm.
+
+Gradients flow to the volume, the origins, the directions, ``near`` and ``far`` (the sample
+counts are integers and carry none).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from xrender._registry import Registry
+
+__all__ = ["BACKENDS", "RenderBackend"]
+
+
+class RenderBackend(ABC):
+    """A way to integrate a volume along rays (see the module docstring for the exact rule)."""
+
+    #: Whether gradients of the output can themselves be differentiated (second order).
+    supports_double_backward: bool = False
+
+    @abstractmethod
+    def march(
+        self,
+        data: Float[Tensor, "C D H W"],
+        origins: Float[Tensor, "R 3"],
+        directions: Float[Tensor, "R 3"],
+        near: Float[Tensor, " R"],
+        far: Float[Tensor, " R"],
+        n_samples: Int[Tensor, " R"],
+        max_samples: int,
+    ) -> Float[Tensor, "R C"]:
+        """Integrate ``data`` along ``R`` rays.
+
+        Args:
+            data: voxel values.
+            origins: ray points at ``t = 0`` in continuous voxel indices ``(i, j, k)``.
+            directions: index-space displacement per mm of path, ``(R, 3)``.
+            near: start of the integration interval, mm along the ray.
+            far: end of the integration interval, mm.
+            n_samples: samples per ray (``>= 0``, ``<= max_samples``).
+            max_samples: an upper bound on ``n_samples`` known without reading the tensor
+                (so a backend can size buffers without a device sync).
+
+        Returns:
+            Line integrals in (voxel value) × mm, one row per ray.
+        """
+
+
+#: Registered backends by name; ``BACKENDS.get(name)`` builds one.
+BACKENDS: Registry[RenderBackend] = Registry("render backend", RenderBackend)
