@@ -24,6 +24,17 @@ _PLANES = (
 _AXIS_LABELS = ("x: right → left (mm)", "y: anterior → posterior (mm)", "z: inferior → superior (mm)")
 
 
+def _in_plane_labels(landmarks: Landmarks | None, h: int, v: int) -> dict[tuple[float, float], str]:
+    """Landmarks projected onto the plane of world axes ``(h, v)``; names landing within 1 mm share a label."""
+    labels: dict[tuple[float, float], str] = {}
+    if landmarks is None:
+        return labels
+    for name, point in zip(landmarks.names, landmarks.points.detach().cpu().double().tolist()):
+        key = (round(point[h]), round(point[v]))
+        labels[key] = f"{labels[key]}/{name}" if key in labels else name
+    return labels
+
+
 def plot_orthogonal_slices(
     volume: Volume,
     landmarks: Landmarks | None = None,
@@ -60,10 +71,9 @@ def plot_orthogonal_slices(
         plane = np.take(array, iso[fixed], axis=fixed).T  # rows along the vertical world axis
         extent = (lower[h], upper[h], lower[v], upper[v]) if up else (lower[h], upper[h], upper[v], lower[v])
         ax.imshow(plane, cmap="gray", vmin=window[0], vmax=window[1], extent=extent, origin="lower" if up else "upper")
-        names, points = (landmarks.names, landmarks.points.detach().cpu().double().numpy()) if landmarks else ((), ())
-        for label, p in zip(names, points):
-            ax.plot(p[h], p[v], "o", ms=5, mfc="none", mec="tab:orange", mew=1.5)
-            ax.annotate(label, (p[h], p[v]), xytext=(3, 3), textcoords="offset points", fontsize=7, color="tab:orange")
+        for (x, y), label in _in_plane_labels(landmarks, h, v).items():
+            ax.plot(x, y, "o", ms=5, mfc="none", mec="tab:orange", mew=1.5)
+            ax.annotate(label, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7, color="tab:orange")
         ax.set_title(name)
         ax.set_xlabel(_AXIS_LABELS[h])
         ax.set_ylabel(_AXIS_LABELS[v])
