@@ -139,3 +139,11 @@ def test_non_finite_input_is_rejected():
 def test_non_tensor_input_is_rejected():
     with pytest.raises(TypeError, match=r"expected a torch\.Tensor, got list"):
         hu_to_mu([0.0, 1.0])
+
+
+def test_convention_attenuation_is_per_millimetre():
+    # water at diagnostic energies attenuates about 0.2 per cm = 0.02 per mm
+    mu_water = float(hu_to_mu(torch.tensor([0.0]))[0])
+    assert 0.015 < mu_water < 0.03
+    # so 100 mm of water has an optical depth near 2 (dimensionless), i.e. I/I0 ≈ 0.13
+    assert 1.5 < 100.0 * mu_water < 3.0

@@ -95,7 +95,7 @@ def test_pixels_on_detector_plane_are_sdd_away():
 
 
 @pytest.mark.parametrize("factor", [2, 3, 7])
-def test_downsample_is_exact(factor):
+def test_convention_downsample_maps_pixel_centres(factor):
     g = torch.Generator().manual_seed(factor)
     pose = _random_pose(g)
     small = GEOM.downsample(factor)

@@ -349,3 +349,21 @@ def test_unknown_euler_convention_raises(convention):
         euler_to_matrix(torch.zeros(3, dtype=F64), convention)
     with pytest.raises(ValueError, match=r"lowercase \(extrinsic\).*uppercase \(intrinsic\)"):
         matrix_to_euler(torch.eye(3, dtype=F64), convention)
+
+
+def _axis_rotation(axis: int, angle: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    i, j = (axis + 1) % 3, (axis + 2) % 3  # cyclic, so each rotation is right-handed
+    R = torch.eye(3, dtype=torch.float64)
+    R[i, i], R[i, j], R[j, i], R[j, j] = c, -s, s, c
+    return R
+
+
+def test_convention_euler_lowercase_extrinsic_uppercase_intrinsic():
+    a, b, c = 0.3, -0.5, 1.1
+    Rx, Ry, Rz = _axis_rotation(0, a), _axis_rotation(1, b), _axis_rotation(2, c)
+    angles = torch.tensor([a, b, c], dtype=torch.float64)
+    # extrinsic "xyz": about fixed x, then fixed y, then fixed z → Rz Ry Rx
+    torch.testing.assert_close(euler_to_matrix(angles, "xyz"), Rz @ Ry @ Rx)
+    # intrinsic "XYZ": about x, then the moved y, then the moved z → Rx Ry Rz
+    torch.testing.assert_close(euler_to_matrix(angles, "XYZ"), Rx @ Ry @ Rz)
