@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,73 @@ def info(path: Annotated[Path, typer.Argument(help="A CT volume file or DICOM se
     except (FileNotFoundError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None
+
+
+#: Voxels per side of the phantom volume rendered by ``xrender render --phantom``.
+PHANTOM_VOXELS = 128
+
+
+def _parse_pose(text: str) -> list[float]:
+    """``"rx,ry,rz,tx,ty,tz"`` → six floats (degrees, mm)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 6 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--pose: expected six finite numbers 'rx,ry,rz,tx,ty,tz' (degrees, mm), got {text!r}")
+    return values
+
+
+@app.command(name="render")
+def render_command(
+    ct: Annotated[Path | None, typer.Argument(help="A CT volume file (HU) or DICOM series folder.")] = None,
+    out: Annotated[Path, typer.Option(help="Output image: .png (windowed), .npy or .nii.gz (raw).")] = Path("drr.png"),
+    phantom: Annotated[bool, typer.Option(help=f"Render the embedded pelvis phantom ({PHANTOM_VOXELS}³).")] = False,
+    preset: Annotated[str, typer.Option(help="C-arm geometry preset (deepfluoro, prost).")] = "prost",
+    size: Annotated[
+        int | None, typer.Option(min=1, help="Bin the detector to about SIZE pixels per side (default: full).")
+    ] = None,
+    view: Annotated[str, typer.Option(help="Standard view: ap, pa, ll, rl.")] = "ap",
+    pose: Annotated[
+        str, typer.Option(help="Volume motion 'rx,ry,rz,tx,ty,tz' about the isocentre (Euler xyz degrees, mm).")
+    ] = "0,0,0,0,0,0",
+    hu_model: Annotated[str, typer.Option(help="HU → μ attenuation model (linear, bilinear).")] = "linear",
+) -> None:
+    """Render a DRR of a CT (or the phantom) in a standard view, optionally perturbed, and write it."""
+    import torch
+
+    from xrender.attenuation import hu_to_mu
+    from xrender.geometry import euler_to_matrix, get_preset, make_pose, perturb, standard_pose
+    from xrender.io import read_volume
+    from xrender.phantom import pelvis_phantom
+    from xrender.render import render
+    from xrender.render.output import write_image
+
+    try:
+        if (ct is None) == (not phantom):
+            raise ValueError("expected a CT path or --phantom, not both or neither")
+        params = torch.tensor(_parse_pose(pose), dtype=torch.float64)
+        hu = pelvis_phantom().to_volume(PHANTOM_VOXELS, supersample=2) if phantom else read_volume(ct)
+        volume = hu_to_mu(hu, hu_model)
+        carm = get_preset(preset)
+        if size is not None:
+            carm = carm.downsample(max(1, max(carm.height, carm.width) // size))
+        iso = volume.isocenter.double()
+        delta = make_pose(euler_to_matrix(params[:3], "xyz", degrees=True), params[3:])
+        camera = perturb(standard_pose(view, carm.sid, iso), delta, iso)
+        with torch.no_grad():
+            image = render(volume, carm, camera)[0]
+        written = write_image(image, carm, out)
+    except (FileNotFoundError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(carm.describe())
+    typer.echo(f"view                {view}, motion {pose} (deg, mm)")
+    typer.echo(
+        "pose (camera→world, mm)\n"
+        + "\n".join("  [" + "  ".join(f"{v:+10.4f}" for v in row) + "]" for row in camera.tolist())
+    )
+    typer.echo(f"wrote {written}")
 
 
 if __name__ == "__main__":  # pragma: no cover

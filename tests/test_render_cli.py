@@ -1,0 +1,99 @@
+"""`xrender render`: writes PNG, NPY and NIfTI images of the phantom or a CT; bad input exits 2."""
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from xrender.attenuation import hu_to_mu
+from xrender.cli import app
+from xrender.geometry import get_preset, standard_pose
+from xrender.render import render
+
+runner = CliRunner()
+
+
+def _ct(tmp_path):
+    """A 20³ water cube (0 HU) in air, 4 mm voxels, written as NIfTI."""
+    array = np.full((20, 20, 20), -1000, dtype=np.int16)
+    array[5:15, 5:15, 5:15] = 0
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((4.0, 4.0, 4.0))
+    path = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def test_render_phantom_writes_a_windowed_png(tmp_path):
+    out = tmp_path / "drr.png"
+    result = runner.invoke(app, ["render", "--phantom", "--preset", "prost", "--size", "64", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pixels = np.asarray(Image.open(out))
+    assert pixels.shape == (64, 64)
+    assert pixels.dtype == np.uint8
+    assert pixels.min() == 0
+    assert pixels.max() == 255
+    assert "source-to-detector  1020 mm" in result.output
+    assert "64 rows × 64 columns" in result.output
+    assert str(out) in result.output
+
+
+def test_render_ct_npy_round_trips_the_raw_values(tmp_path):
+    path = _ct(tmp_path)
+    out = tmp_path / "drr.npy"
+    result = runner.invoke(app, ["render", str(path), "--size", "32", "--pose", "0,0,0,0,0,0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = np.load(out)
+    assert saved.dtype == np.float32
+    from xrender.io import read_volume
+
+    volume = hu_to_mu(read_volume(path))
+    carm = get_preset("prost").downsample(4)
+    expected = render(volume, carm, standard_pose("ap", carm.sid, volume.isocenter.double()))[0]
+    np.testing.assert_allclose(saved, expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert saved.max() > 0.5  # 40 mm of water at 0.02 mm⁻¹ ≈ 0.82
+
+
+def test_render_nifti_keeps_the_pixel_spacing(tmp_path):
+    out = tmp_path / "drr.nii.gz"
+    result = runner.invoke(app, ["render", str(_ct(tmp_path)), "--size", "32", "--view", "ll", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    image = sitk.ReadImage(str(out))
+    assert image.GetSize() == (32, 32)
+    np.testing.assert_allclose(image.GetSpacing(), (11.68, 11.68))
+
+
+def test_render_pose_moves_the_image(tmp_path):
+    path = _ct(tmp_path)
+    images = []
+    for pose in ("0,0,0,0,0,0", "0,0,0,30,0,0"):  # 30 mm toward image right
+        out = tmp_path / f"{len(images)}.npy"
+        assert (
+            runner.invoke(app, ["render", str(path), "--size", "32", "--pose", pose, "--out", str(out)]).exit_code == 0
+        )
+        images.append(torch.from_numpy(np.load(out))[0])
+    columns = [image.sum(0) for image in images]
+    centroid = [float((c * torch.arange(32)).sum() / c.sum()) for c in columns]
+    assert centroid[1] - centroid[0] > 3  # 30 mm × 1.65 magnification / 11.68 mm pixels ≈ 4.2 px
+
+
+def test_bad_pose_string_is_a_one_line_error(tmp_path):
+    out = tmp_path / "drr.png"
+    result = runner.invoke(app, ["render", "--phantom", "--pose", "1,2,x", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "error: --pose" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_render_needs_exactly_one_source_and_a_known_format(tmp_path):
+    assert runner.invoke(app, ["render", "--out", str(tmp_path / "a.png")]).exit_code == 2
+    both = runner.invoke(app, ["render", str(_ct(tmp_path)), "--phantom", "--out", str(tmp_path / "a.png")])
+    assert both.exit_code == 2
+    missing = runner.invoke(app, ["render", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "a.png")])
+    assert missing.exit_code == 2
+    assert "nope.nii.gz" in missing.output
+    bad_suffix = runner.invoke(app, ["render", str(_ct(tmp_path)), "--size", "8", "--out", str(tmp_path / "a.jpg")])
+    assert bad_suffix.exit_code == 2
+    assert "unsupported image format" in bad_suffix.output

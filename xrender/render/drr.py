@@ -1,0 +1,226 @@
+r"""`render`: digitally reconstructed radiographs by the Projective Spatial Transformer.
+
+For each pixel centre a ray leaves the X-ray source; it is mapped into the volume's voxel-index
+space, clipped to the volume's content box and marched by a backend
+(`xrender.render.backend`): midpoint samples, trilinear interpolation with zero padding,
+$\sum_k V(x_k)\,\Delta_r$. The result is the line integral
+
+$$
+P(u, v) = \int V\big(s + t\,\hat d(u, v)\big)\,dt
+$$
+
+in (voxel value) × mm — for a volume of μ in mm⁻¹, the dimensionless optical depth; with
+``beer_lambert=True``, the transmitted intensity $I_0\,e^{-P}$.
+
+**Host syncs.** One render reads a few scalars on the host: the input checks (one boolean
+each for the pose and pixels), the content box and voxel spacing when a plain `Volume` is
+passed (pass a `VolumePyramid`, or use `xrender.render.module.DRR`, to read them once), and the
+pose when ``level="auto"``. Nothing is read per ray or per chunk.
+
+**Memory.** Pixels are rendered in chunks — rays built, clipped and marched one chunk at a
+time — whose ``grid_sample`` temporaries stay under ``max_memory_mb``, estimated per ray as
+``max_samples`` × itemsize × (12 + 2 C) bytes (`FLOATS_PER_SAMPLE`); a chunk holds at least one
+pixel for every pose. When gradients are needed and there are several chunks, each chunk is
+checkpointed (`torch.utils.checkpoint`): its activations are recomputed during the backward
+pass instead of kept, so the backward pass stays within the same budget. Beyond the chunk,
+memory grows only with the output and the pixel coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Literal
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from xrender._checks import check_finite, check_positive, check_shape
+from xrender.geometry.camera import ConeBeam
+from xrender.geometry.parameterizations import Parameterization, get_parameterization
+from xrender.render.backend import BACKENDS, RenderBackend
+from xrender.render.pyramid import VolumePyramid, auto_level
+from xrender.render.rays import ContentBox, clip_to_box, sample_bound, sample_counts, to_index_space, world_rays
+from xrender.volume import Volume
+
+__all__ = ["FLOATS_PER_SAMPLE", "DEFAULT_MAX_MEMORY_MB", "DEFAULT_STEP_FRACTION", "choose_backend", "render"]
+
+#: Default sample spacing as a fraction of the smallest voxel spacing: half a voxel. On the pelvis
+#: phantom (192³, 1.8 mm voxels) it is within 0.75 % (relative L2) of the exact integral, and within
+#: 0.02 % of a render with a step nine times finer (``tests/test_render_accuracy.py``).
+DEFAULT_STEP_FRACTION = 0.5
+
+#: Default budget (MiB) for the temporaries of one chunk of rays.
+DEFAULT_MAX_MEMORY_MB = 1024.0
+
+#: Floats of temporaries per sample, ``(fixed, per channel)``, for the chunk-size estimate: the
+#: sample parameter, the 3-D grid, the weights and their gradients (12), plus each channel's
+#: sampled value and its gradient (2 per channel).
+FLOATS_PER_SAMPLE = (12, 2)
+
+
+def choose_backend(name: str, device: torch.device) -> RenderBackend:
+    """Build the backend ``name``; ``"auto"``: ``"fused-cpu"`` for a CPU volume if registered, else ``"grid_sample"``.
+
+    ``"auto"`` cannot know whether a second derivative will be taken: on the CPU it picks the fused
+    backend, which raises on double backward. Pass ``"grid_sample"`` for second-order gradients.
+
+    Raises:
+        ValueError: unknown name (the message lists the registered backends).
+    """
+    if name == "auto":
+        name = "fused-cpu" if "fused-cpu" in BACKENDS and device.type == "cpu" else "grid_sample"
+    return BACKENDS.get(name)
+
+
+def _checked_volume(volume: object) -> Volume:
+    if not isinstance(volume, Volume):
+        raise TypeError(f"volume: expected a Volume or a VolumePyramid, got {type(volume).__name__}")
+    return volume
+
+
+def _poses(pose: Tensor, parameterization: str | Parameterization | None) -> Float[Tensor, "B 4 4"]:
+    """``(B, 4, 4)`` poses from matrices or parameter vectors (``(4, 4)`` and ``(P,)`` are one pose)."""
+    if parameterization is not None:
+        param = get_parameterization(parameterization) if isinstance(parameterization, str) else parameterization
+        pose = param.to_pose(pose)
+    check_finite(check_shape(pose, "* 4 4", "pose"), "pose")
+    if pose.ndim not in (2, 3):
+        raise ValueError(f"pose: expected shape (4, 4) or (B, 4, 4), got {tuple(pose.shape)}")
+    return pose.reshape(-1, 4, 4)
+
+
+def _pixels(pixels: Tensor | None, geometry: ConeBeam, batch: int, like: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+    """``(1 or B, N, 2)`` pixel coordinates and the trailing output shape (``(H, W)`` or ``(N,)``)."""
+    if pixels is None:
+        grid = geometry.pixel_grid(dtype=like.dtype, device=like.device)
+        return grid.reshape(1, -1, 2), (geometry.height, geometry.width)
+    check_finite(check_shape(pixels, "* N 2", "pixels"), "pixels")
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[0] not in (1, batch)):
+        raise ValueError(f"pixels: expected shape (N, 2) or ({batch}, N, 2), got {tuple(pixels.shape)}")
+    pixels = pixels.to(dtype=like.dtype, device=like.device)
+    return pixels.reshape(-1, *pixels.shape[-2:]), (pixels.shape[-2],)
+
+
+def _integrate(
+    backend: RenderBackend,
+    affine: Tensor,
+    box: ContentBox,
+    K: Tensor,
+    sampling: dict[str, float | int | None],
+    data: Float[Tensor, "C D H W"],
+    poses: Float[Tensor, "B 4 4"],
+    pixels: Float[Tensor, "B N 2"],
+) -> Float[Tensor, "B N C"]:
+    """Line integrals for every pose and pixel: world rays → index space → clip → count → march."""
+    source, directions = world_rays(pixels, poses, K)
+    origins, directions = to_index_space(affine, source, directions)
+    origins = origins.expand_as(directions)
+    near, far = clip_to_box(origins, directions, box.lower, box.upper)
+    counts, bound = sample_counts(near, far, box.diameter_mm, **sampling)
+    rays = (origins.reshape(-1, 3), directions.reshape(-1, 3), near.flatten(), far.flatten(), counts.flatten())
+    return backend.march(data, *rays, bound).reshape(*near.shape, -1)
+
+
+def _in_chunks(
+    integrate: Callable[[Tensor, Tensor, Tensor], Tensor],
+    data: Tensor,
+    poses: Tensor,
+    pixels: Tensor,
+    pixels_per_chunk: int,
+) -> Float[Tensor, "B N C"]:
+    """``integrate(data, poses, pixels)`` over chunks of pixels, each checkpointed when gradients are needed."""
+    if pixels.shape[-2] <= pixels_per_chunk:
+        return integrate(data, poses, pixels)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (data, poses, pixels))
+    parts = []
+    for start in range(0, pixels.shape[-2], pixels_per_chunk):
+        chunk = pixels[..., start : start + pixels_per_chunk, :]
+        if needs_grad:
+            parts.append(checkpoint(integrate, data, poses, chunk, use_reentrant=False))
+        else:
+            parts.append(integrate(data, poses, chunk))
+    return torch.cat(parts, dim=-2)
+
+
+def render(
+    volume: Volume | VolumePyramid,
+    geometry: ConeBeam,
+    pose: Float[Tensor, "*B 4 4"] | Float[Tensor, "*B P"],
+    *,
+    pixels: Float[Tensor, "*B N 2"] | None = None,
+    step_mm: float | None = None,
+    n_samples: int | None = None,
+    level: int | Literal["auto"] = 0,
+    backend: str = "auto",
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
+    beer_lambert: bool = False,
+    i0: float = 1.0,
+    parameterization: str | Parameterization | None = None,
+) -> Float[Tensor, "B C *S"]:
+    """Render DRRs of a C-channel volume for a batch of poses.
+
+    Args:
+        volume: the volume (values per voxel, e.g. μ in mm⁻¹; air must be 0), or a
+            `VolumePyramid` of it, which caches the content box and coarse levels across calls.
+        geometry: the C-arm's intrinsics and detector.
+        pose: camera-to-world poses ``(B, 4, 4)`` or one ``(4, 4)``; with ``parameterization``,
+            parameter vectors ``(B, P)`` or ``(P,)``. Cast to the volume's dtype and device.
+        pixels: render only these pixel coordinates ``(u, v)``, ``(N, 2)`` for every pose or
+            ``(B, N, 2)``; coordinates outside the detector are allowed (rays are still defined).
+            ``None``: the whole detector.
+        step_mm: largest distance between samples, mm. Default (with ``n_samples`` also
+            ``None``): `DEFAULT_STEP_FRACTION` × the smallest voxel spacing of the level rendered.
+        n_samples: instead of a step, this many samples on every ray that meets the volume —
+            the sample positions then move smoothly with the pose.
+        level: pyramid level (0 = full resolution, `VolumePyramid`), or ``"auto"``: the
+            coarsest level whose voxels fit in a pixel's footprint at the isocentre
+            (`auto_level`; reads the pose on the host).
+        backend: a name in `xrender.render.backend.BACKENDS`, or ``"auto"`` (see
+            `choose_backend`; pass ``"grid_sample"`` for second-order gradients).
+        max_memory_mb: budget for one chunk's temporaries, MiB (see the module docstring).
+        beer_lambert: return ``i0 · exp(−line integral)`` instead of the line integral.
+        i0: unattenuated intensity for ``beer_lambert``.
+        parameterization: a registered name (default options) or a `Parameterization` (e.g.
+            ``get_parameterization("euler", convention="xyz", degrees=True)``) that turns
+            ``pose`` parameter vectors into poses.
+
+    Returns:
+        ``(B, C, H, W)`` images for the whole detector, ``(B, C, N)`` for ``pixels``: line
+        integrals in (voxel value) × mm, or intensities with ``beer_lambert``. In the volume's
+        dtype; differentiable with respect to the pose (or its parameters), the volume's data and
+        ``pixels``.
+
+    Raises:
+        ValueError: NaN/inf or malformed pose or pixels, both ``step_mm`` and ``n_samples``, a
+            non-positive step, count, budget or ``i0``, an invalid level, or an unknown backend.
+        TypeError: ``volume`` or ``geometry`` of the wrong type.
+    """
+    pyramid = volume if isinstance(volume, VolumePyramid) else VolumePyramid(_checked_volume(volume))
+    if not isinstance(geometry, ConeBeam):
+        raise TypeError(f"geometry: expected a ConeBeam, got {type(geometry).__name__}")
+    check_positive(max_memory_mb, "max_memory_mb")
+    check_positive(i0, "i0")
+    data = pyramid.volume.data
+    poses = _poses(pose, parameterization).to(dtype=data.dtype, device=data.device)
+    marcher = choose_backend(backend, data.device)
+    chosen = auto_level(pyramid.volume, geometry, poses) if level == "auto" else level
+    grid, box = pyramid.level(chosen), pyramid.content_box(chosen)
+    if step_mm is None and n_samples is None:
+        step_mm = DEFAULT_STEP_FRACTION * pyramid.smallest_spacing(chosen)
+
+    sampling = {"step_mm": step_mm, "n_samples": n_samples}
+    fixed, per_channel = FLOATS_PER_SAMPLE
+    bytes_per_ray = (
+        sample_bound(box.diameter_mm, **sampling) * data.element_size() * (fixed + per_channel * grid.channels)
+    )
+    pixels_per_chunk = max(1, int(max_memory_mb * 2**20 / bytes_per_ray) // poses.shape[0])
+
+    uv, shape = _pixels(pixels, geometry, poses.shape[0], poses)
+    K = geometry.intrinsics(dtype=poses.dtype, device=poses.device)
+    integrate = partial(_integrate, marcher, grid.affine, box, K, sampling)
+    integrals = _in_chunks(integrate, grid.data, poses, uv, pixels_per_chunk)  # (B, N, C)
+    images = integrals.transpose(-1, -2).reshape(poses.shape[0], -1, *shape)
+    return i0 * torch.exp(-images) if beer_lambert else images

@@ -1,0 +1,221 @@
+r"""Rays for rendering: world rays through pixel centres, mapped to voxel-index space and clipped.
+
+The renderer (`xrender.render.drr`) hands a backend rays in **continuous voxel-index space**
+(see `xrender.render.backend`). This module builds them:
+
+1. `world_rays`: one ray per pixel centre, from the X-ray source (the pose's translation) along a
+   unit world direction $\hat d$ (`xrender.geometry.camera.pixel_rays`).
+2. `to_index_space`: with the volume's affine $x_{\mathrm{world}} = A\,x_{\mathrm{index}} + b$,
+   the origin becomes $o = A^{-1}(s - b)$ and the direction $e = A^{-1}\hat d$, the index-space
+   displacement per mm of path, so the ray parameter $t$ stays in mm.
+3. `clip_to_box`: the slab method against an index-space box gives the interval
+   ``[near, far]`` (mm) inside it, starting no earlier than the source (``t >= 0``); rays that
+   miss get ``near = far = 0``.
+4. `sample_counts`: samples per ray, from a step length or a fixed count.
+
+`content_box` finds the box worth sampling: the voxels that are non-zero in any channel, grown by
+one voxel on each side. Trilinear interpolation with zero padding is exactly 0 outside it, so
+clipping to it loses nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from xrender._checks import check_positive, check_shape
+from xrender.geometry.camera import pixel_rays
+
+__all__ = [
+    "PARALLEL_TOLERANCE",
+    "ContentBox",
+    "clip_to_box",
+    "content_box",
+    "sample_bound",
+    "sample_counts",
+    "to_index_space",
+    "world_rays",
+]
+
+#: Index-space direction components smaller than this (voxels per mm) count as parallel to the
+#: slab: over 10¹² mm such a ray moves less than one voxel along that axis.
+PARALLEL_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class ContentBox:
+    """An index-space box ``[lower, upper]`` to clip rays to, and its diameter in mm.
+
+    Attributes:
+        lower: lowest ``(i, j, k)`` corner, continuous voxel indices, ``(3,)``.
+        upper: highest corner, ``(3,)``.
+        diameter_mm: the longest chord of the box in the world (its longest space diagonal), mm;
+            an upper bound on every ray's length inside it.
+    """
+
+    lower: Float[Tensor, "3"]
+    upper: Float[Tensor, "3"]
+    diameter_mm: float
+
+
+def content_box(data: Float[Tensor, "C D H W"], affine: Float[Tensor, "4 4"]) -> ContentBox:
+    """The index-space box holding every voxel that can contribute to a line integral.
+
+    The box spans the voxels that are non-zero in any channel, grown by one voxel on each side:
+    with zero padding, the trilinear interpolant vanishes at and beyond one voxel from the last
+    non-zero voxel, so clipping rays to this box is exact. It falls back to the **full grid**
+    grown by one voxel, ``[-1, W] × [-1, H] × [-1, D]``, when ``data`` requires grad (every
+    voxel then has a gradient, zero or not) or holds no non-zero voxel.
+
+    Reads ``data`` on the host once (a device sync): compute it once per volume, not per pose.
+
+    Args:
+        data: voxel values.
+        affine: the volume's voxel-index-to-world matrix (mm).
+
+    Returns:
+        The box, in ``data``'s floating dtype and device.
+    """
+    check_shape(data, "C D H W", "data")
+    sizes = torch.tensor(data.shape[:0:-1], dtype=torch.float64)  # (W, H, D) along (i, j, k)
+    lower, upper = torch.full((3,), -1.0, dtype=torch.float64), sizes.clone()
+    occupied = None if data.requires_grad else (data.detach() != 0).any(0)
+    if occupied is not None and bool(occupied.any()):
+        for axis, dims in enumerate(((0, 1), (0, 2), (1, 2))):  # (i, j, k) = (W, H, D)
+            used = occupied.any(dim=dims).nonzero().flatten().cpu()
+            lower[axis], upper[axis] = used[0] - 1, used[-1] + 1
+    edges = affine.detach().double().cpu()[:3, :3] * (upper - lower)  # box edge vectors in mm
+    signs = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, -1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0]], dtype=torch.float64)
+    diameter = float((signs @ edges.T).norm(dim=1).max())
+    dtype = data.dtype if data.is_floating_point() else torch.get_default_dtype()
+    return ContentBox(lower.to(dtype=dtype, device=data.device), upper.to(dtype=dtype, device=data.device), diameter)
+
+
+def world_rays(
+    pixels: Float[Tensor, "*B N 2"], pose: Float[Tensor, "*B 4 4"], K: Float[Tensor, "*B 3 3"]
+) -> tuple[Float[Tensor, "*B 1 3"], Float[Tensor, "*B N 3"]]:
+    """Rays from the source through pixel centres, in world mm.
+
+    Args:
+        pixels: pixel coordinates ``(u, v)``; broadcast against the poses.
+        pose: camera-to-world poses.
+        K: intrinsic matrix (pixels).
+
+    Returns:
+        ``(source, directions)``: the source ``(*B, 1, 3)`` (mm, broadcastable against the
+        rays) and unit world directions ``(*B, N, 3)``.
+    """
+    source, directions = pixel_rays(pixels, pose, K)
+    return source.unsqueeze(-2), directions
+
+
+def to_index_space(
+    affine: Float[Tensor, "4 4"], origins: Float[Tensor, "*B 3"], directions: Float[Tensor, "*B 3"]
+) -> tuple[Float[Tensor, "*B 3"], Float[Tensor, "*B 3"]]:
+    """Map world rays (mm) to voxel-index space, keeping the ray parameter in mm.
+
+    Args:
+        affine: voxel-index-to-world matrix ``[A | b]``.
+        origins: world points on the rays at ``t = 0``, mm.
+        directions: world directions per mm of path (unit vectors for ``t`` in mm).
+
+    Returns:
+        ``(A⁻¹(origins − b), A⁻¹ directions)``: index-space origins and displacement per mm.
+    """
+    inverse = torch.linalg.inv(affine[:3, :3]).T
+    return (origins - affine[:3, 3]) @ inverse, directions @ inverse
+
+
+def clip_to_box(
+    origins: Float[Tensor, "*B 3"],
+    directions: Float[Tensor, "*B 3"],
+    lower: Float[Tensor, "3"],
+    upper: Float[Tensor, "3"],
+) -> tuple[Float[Tensor, "*B"], Float[Tensor, "*B"]]:
+    r"""Slab-method intersection of rays ``o + t e`` (``t >= 0``) with the box ``[lower, upper]``.
+
+    Per axis, the ray is inside the slab for $t$ between $(\mathrm{lower} - o)/e$ and
+    $(\mathrm{upper} - o)/e$; a direction component below `PARALLEL_TOLERANCE` makes the slab
+    all or nothing, depending on whether the origin lies in it, so no division by zero and no
+    NaN occur. ``near`` is the largest entry (at least 0: nothing behind the source counts) and
+    ``far`` the smallest exit.
+
+    Args:
+        origins: ray origins (any consistent units, e.g. voxel indices); broadcast with
+            ``directions``.
+        directions: displacement per unit of ``t``.
+        lower: the box's lowest corner.
+        upper: the box's highest corner.
+
+    Returns:
+        ``(near, far)`` in units of ``t``, with ``near <= far``; both 0 for a ray that misses.
+    """
+    origins, directions = torch.broadcast_tensors(origins, directions)
+    parallel = directions.abs() < PARALLEL_TOLERANCE
+    safe = torch.where(parallel, torch.ones_like(directions), directions)
+    t_lower, t_upper = (lower - origins) / safe, (upper - origins) / safe
+    inside = (origins >= lower) & (origins <= upper)
+    infinity = torch.full_like(origins, math.inf)
+    entry = torch.where(parallel, torch.where(inside, -infinity, infinity), torch.minimum(t_lower, t_upper))
+    exit_ = torch.where(parallel, torch.where(inside, infinity, -infinity), torch.maximum(t_lower, t_upper))
+    near = entry.amax(-1).clamp(min=0.0)
+    far = exit_.amin(-1)
+    hit = far > near
+    return torch.where(hit, near, torch.zeros_like(near)), torch.where(hit, far, torch.zeros_like(far))
+
+
+def sample_bound(diameter_mm: float, *, step_mm: float | None = None, n_samples: int | None = None) -> int:
+    """The most samples any ray can get (see `sample_counts`), known without reading a tensor.
+
+    Raises:
+        ValueError: both or neither of ``step_mm`` and ``n_samples``, or a non-positive one.
+    """
+    if (step_mm is None) == (n_samples is None):
+        raise ValueError(f"expected exactly one of step_mm and n_samples, got {step_mm=}, {n_samples=}")
+    if n_samples is not None:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples: expected a positive int, got {n_samples!r}")
+        return n_samples
+    check_positive(step_mm, "step_mm")
+    return max(1, math.ceil(diameter_mm / step_mm))
+
+
+def sample_counts(
+    near: Float[Tensor, "*B"],
+    far: Float[Tensor, "*B"],
+    diameter_mm: float,
+    *,
+    step_mm: float | None = None,
+    n_samples: int | None = None,
+) -> tuple[Int[Tensor, "*B"], int]:
+    r"""Samples per ray and a static bound on them, from exactly one of a step or a count.
+
+    * ``step_mm``: $n_r = \lceil L_r / \mathrm{step} \rceil$ with $L_r = \mathrm{far} - \mathrm{near}$,
+      so samples are at most ``step_mm`` apart; the bound is
+      $\lceil \mathrm{diameter} / \mathrm{step} \rceil$ (no ray is longer than the box's diameter).
+    * ``n_samples``: $n_r = n$ for every ray that meets the box, 0 otherwise. The sample
+      positions then move smoothly with the pose, the choice for gradient checks.
+
+    Args:
+        near: start of each ray's interval, mm.
+        far: end, mm.
+        diameter_mm: the box's longest chord (`ContentBox.diameter_mm`).
+        step_mm: largest distance between samples, mm.
+        n_samples: fixed samples per ray.
+
+    Returns:
+        ``(counts, max_samples)``: ``int64`` counts shaped like ``near`` and their bound
+        (`sample_bound`).
+
+    Raises:
+        ValueError: both or neither of ``step_mm`` and ``n_samples``, or a non-positive one.
+    """
+    bound = sample_bound(diameter_mm, step_mm=step_mm, n_samples=n_samples)
+    length = (far - near).detach()
+    if n_samples is not None:
+        return torch.where(length > 0, n_samples, 0), bound
+    return torch.ceil(length / step_mm).long().clamp(0, bound), bound
