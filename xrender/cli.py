@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from xrender.benchmark import benchmark_app
+
 app = typer.Typer(
     name="xrender",
     help="Differentiable X-ray rendering and 2D/3D registration.",
@@ -15,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(benchmark_app, name="benchmark")  # `xrender benchmark render …`
 
 
 @app.command()

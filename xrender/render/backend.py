@@ -41,6 +41,11 @@ class RenderBackend(ABC):
     #: Whether gradients of the output can themselves be differentiated (second order).
     supports_double_backward: bool = False
 
+    #: Floats of temporaries the backend holds per sample, ``(fixed, per channel)``, so the
+    #: renderer can chunk rays under a memory budget; ``(0, 0)``: memory does not grow with the
+    #: sample count (a fused kernel), and the renderer neither chunks nor checkpoints.
+    floats_per_sample: tuple[int, int] = (0, 0)
+
     @abstractmethod
     def march(
         self,

@@ -19,15 +19,17 @@ pose when ``level="auto"``. Nothing is read per ray or per chunk.
 
 **Memory.** Pixels are rendered in chunks — rays built, clipped and marched one chunk at a
 time — whose ``grid_sample`` temporaries stay under ``max_memory_mb``, estimated per ray as
-``max_samples`` × itemsize × (12 + 2 C) bytes (`FLOATS_PER_SAMPLE`); a chunk holds at least one
-pixel for every pose. When gradients are needed and there are several chunks, each chunk is
-checkpointed (`torch.utils.checkpoint`): its activations are recomputed during the backward
-pass instead of kept, so the backward pass stays within the same budget. Beyond the chunk,
-memory grows only with the output and the pixel coordinates.
+``max_samples`` × itemsize × the backend's `floats_per_sample` (``12 + 2 C`` for
+``grid_sample``); a chunk holds at least one pixel for every pose. A fused backend, whose memory
+does not grow with the samples, renders all rays at once. When gradients are needed and there
+are several chunks, each chunk is checkpointed (`torch.utils.checkpoint`): its activations are
+recomputed during the backward pass instead of kept, so the backward pass stays within the same
+budget. Beyond the chunk, memory grows only with the output and the pixel coordinates.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Literal
@@ -45,7 +47,7 @@ from xrender.render.pyramid import VolumePyramid, auto_level
 from xrender.render.rays import ContentBox, clip_to_box, sample_bound, sample_counts, to_index_space, world_rays
 from xrender.volume import Volume
 
-__all__ = ["FLOATS_PER_SAMPLE", "DEFAULT_MAX_MEMORY_MB", "DEFAULT_STEP_FRACTION", "choose_backend", "render"]
+__all__ = ["DEFAULT_MAX_MEMORY_MB", "DEFAULT_STEP_FRACTION", "choose_backend", "render"]
 
 #: Default sample spacing as a fraction of the smallest voxel spacing: half a voxel. On the pelvis
 #: phantom (192³, 1.8 mm voxels) it is within 0.75 % (relative L2) of the exact integral, and within
@@ -54,11 +56,6 @@ DEFAULT_STEP_FRACTION = 0.5
 
 #: Default budget (MiB) for the temporaries of one chunk of rays.
 DEFAULT_MAX_MEMORY_MB = 1024.0
-
-#: Floats of temporaries per sample, ``(fixed, per channel)``, for the chunk-size estimate: the
-#: sample parameter, the 3-D grid, the weights and their gradients (12), plus each channel's
-#: sampled value and its gradient (2 per channel).
-FLOATS_PER_SAMPLE = (12, 2)
 
 
 def choose_backend(name: str, device: torch.device) -> RenderBackend:
@@ -129,15 +126,15 @@ def _in_chunks(
     data: Tensor,
     poses: Tensor,
     pixels: Tensor,
-    pixels_per_chunk: int,
+    pixels_per_chunk: float,
 ) -> Float[Tensor, "B N C"]:
     """``integrate(data, poses, pixels)`` over chunks of pixels, each checkpointed when gradients are needed."""
     if pixels.shape[-2] <= pixels_per_chunk:
         return integrate(data, poses, pixels)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (data, poses, pixels))
     parts = []
-    for start in range(0, pixels.shape[-2], pixels_per_chunk):
-        chunk = pixels[..., start : start + pixels_per_chunk, :]
+    for start in range(0, pixels.shape[-2], int(pixels_per_chunk)):
+        chunk = pixels[..., start : start + int(pixels_per_chunk), :]
         if needs_grad:
             parts.append(checkpoint(integrate, data, poses, chunk, use_reentrant=False))
         else:
@@ -212,11 +209,10 @@ def render(
         step_mm = DEFAULT_STEP_FRACTION * pyramid.smallest_spacing(chosen)
 
     sampling = {"step_mm": step_mm, "n_samples": n_samples}
-    fixed, per_channel = FLOATS_PER_SAMPLE
-    bytes_per_ray = (
-        sample_bound(box.diameter_mm, **sampling) * data.element_size() * (fixed + per_channel * grid.channels)
-    )
-    pixels_per_chunk = max(1, int(max_memory_mb * 2**20 / bytes_per_ray) // poses.shape[0])
+    fixed, per_channel = marcher.floats_per_sample
+    floats_per_ray = sample_bound(box.diameter_mm, **sampling) * (fixed + per_channel * grid.channels)
+    budget = int(max_memory_mb * 2**20 / max(1, floats_per_ray * data.element_size()))
+    pixels_per_chunk = max(1, budget // poses.shape[0]) if floats_per_ray else math.inf
 
     uv, shape = _pixels(pixels, geometry, poses.shape[0], poses)
     K = geometry.intrinsics(dtype=poses.dtype, device=poses.device)

