@@ -14,7 +14,7 @@ def test_render_benchmark_json_report(tmp_path):
     write_volume(pelvis_phantom().to_volume(24), ct)
     out = tmp_path / "report.json"
     args = ["benchmark", "render", "--ct", str(ct), "--size", "16", "--runs", "1", "--warmup", "0"]
-    args += ["--ref-samples", "64", "--peers", "", "--no-memory", "--json", "--out", str(out)]
+    args += ["--ref-samples", "64", "--peers", "", "--json", "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -24,6 +24,7 @@ def test_render_benchmark_json_report(tmp_path):
     assert report["forward_backward_ms"] > 0
     assert 0 <= report["rel_error"] < 0.05
     assert report["peers"] == {}
+    assert report["peak_rss_mb"] > 0
 
 
 def test_render_benchmark_missing_ct_is_one_line_error(tmp_path):
