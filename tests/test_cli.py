@@ -17,6 +17,9 @@ def test_demo_writes_the_figure(tmp_path):
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "shape=(32, 32, 32)" in result.output
     assert str(figure) in result.output
+    drr = tmp_path / "phantom_drr.png"
+    assert drr.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(drr) in result.output
 
 
 def test_demo_rejects_bad_size(tmp_path):

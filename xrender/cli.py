@@ -30,8 +30,9 @@ def demo(
 
     result = run_demo(out, size=size)
     typer.echo(repr(result.volume))
-    typer.echo(f"phantom voxelized in {result.seconds:.2f} s")
+    typer.echo(f"phantom voxelized in {result.seconds:.2f} s, AP DRR rendered in {result.render_seconds:.2f} s")
     typer.echo(f"wrote {result.figure_path}")
+    typer.echo(f"wrote {result.drr_path}")
 
 
 @app.command()

@@ -1,7 +1,9 @@
-"""The ``xrender demo`` job: build the embedded phantom and show its slices and landmarks.
+"""The ``xrender demo`` job: build the embedded phantom, show its slices and landmarks, render it.
 
-Runs offline on the embedded default data. Later stages of the project grow it into the full
-registration demo (render, register, report).
+Runs offline on the embedded default data: voxelizes the pelvis phantom, draws its orthogonal
+slices with the 14 landmarks, and renders an AP DRR in the ProST geometry with the landmarks
+projected onto it (they must sit on the matching anatomy — the conventions, checked by eye).
+Later stages of the project grow it into the full registration demo (register, report).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from xrender.attenuation import hu_to_mu
+from xrender.geometry import get_preset, project, standard_pose
 from xrender.phantom import pelvis_phantom
-from xrender.plot import plot_orthogonal_slices
+from xrender.plot import plot_drr_with_landmarks, plot_orthogonal_slices
+from xrender.render import render
 from xrender.volume import Volume
 
 __all__ = ["DemoResult", "run_demo", "save_figure_atomic"]
@@ -25,7 +30,9 @@ class DemoResult:
 
     volume: Volume
     figure_path: Path
+    drr_path: Path
     seconds: float
+    render_seconds: float
 
 
 def save_figure_atomic(figure, path: Path, dpi: int = 120) -> Path:
@@ -44,7 +51,7 @@ def save_figure_atomic(figure, path: Path, dpi: int = 120) -> Path:
 
 
 def run_demo(out_dir: Path, size: int = 128) -> DemoResult:
-    """Voxelize the pelvis phantom at ``size³`` and write ``phantom_slices.png`` into ``out_dir``."""
+    """Voxelize the phantom at ``size³``; write ``phantom_slices.png`` and ``phantom_drr.png`` to ``out_dir``."""
     start = time.perf_counter()
     phantom = pelvis_phantom()
     volume = phantom.to_volume(size)
@@ -52,5 +59,15 @@ def run_demo(out_dir: Path, size: int = 128) -> DemoResult:
     figure = plot_orthogonal_slices(
         volume, phantom.landmarks, title=f"xrender pelvis phantom, {size}³ voxels, HU (window −400…1200)"
     )
-    path = save_figure_atomic(figure, Path(out_dir) / "phantom_slices.png")
-    return DemoResult(volume=volume, figure_path=path, seconds=seconds)
+    slices = save_figure_atomic(figure, Path(out_dir) / "phantom_slices.png")
+
+    carm = get_preset("prost")
+    pose = standard_pose("ap", carm.sid, volume.isocenter)
+    start = time.perf_counter()
+    drr = render(hu_to_mu(volume), carm, pose)[0, 0]
+    render_seconds = time.perf_counter() - start
+    pixels = project(phantom.landmarks.points.to(pose.dtype), pose, carm.intrinsics(dtype=pose.dtype))
+    title = "AP DRR (ProST geometry, ∫μ dl) with the landmarks projected"
+    figure = plot_drr_with_landmarks(drr, pixels, phantom.landmarks.names, title=title)
+    drr_path = save_figure_atomic(figure, Path(out_dir) / "phantom_drr.png")
+    return DemoResult(volume, slices, drr_path, seconds, render_seconds)

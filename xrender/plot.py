@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from xrender.landmarks import Landmarks
 from xrender.volume import Volume
 
-__all__ = ["plot_orthogonal_slices"]
+__all__ = ["plot_drr_with_landmarks", "plot_orthogonal_slices"]
 
 # (title, world axis fixed by the slice, world axes shown (horizontal, vertical), vertical axis points up)
 _PLANES = (
@@ -79,4 +80,31 @@ def plot_orthogonal_slices(
         ax.set_ylabel(_AXIS_LABELS[v])
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_drr_with_landmarks(
+    image: Tensor,
+    pixels: Tensor | None = None,
+    names: tuple[str, ...] = (),
+    *,
+    title: str | None = None,
+) -> Figure:
+    """A DRR ``(H, W)`` shown as the detector sees it, with points ``(N, 2)`` in pixels ``(u, v)`` marked.
+
+    Pixel ``(0, 0)`` is the centre of the top-left pixel, as everywhere in xrender.
+    """
+    fig = Figure(figsize=(6, 6), layout="constrained")
+    ax = fig.subplots()
+    height, width = image.shape[-2:]
+    ax.imshow(image.detach().cpu().numpy(), cmap="gray", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    if pixels is not None:
+        uv = pixels.detach().cpu().double().numpy()
+        ax.plot(uv[:, 0], uv[:, 1], "+", color="tab:orange", ms=8, mew=1.5)
+        for name, (u, v) in zip(names, uv):
+            ax.annotate(name, (u, v), xytext=(3, 3), textcoords="offset points", fontsize=7, color="tab:orange")
+    ax.set_xlabel("u (columns)")
+    ax.set_ylabel("v (rows)")
+    if title:
+        ax.set_title(title)
     return fig
