@@ -171,14 +171,33 @@ def _border_cell(x, y, z, D, H, W):  # pragma: no cover - compiled
 
 @njit(**_HELPER)
 def _interior_cell(x, y, z):  # pragma: no cover - compiled
-    """Neighbour indices and fractions of a sample known to be inside ``[0, N-1)`` on every axis."""
+    """`_border_cell`'s layout for a sample known to be inside ``[0, N-1)`` on every axis (masks all 1)."""
     fx0 = math.floor(x)
     fy0 = math.floor(y)
     fz0 = math.floor(z)
     i0 = int(fx0)
     j0 = int(fy0)
     k0 = int(fz0)
-    return i0, i0 + 1, j0, j0 + 1, k0, k0 + 1, x - fx0, y - fy0, z - fz0
+    return (True, i0, i0 + 1, j0, j0 + 1, k0, k0 + 1, x - fx0, y - fy0, z - fz0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+
+@njit(**_HELPER)
+def _corners(vol, c, cell):  # pragma: no cover - compiled
+    """Channel ``c``'s eight neighbours of a cell, masked, and the fractions: `_lerp3`'s arguments."""
+    _, i0, i1, j0, j1, k0, k1, ax, ay, az, m000, m001, m010, m011, m100, m101, m110, m111 = cell
+    return (
+        vol[k0, j0, i0, c] * m000,
+        vol[k0, j0, i1, c] * m001,
+        vol[k0, j1, i0, c] * m010,
+        vol[k0, j1, i1, c] * m011,
+        vol[k1, j0, i0, c] * m100,
+        vol[k1, j0, i1, c] * m101,
+        vol[k1, j1, i0, c] * m110,
+        vol[k1, j1, i1, c] * m111,
+        ax,
+        ay,
+        az,
+    )
 
 
 @njit(**_HELPER)
@@ -216,92 +235,24 @@ def _lerp3_grad(v000, v001, v010, v011, v100, v101, v110, v111, ax, ay, az):  # 
 
 @njit(**_HELPER)
 def _value_border(vol, c, x, y, z, D, H, W):  # pragma: no cover - compiled
-    inside, i0, i1, j0, j1, k0, k1, ax, ay, az, m000, m001, m010, m011, m100, m101, m110, m111 = _border_cell(
-        x, y, z, D, H, W
-    )
-    if not inside:
-        return 0.0
-    return _lerp3(
-        vol[k0, j0, i0, c] * m000,
-        vol[k0, j0, i1, c] * m001,
-        vol[k0, j1, i0, c] * m010,
-        vol[k0, j1, i1, c] * m011,
-        vol[k1, j0, i0, c] * m100,
-        vol[k1, j0, i1, c] * m101,
-        vol[k1, j1, i0, c] * m110,
-        vol[k1, j1, i1, c] * m111,
-        ax,
-        ay,
-        az,
-    )
+    cell = _border_cell(x, y, z, D, H, W)
+    return _lerp3(*_corners(vol, c, cell)) if cell[0] else 0.0
 
 
 @njit(**_HELPER)
 def _value_grad_border(vol, c, x, y, z, D, H, W):  # pragma: no cover - compiled
-    inside, i0, i1, j0, j1, k0, k1, ax, ay, az, m000, m001, m010, m011, m100, m101, m110, m111 = _border_cell(
-        x, y, z, D, H, W
-    )
-    if not inside:
-        return 0.0, 0.0, 0.0, 0.0
-    return _lerp3_grad(
-        vol[k0, j0, i0, c] * m000,
-        vol[k0, j0, i1, c] * m001,
-        vol[k0, j1, i0, c] * m010,
-        vol[k0, j1, i1, c] * m011,
-        vol[k1, j0, i0, c] * m100,
-        vol[k1, j0, i1, c] * m101,
-        vol[k1, j1, i0, c] * m110,
-        vol[k1, j1, i1, c] * m111,
-        ax,
-        ay,
-        az,
-    )
+    cell = _border_cell(x, y, z, D, H, W)
+    return _lerp3_grad(*_corners(vol, c, cell)) if cell[0] else (0.0, 0.0, 0.0, 0.0)
 
 
 @njit(**_HELPER)
 def _value_interior(vol, c, x, y, z):  # pragma: no cover - compiled
-    fx0 = math.floor(x)
-    fy0 = math.floor(y)
-    fz0 = math.floor(z)
-    i0 = int(fx0)
-    j0 = int(fy0)
-    k0 = int(fz0)
-    return _lerp3(
-        vol[k0, j0, i0, c],
-        vol[k0, j0, i0 + 1, c],
-        vol[k0, j0 + 1, i0, c],
-        vol[k0, j0 + 1, i0 + 1, c],
-        vol[k0 + 1, j0, i0, c],
-        vol[k0 + 1, j0, i0 + 1, c],
-        vol[k0 + 1, j0 + 1, i0, c],
-        vol[k0 + 1, j0 + 1, i0 + 1, c],
-        x - fx0,
-        y - fy0,
-        z - fz0,
-    )
+    return _lerp3(*_corners(vol, c, _interior_cell(x, y, z)))
 
 
 @njit(**_HELPER)
 def _value_grad_interior(vol, c, x, y, z):  # pragma: no cover - compiled
-    fx0 = math.floor(x)
-    fy0 = math.floor(y)
-    fz0 = math.floor(z)
-    i0 = int(fx0)
-    j0 = int(fy0)
-    k0 = int(fz0)
-    return _lerp3_grad(
-        vol[k0, j0, i0, c],
-        vol[k0, j0, i0 + 1, c],
-        vol[k0, j0 + 1, i0, c],
-        vol[k0, j0 + 1, i0 + 1, c],
-        vol[k0 + 1, j0, i0, c],
-        vol[k0 + 1, j0, i0 + 1, c],
-        vol[k0 + 1, j0 + 1, i0, c],
-        vol[k0 + 1, j0 + 1, i0 + 1, c],
-        x - fx0,
-        y - fy0,
-        z - fz0,
-    )
+    return _lerp3_grad(*_corners(vol, c, _interior_cell(x, y, z)))
 
 
 @njit(**_JIT)
@@ -349,29 +300,11 @@ def _forward_cn(vol, origins, directions, near, far, n_samples, out):  # pragma:
             for k in range(n):
                 t = t0 + (k + 0.5) * dt
                 x, y, z = ox + t * ex, oy + t * ey, oz + t * ez
-                if k >= ka and k < kb:
-                    i0, i1, j0, j1, k0, k1, ax, ay, az = _interior_cell(x, y, z)
-                    m000 = m001 = m010 = m011 = m100 = m101 = m110 = m111 = 1.0
-                else:
-                    inside, i0, i1, j0, j1, k0, k1, ax, ay, az, m000, m001, m010, m011, m100, m101, m110, m111 = (
-                        _border_cell(x, y, z, D, H, W)
-                    )
-                    if not inside:
-                        continue
+                cell = _interior_cell(x, y, z) if ka <= k < kb else _border_cell(x, y, z, D, H, W)
+                if not cell[0]:
+                    continue
                 for c in range(C):
-                    acc[c] += _lerp3(
-                        vol[k0, j0, i0, c] * m000,
-                        vol[k0, j0, i1, c] * m001,
-                        vol[k0, j1, i0, c] * m010,
-                        vol[k0, j1, i1, c] * m011,
-                        vol[k1, j0, i0, c] * m100,
-                        vol[k1, j0, i1, c] * m101,
-                        vol[k1, j1, i0, c] * m110,
-                        vol[k1, j1, i1, c] * m111,
-                        ax,
-                        ay,
-                        az,
-                    )
+                    acc[c] += _lerp3(*_corners(vol, c, cell))
         for c in range(C):
             out[r, c] = dt * acc[c]
 
@@ -471,29 +404,11 @@ def _forward_jac_cn(vol, origins, directions, near, far, n_samples, out, jac):  
                 h = k + 0.5
                 t = t0 + h * dt
                 x, y, z = ox + t * ex, oy + t * ey, oz + t * ez
-                if k >= ka and k < kb:
-                    i0, i1, j0, j1, k0, k1, ax, ay, az = _interior_cell(x, y, z)
-                    m000 = m001 = m010 = m011 = m100 = m101 = m110 = m111 = 1.0
-                else:
-                    inside, i0, i1, j0, j1, k0, k1, ax, ay, az, m000, m001, m010, m011, m100, m101, m110, m111 = (
-                        _border_cell(x, y, z, D, H, W)
-                    )
-                    if not inside:
-                        continue
+                cell = _interior_cell(x, y, z) if ka <= k < kb else _border_cell(x, y, z, D, H, W)
+                if not cell[0]:
+                    continue
                 for c in range(C):
-                    v, dx, dy, dz = _lerp3_grad(
-                        vol[k0, j0, i0, c] * m000,
-                        vol[k0, j0, i1, c] * m001,
-                        vol[k0, j1, i0, c] * m010,
-                        vol[k0, j1, i1, c] * m011,
-                        vol[k1, j0, i0, c] * m100,
-                        vol[k1, j0, i1, c] * m101,
-                        vol[k1, j1, i0, c] * m110,
-                        vol[k1, j1, i1, c] * m111,
-                        ax,
-                        ay,
-                        az,
-                    )
+                    v, dx, dy, dz = _lerp3_grad(*_corners(vol, c, cell))
                     acc[c, 0] += v
                     acc[c, 1] += dx
                     acc[c, 2] += dy
