@@ -332,6 +332,12 @@ def _write_jac(out, jac, r, c, n, dt, t0, ex, ey, ez, s, gx, gy, gz, qx, qy, qz)
         jac[r, c, 7] = 0.0
 
 
+@njit(**_HELPER)
+def _add_sample(s, gx, gy, gz, qx, qy, qz, h, v, dx, dy, dz):  # pragma: no cover - compiled
+    """Add one sample to a ray's Jacobian sums: Σ V, Σ ∇V and Σ (k+½) ∇V (``h = k + ½``)."""
+    return s + v, gx + dx, gy + dy, gz + dz, qx + h * dx, qy + h * dy, qz + h * dz
+
+
 @njit(**_JIT)
 def _forward_jac_c1(vol, origins, directions, near, far, n_samples, out, jac):  # pragma: no cover - compiled
     """`_forward_c1` that also writes each ray's Jacobian ``jac[r, 0]`` (see `_forward_jac_cn`)."""
@@ -351,35 +357,17 @@ def _forward_jac_c1(vol, origins, directions, near, far, n_samples, out, jac):  
                 h = k + 0.5
                 t = t0 + h * dt
                 v, dx, dy, dz = _value_grad_border(vol, 0, ox + t * ex, oy + t * ey, oz + t * ez, D, H, W)
-                s += v
-                gx += dx
-                gy += dy
-                gz += dz
-                qx += h * dx
-                qy += h * dy
-                qz += h * dz
+                s, gx, gy, gz, qx, qy, qz = _add_sample(s, gx, gy, gz, qx, qy, qz, h, v, dx, dy, dz)
             for k in range(ka, kb):
                 h = k + 0.5
                 t = t0 + h * dt
                 v, dx, dy, dz = _value_grad_interior(vol, 0, ox + t * ex, oy + t * ey, oz + t * ez)
-                s += v
-                gx += dx
-                gy += dy
-                gz += dz
-                qx += h * dx
-                qy += h * dy
-                qz += h * dz
+                s, gx, gy, gz, qx, qy, qz = _add_sample(s, gx, gy, gz, qx, qy, qz, h, v, dx, dy, dz)
             for k in range(kb, n):
                 h = k + 0.5
                 t = t0 + h * dt
                 v, dx, dy, dz = _value_grad_border(vol, 0, ox + t * ex, oy + t * ey, oz + t * ez, D, H, W)
-                s += v
-                gx += dx
-                gy += dy
-                gz += dz
-                qx += h * dx
-                qy += h * dy
-                qz += h * dz
+                s, gx, gy, gz, qx, qy, qz = _add_sample(s, gx, gy, gz, qx, qy, qz, h, v, dx, dy, dz)
         else:
             n = 0
         _write_jac(out, jac, r, 0, n, dt, t0, ex, ey, ez, s, gx, gy, gz, qx, qy, qz)
