@@ -522,35 +522,27 @@ def format_table(report: dict[str, Any]) -> str:
 
     header = ("library", "settings", "fwd ms", "fwd+bwd ms", "rel_error", "peak RSS MB", "+render MB")
     rows = [(*header, "fwd ×", "fwd+bwd ×", "RSS ×")]
-    rows.append(
-        (
-            "xrender",
-            report["settings"],
-            num(report["forward_ms"], ".1f"),
-            num(report["forward_backward_ms"], ".1f"),
-            num(report["rel_error"], ".2e"),
-            num(report.get("peak_rss_mb"), ".0f"),
-            num(report.get("render_rss_mb"), ".0f"),
-            "1",
-            "1",
-            "1",
+
+    def row(name: str, result: dict[str, Any], ratios: tuple[str, str, str]) -> tuple[str, ...]:
+        return (
+            name,
+            result["settings"],
+            num(result["forward_ms"], ".1f"),
+            num(result["forward_backward_ms"], ".1f"),
+            num(result["rel_error"], ".2e"),
+            num(result.get("peak_rss_mb"), ".0f"),
+            num(result.get("render_rss_mb"), ".0f"),
+            *ratios,
         )
-    )
+
+    rows.append(row("xrender", report, ("1", "1", "1")))
     for name, peer in report["peers"].items():
-        rows.append(
-            (
-                name,
-                peer["settings"],
-                num(peer["forward_ms"], ".1f"),
-                num(peer["forward_backward_ms"], ".1f"),
-                num(peer["rel_error"], ".2e"),
-                num(peer.get("peak_rss_mb"), ".0f"),
-                num(peer.get("render_rss_mb"), ".0f"),
-                num(peer.get("forward_ms_ratio"), ".1f"),
-                num(peer.get("forward_backward_ms_ratio"), ".1f"),
-                num(peer.get("peak_rss_mb_ratio"), ".2f"),
-            )
+        ratios = (
+            num(peer.get("forward_ms_ratio"), ".1f"),
+            num(peer.get("forward_backward_ms_ratio"), ".1f"),
+            num(peer.get("peak_rss_mb_ratio"), ".2f"),
         )
+        rows.append(row(name, peer, ratios))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows
