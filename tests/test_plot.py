@@ -4,7 +4,7 @@ import torch
 
 from xrender import Volume
 from xrender.landmarks import Landmarks
-from xrender.plot import plot_orthogonal_slices
+from xrender.plot import plot_orthogonal_slices, save_figure
 
 
 def _volume() -> Volume:
@@ -42,3 +42,9 @@ def test_flipped_volume_is_shown_in_world_orientation():
     image = axial.images[0].get_array()
     assert image[:, -1].max() == 1000.0
     assert image[:, 0].max() == 0.0
+
+
+def test_save_figure_writes_atomically_into_new_folders(tmp_path):
+    path = save_figure(plot_orthogonal_slices(_volume()), tmp_path / "new" / "slices.png", dpi=40)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["slices.png"]  # no staging left behind

@@ -8,8 +8,6 @@ Later stages of the project grow it into the full registration demo (register, r
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +15,11 @@ from pathlib import Path
 from xrender.attenuation import hu_to_mu
 from xrender.geometry import get_preset, project, standard_pose
 from xrender.phantom import pelvis_phantom
-from xrender.plot import plot_drr_with_landmarks, plot_orthogonal_slices
+from xrender.plot import plot_drr_with_landmarks, plot_orthogonal_slices, save_figure
 from xrender.render import render
 from xrender.volume import Volume
 
-__all__ = ["DemoResult", "run_demo", "save_figure_atomic"]
+__all__ = ["DemoResult", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -35,21 +33,6 @@ class DemoResult:
     render_seconds: float
 
 
-def save_figure_atomic(figure, path: Path, dpi: int = 120) -> Path:
-    """Save a matplotlib figure to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        figure.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def run_demo(out_dir: Path, size: int = 128) -> DemoResult:
     """Voxelize the phantom at ``size³``; write ``phantom_slices.png`` and ``phantom_drr.png`` to ``out_dir``."""
     start = time.perf_counter()
@@ -59,7 +42,7 @@ def run_demo(out_dir: Path, size: int = 128) -> DemoResult:
     figure = plot_orthogonal_slices(
         volume, phantom.landmarks, title=f"xrender pelvis phantom, {size}³ voxels, HU (window −400…1200)"
     )
-    slices = save_figure_atomic(figure, Path(out_dir) / "phantom_slices.png")
+    slices = save_figure(figure, Path(out_dir) / "phantom_slices.png")
 
     carm = get_preset("prost")
     pose = standard_pose("ap", carm.sid, volume.isocenter)
@@ -69,5 +52,5 @@ def run_demo(out_dir: Path, size: int = 128) -> DemoResult:
     pixels = project(phantom.landmarks.points.to(pose.dtype), pose, carm.intrinsics(dtype=pose.dtype))
     title = "AP DRR (ProST geometry, ∫μ dl) with the landmarks projected"
     figure = plot_drr_with_landmarks(drr, pixels, phantom.landmarks.names, title=title)
-    drr_path = save_figure_atomic(figure, Path(out_dir) / "phantom_drr.png")
+    drr_path = save_figure(figure, Path(out_dir) / "phantom_drr.png")
     return DemoResult(volume, slices, drr_path, seconds, render_seconds)

@@ -6,15 +6,19 @@ backend), so they work on headless machines and inside libraries.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import SimpleITK as sitk
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from xrender.io import atomic_output
 from xrender.landmarks import Landmarks
 from xrender.volume import Volume
 
-__all__ = ["plot_drr_with_landmarks", "plot_orthogonal_slices"]
+__all__ = ["plot_drr_with_landmarks", "plot_orthogonal_slices", "save_figure"]
 
 # (title, world axis fixed by the slice, world axes shown (horizontal, vertical), vertical axis points up)
 _PLANES = (
@@ -108,3 +112,10 @@ def plot_drr_with_landmarks(
     if title:
         ax.set_title(title)
     return fig
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save ``figure`` to ``path`` atomically (`xrender.io.atomic_output`), creating parent folders."""
+    with atomic_output(path) as staging:
+        figure.savefig(staging, dpi=dpi)
+    return Path(path)

@@ -14,10 +14,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-from xrender.demo import save_figure_atomic
 from xrender.geometry.camera import ConeBeam, pixels_to_camera
 from xrender.geometry.se3 import transform_points
 from xrender.geometry.views import standard_pose
+from xrender.plot import save_figure
 
 OUT = Path(__file__).with_name("frames.png")
 
@@ -90,7 +90,7 @@ def main() -> None:
     ax2.set_yticks(range(h))
     ax2.set_xlabel("u (pixels)")
     ax2.set_ylabel("v (pixels)")
-    save_figure_atomic(fig, OUT, dpi=110)
+    save_figure(fig, OUT, dpi=110)
     print(f"wrote {OUT}")
 
 

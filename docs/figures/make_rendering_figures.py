@@ -14,10 +14,10 @@ import torch
 from matplotlib.figure import Figure
 
 from xrender.attenuation import hu_to_mu
-from xrender.demo import save_figure_atomic
 from xrender.geometry import ConeBeam, get_preset, standard_pose
 from xrender.io import read_volume
 from xrender.phantom import pelvis_phantom
+from xrender.plot import save_figure
 from xrender.render import render
 
 HERE = Path(__file__).parent
@@ -38,7 +38,7 @@ def phantom_figure() -> Path:
     fig = Figure(figsize=(9, 4.6), layout="constrained")
     for ax, image, view in zip(fig.subplots(1, 2), drr[:, 0], ("AP", "left lateral")):
         _panel(ax, image, f"phantom, {view}: ∫μ dl (ProST geometry, 128²)")
-    return save_figure_atomic(fig, HERE / "drr_phantom.png", dpi=100)
+    return save_figure(fig, HERE / "drr_phantom.png", dpi=100)
 
 
 def ct_figure(path: Path) -> Path:
@@ -53,7 +53,7 @@ def ct_figure(path: Path) -> Path:
         render(volume, carm, standard_pose("ap", 850.0, volume.isocenter), beer_lambert=True)[0, 0],
         "same pose: Beer–Lambert I/I₀ = exp(−∫μ dl)",
     )
-    return save_figure_atomic(fig, HERE / "drr_ct.png", dpi=100)
+    return save_figure(fig, HERE / "drr_ct.png", dpi=100)
 
 
 def main() -> None:
