@@ -114,5 +114,48 @@ def render_command(
     typer.echo(f"wrote {written}")
 
 
+@app.command(name="train")
+def train_command(
+    ct: Annotated[
+        list[Path] | None, typer.Argument(help="CT files or DICOM folders in HU (one: patient-specific; several).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the trained network (.pt).")] = Path("prost.pt"),
+    phantom: Annotated[bool, typer.Option(help="Train on the embedded pelvis phantom.")] = False,
+    mask: Annotated[list[Path] | None, typer.Option(help="A bone segmentation per CT (repeat in CT order).")] = None,
+    iterations: Annotated[
+        int | None, typer.Option(min=1, help="Iterations to reach (with a resume: in total).")
+    ] = None,
+    minutes: Annotated[float | None, typer.Option(min=0.01, help="Stop after this many minutes.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue from this training checkpoint.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint path (default: OUT with .ckpt).")] = None,
+    config: Annotated[Path | None, typer.Option(help="A .toml or .json file of TrainConfig fields.")] = None,
+    scale: Annotated[str, typer.Option(help="Starting config: cpu (64³, 64²) or paper (128³, 128²).")] = "cpu",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: key=value (repeatable).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Train a ProST similarity with the double-backward loss (torchrun-aware: run under torchrun for DDP)."""
+    from recipes.training.command import TrainingRequest, run_training
+
+    request = TrainingRequest(
+        cts=list(ct or []),
+        masks=list(mask or []),
+        phantom=phantom,
+        out=out,
+        iterations=iterations,
+        minutes=minutes,
+        resume=resume,
+        checkpoint=checkpoint,
+        config_file=config,
+        scale=scale,
+        overrides=list(set_ or []),
+        progress=progress,
+    )
+    try:
+        run_training(request, echo=typer.echo)
+    except (FileNotFoundError, ValueError) as error:  # CheckpointError is a ValueError
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

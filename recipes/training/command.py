@@ -1,0 +1,85 @@
+"""``xrender train``: turn command-line choices into a `TrainConfig` and subjects, train, save the network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recipes.training.config import get_scale, load_config_file, parse_overrides
+from recipes.training.distributed import Distributed
+from recipes.training.pairs import Subject, ct_subject, phantom_subject
+from recipes.training.train import Trainer, load_checkpoint, saved_config
+
+__all__ = ["TrainingRequest", "run_training"]
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """The command line's choices (see ``xrender train --help``)."""
+
+    out: Path
+    cts: list[Path] = field(default_factory=list)
+    masks: list[Path] = field(default_factory=list)
+    phantom: bool = False
+    iterations: int | None = None
+    minutes: float | None = None
+    resume: Path | None = None
+    checkpoint: Path | None = None
+    config_file: Path | None = None
+    scale: str = "cpu"
+    overrides: list[str] = field(default_factory=list)
+    progress: bool = True
+
+
+def _subjects(request: TrainingRequest, size: int, threshold: float | None) -> list[Subject]:
+    if bool(request.cts) == request.phantom:
+        raise ValueError("expected CT paths or --phantom, not both or neither")
+    if request.masks and len(request.masks) != len(request.cts):
+        raise ValueError(f"expected one --mask per CT, got {len(request.masks)} for {len(request.cts)} CT(s)")
+    if request.phantom:
+        return [phantom_subject(size, threshold)]
+    masks = request.masks or [None] * len(request.cts)
+    return [ct_subject(path, size, threshold, mask) for path, mask in zip(request.cts, masks)]
+
+
+def run_training(request: TrainingRequest, echo: Callable[[str], None] = print) -> Path:
+    """Build the config (scale → file → ``--set`` → ``--iterations``/``--minutes``), train, write ``out``.
+
+    Returns:
+        The written network file.
+
+    Raises:
+        ValueError: bad choices or config; `xrender.checkpoint.CheckpointError` for a bad ``resume``.
+        FileNotFoundError: a missing CT.
+    """
+    config = get_scale(request.scale)
+    changes = {} if request.config_file is None else load_config_file(request.config_file)
+    changes.update(parse_overrides(request.overrides))
+    if request.iterations is not None or request.minutes is not None:
+        changes.update(iterations=request.iterations, minutes=request.minutes)
+    config = config.replace(**changes)
+    state = None if request.resume is None else load_checkpoint(request.resume)
+    data = config if state is None else saved_config(state)
+    subjects = _subjects(request, data.volume_size, data.bone_threshold_hu)
+    checkpoint = request.checkpoint or request.out.with_suffix(".ckpt")
+    distributed = Distributed.from_environment()
+    try:
+        trainer = Trainer(config, subjects, distributed=distributed, checkpoint=checkpoint, resume=state)
+        if distributed.is_main:
+            echo(f"ProST network ({trainer.config.head} head), trainable parameters:\n{trainer.describe()}")
+            echo(f"training on {', '.join(s.name for s in subjects)} ({distributed.world_size} process(es))")
+        result = trainer.run(progress=request.progress)
+        if distributed.is_main:
+            summary = {**result.summary, "config": trainer.config.to_dict()}
+            written = result.network.save(request.out, summary=summary)
+            echo(
+                f"{result.iteration} iterations, {result.summary['iterations_per_second']:.2f} it/s, "
+                f"final loss {result.summary['final_loss']:.3f}"
+            )
+            if result.validation is not None:
+                echo(f"validation: {result.validation}")
+            echo(f"wrote {written} and checkpoint {checkpoint}")
+        return request.out
+    finally:
+        distributed.close()

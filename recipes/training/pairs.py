@@ -1,0 +1,150 @@
+"""Training data made on the fly: subjects (CTs ready for ProST) and pose pairs with target X-rays.
+
+A `Subject` holds one CT twice, as μ (mm⁻¹) on a ``volume_size³`` cube: the **full** volume, which
+renders the target X-rays, and the **moving** volume (masked to bone), which the network turns into
+features. `PairSampler` draws, for a random subject, a true pose and an independent initial pose
+(perturbations of the AP view about the isocentre, `xrender.geometry.perturb`), renders the target
+at the true pose and augments it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from xrender.attenuation import hu_to_mu
+from xrender.augment import TargetAugmentation
+from xrender.geometry import ConeBeam, get_pose_distribution, perturb, standard_pose
+from xrender.io import read_volume
+from xrender.phantom import pelvis_phantom
+from xrender.preprocess import apply_mask, prepare_prost
+from xrender.render import render
+from xrender.volume import Volume
+
+__all__ = ["Pair", "PairSampler", "Subject", "ct_subject", "phantom_subject"]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One CT prepared for training.
+
+    Attributes:
+        name: for messages.
+        full: μ volume that renders targets.
+        moving: μ volume the network sees (bone only, or ``full``).
+        landmarks: world points ``(N, 3)`` (mm) for TRE, or ``None``.
+    """
+
+    name: str
+    full: Volume
+    moving: Volume
+    landmarks: Float[Tensor, "N 3"] | None = None
+
+    @property
+    def points(self) -> Float[Tensor, "N 3"]:
+        """Points for TRE: the landmarks, else the corners of the cube's central half."""
+        if self.landmarks is not None:
+            return self.landmarks
+        low, high = self.full.bounding_box
+        signs = torch.cartesian_prod(*[torch.tensor([-0.25, 0.25], dtype=low.dtype)] * 3)
+        return self.full.isocenter + signs * (high - low)
+
+
+def _subject(name: str, hu: Volume, mask: Volume | None, threshold: float | None, landmarks: Tensor | None) -> Subject:
+    if mask is None and threshold is not None:
+        mask = hu.with_data((hu.data[:1] > threshold).to(hu.data.dtype))
+    moving = hu if mask is None else apply_mask(hu, mask)
+    return Subject(name, hu_to_mu(hu), hu_to_mu(moving), landmarks)
+
+
+def phantom_subject(size: int, bone_threshold_hu: float | None) -> Subject:
+    """The analytic pelvis phantom at ``size³`` voxels, with its 14 landmarks."""
+    phantom = pelvis_phantom()
+    return _subject("phantom", phantom.to_volume(size), None, bone_threshold_hu, phantom.landmarks.points)
+
+
+def ct_subject(
+    path: str | Path, size: int, bone_threshold_hu: float | None, mask_path: str | Path | None = None
+) -> Subject:
+    """A CT file or DICOM folder in HU, resampled to a ``size³`` cube covering its largest extent.
+
+    Args:
+        path: the CT.
+        size: voxels per side.
+        bone_threshold_hu: masking threshold when there is no segmentation.
+        mask_path: a label map on the CT's grid; non-zero labels are the moving volume.
+    """
+    hu = read_volume(path)
+    mask = None if mask_path is None else read_volume(mask_path)
+    extent = float((torch.tensor(hu.shape[::-1], dtype=torch.float64) * hu.spacing.double().cpu()).max())
+    prepared = prepare_prost(hu, size=size, spacing_mm=extent / size)
+    if mask is not None:
+        prepared_mask = prepare_prost(mask, size=size, spacing_mm=extent / size, background=0.0)
+        return _subject(Path(path).name, prepared, prepared_mask.with_data(prepared_mask.data.round()), None, None)
+    return _subject(Path(path).name, prepared, None, bone_threshold_hu, None)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training batch: a subject, true and initial camera-to-world poses, and target images."""
+
+    subject: int
+    true_pose: Float[Tensor, "B 4 4"]
+    initial_pose: Float[Tensor, "B 4 4"]
+    fixed: Float[Tensor, "B 1 H W"]
+
+
+class PairSampler:
+    """Draws `Pair` batches from its own seeded generator (its state is saved in checkpoints).
+
+    Args:
+        subjects: the CTs.
+        geometry: the C-arm.
+        true_poses: name of the true-pose distribution.
+        initial_poses: name of the initial-pose distribution.
+        augmentation: applied to targets; ``None`` renders clean targets (validation).
+        seed: generator seed.
+    """
+
+    def __init__(
+        self,
+        subjects: list[Subject],
+        geometry: ConeBeam,
+        *,
+        true_poses: str,
+        initial_poses: str,
+        augmentation: TargetAugmentation | None,
+        seed: int,
+    ) -> None:
+        if not subjects:
+            raise ValueError("PairSampler: expected at least one subject")
+        self.subjects = subjects
+        self.geometry = geometry
+        self.true_poses = get_pose_distribution(true_poses)
+        self.initial_poses = get_pose_distribution(initial_poses)
+        self.augmentation = augmentation
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def draw(self, batch_size: int) -> Pair:
+        """A batch of ``batch_size`` pose pairs of one random subject, with targets."""
+        index = int(torch.randint(len(self.subjects), (1,), generator=self.generator))
+        subject = self.subjects[index]
+        full = subject.full
+        reference = standard_pose("ap", self.geometry.sid, full.isocenter)
+        true, initial = (
+            perturb(
+                reference,
+                distribution.sample(batch_size, generator=self.generator, dtype=full.data.dtype),
+                full.isocenter,
+            )
+            for distribution in (self.true_poses, self.initial_poses)
+        )
+        with torch.no_grad():
+            fixed = render(full, self.geometry, true)
+            if self.augmentation is not None:
+                fixed = self.augmentation(fixed, self.generator)
+        return Pair(index, true, initial, fixed)

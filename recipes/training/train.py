@@ -1,0 +1,333 @@
+"""The ProST training loop: on-the-fly pose pairs, the double-backward loss, checkpoints, validation.
+
+One iteration (per process):
+
+1. draw a batch of (true pose, initial pose, augmented target) for a random subject;
+2. $g_\\text{net}$ = gradient of the learned distance w.r.t. the pose at the initial pose, with
+   ``create_graph=True``; $g_\\text{geo}$ = the geodesic gradient toward the true pose;
+3. loss = `GRADIENT_LOSSES` [config.loss] (g_net, g_geo), averaged; ``backward()`` reaches the
+   weights through the second derivative;
+4. average gradients over processes (torchrun), clip their norm, SGD step (skipped, and
+   counted, if the gradient is not finite), cyclic-LR step.
+
+Checkpoints (`save_checkpoint`) hold the weights, the optimizer and scheduler states, every
+process's generator states and the config, so ``resume`` continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from recipes.training.config import TrainConfig
+from recipes.training.distributed import Distributed
+from recipes.training.pairs import Pair, PairSampler, Subject
+from recipes.training.validation import ValidationReport, validate
+from xrender.augment import TargetAugmentation
+from xrender.checkpoint import CheckpointError, load_state, save_state
+from xrender.geometry import ConeBeam, get_preset
+from xrender.similarity.gradient_loss import get_gradient_loss, pose_gradient, target_gradient
+from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity, describe_parameters
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "TrainResult",
+    "Trainer",
+    "load_checkpoint",
+    "saved_config",
+    "train",
+    "training_geometry",
+]
+
+#: Format tag of training checkpoints (`save_state`).
+CHECKPOINT_FORMAT = "xrender.prost-training"
+
+#: Seed offset of the held-out validation pairs, far from any training seed.
+VALIDATION_SEED_OFFSET = 1_000_003
+
+
+def training_geometry(config: TrainConfig) -> ConeBeam:
+    """The preset C-arm binned to ``detector_size`` pixels per side.
+
+    Raises:
+        ValueError: the preset's detector is not a multiple of ``detector_size``.
+    """
+    carm = get_preset(config.preset)
+    factor, remainder = divmod(carm.height, config.detector_size)
+    if remainder or factor < 1 or carm.width != carm.height:
+        raise ValueError(
+            f"detector_size {config.detector_size}: expected a divisor of the {config.preset!r} preset's square "
+            f"{carm.height}×{carm.width} detector"
+        )
+    return carm.downsample(factor)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        network: the trained network (on the training device).
+        iteration: iterations done in total (including a resumed checkpoint's).
+        losses: mean loss per iteration over the processes, from the first iteration.
+        seconds: wall time of this run.
+        validation: the final validation pass (main process), or ``None`` when skipped.
+    """
+
+    network: ProSTNetwork
+    iteration: int
+    losses: list[float]
+    seconds: float
+    validation: ValidationReport | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint safely (``weights_only=True``) and check its format.
+
+    Raises:
+        CheckpointError: missing, corrupt, unsafe or foreign file (one line naming the path).
+    """
+    state = load_state(path, file_format=CHECKPOINT_FORMAT, version=1)
+    missing = sorted({"config", "network", "optimizer", "scheduler", "iteration", "generators", "losses"} - set(state))
+    if missing:
+        raise CheckpointError(f"{path}: training checkpoint without {', '.join(missing)}")
+    return state
+
+
+def saved_config(state: dict[str, Any]) -> TrainConfig:
+    """The `TrainConfig` stored in a checkpoint state.
+
+    Raises:
+        CheckpointError: the stored config is not a valid one.
+    """
+    try:
+        fields = dict(state["config"])
+        return TrainConfig(**{**fields, "feature_widths": tuple(fields.get("feature_widths", ()))})
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint config is not a TrainConfig ({error})") from None
+
+
+class Trainer:
+    """Holds one run's network, optimizer, scheduler and samplers; `run` trains (see the module docstring).
+
+    Args:
+        config: the settings.
+        subjects: the CTs to train on.
+        distributed: this process's place in a torchrun job (default: from the environment; alone,
+            on the GPU when there is one).
+        checkpoint: where checkpoints go (main process).
+        resume: a checkpoint state (`load_checkpoint`) to continue from; its config is used,
+            updated with ``config.iterations`` and ``config.minutes``.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        subjects: list[Subject],
+        *,
+        distributed: Distributed | None = None,
+        checkpoint: Path | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> None:
+        if resume is not None:
+            config = saved_config(resume).replace(iterations=config.iterations, minutes=config.minutes)
+        self.config = config
+        self.dist = distributed or Distributed.from_environment()
+        self.checkpoint = checkpoint
+        self.geometry = training_geometry(config)
+        torch.manual_seed(config.seed)  # the initial weights
+        self.network = ProSTNetwork(
+            (self.geometry.height, self.geometry.width), head=config.head, feature_widths=config.feature_widths
+        ).to(self.dist.device)
+        self.similarities = [
+            ProSTSimilarity(
+                s.moving,
+                self.geometry,
+                self.network,
+                step_mm=config.step_voxels * float(s.moving.spacing.min()),
+            ).to(self.dist.device)
+            for s in subjects
+        ]
+        self.subjects = subjects
+        self.loss = get_gradient_loss(config.loss)
+        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=config.lr_min, momentum=config.momentum)
+        self.scheduler = torch.optim.lr_scheduler.CyclicLR(
+            self.optimizer,
+            base_lr=config.lr_min,
+            max_lr=config.lr_max,
+            step_size_up=config.lr_half_cycle,
+            cycle_momentum=False,
+        )
+        self.sampler = PairSampler(
+            subjects,
+            self.geometry,
+            true_poses=config.true_poses,
+            initial_poses=config.initial_poses,
+            augmentation=TargetAugmentation(p=config.augment_p),
+            seed=config.seed + self.dist.rank,
+        )
+        self.iteration = 0
+        self.skipped = 0  # steps whose gradient was not finite (not applied)
+        self.losses: list[float] = []
+        if resume is None:
+            self.dist.broadcast_parameters(self.network)
+        else:
+            self._restore(resume)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _restore(self, state: dict[str, Any]) -> None:
+        generators = state["generators"]
+        if len(generators) != self.dist.world_size:
+            raise CheckpointError(
+                f"checkpoint written by {len(generators)} process(es); resume it with as many, "
+                f"got {self.dist.world_size}"
+            )
+        self.network.load_state_dict(state["network"]["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.generator.set_state(generators[self.dist.rank])
+        self.iteration = int(state["iteration"])
+        self.losses = list(state["losses"])
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint (every process takes part; the main one writes)."""
+        generators = self.dist.gather(self.sampler.generator.get_state())
+        if self.dist.is_main and self.checkpoint is not None:
+            state = {
+                "config": self.config.to_dict(),
+                "network": self.network.to_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "iteration": self.iteration,
+                "generators": generators,
+                "losses": self.losses,
+            }
+            save_state(self.checkpoint, state, file_format=CHECKPOINT_FORMAT, version=1)
+
+    # ------------------------------------------------------------------ training
+    def step(self, pair: Pair) -> float:
+        """One optimisation step on ``pair``; returns the loss averaged over the processes."""
+        similarity = self.similarities[pair.subject]
+        similarity.train()
+        true, initial, fixed = (t.to(self.dist.device) for t in (pair.true_pose, pair.initial_pose, pair.fixed))
+        g_net = pose_gradient(lambda T: similarity(T, fixed), initial, similarity.isocenter)
+        g_geo = target_gradient(initial, true, similarity.isocenter)
+        loss = self.loss(g_net, g_geo).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.dist.average_gradients(self.network)
+        norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.clip_norm)
+        if bool(torch.isfinite(norm)):  # same on every process: the gradients were averaged
+            self.optimizer.step()
+        else:  # a NaN/inf gradient (e.g. a degenerate pose) must not poison the weights
+            self.skipped += 1
+        self.scheduler.step()
+        return self.dist.mean(float(loss.detach()))
+
+    def run(self, progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+        """Train until ``config.iterations`` (or ``config.minutes``), then validate on the main process."""
+        config = self.config
+        start = time.perf_counter()
+        bar = tqdm(
+            total=config.iterations,
+            initial=self.iteration,
+            desc="train",
+            unit="it",
+            disable=not (progress and self.dist.is_main),
+        )
+        done_here = 0
+        limit = math.inf if config.iterations is None else config.iterations
+        while self.iteration < limit:
+            out_of_time = config.minutes is not None and time.perf_counter() - start > 60 * config.minutes
+            if self.dist.agree(out_of_time):
+                break
+            loss = self.step(self.sampler.draw(config.batch_size))
+            self.iteration += 1
+            done_here += 1
+            self.losses.append(loss)
+            recent = self.losses[-50:]
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.1e}")
+            bar.update()
+            if on_step is not None:
+                on_step(self.iteration, loss)
+            if self.iteration % config.checkpoint_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        seconds = time.perf_counter() - start
+        self.save_checkpoint()
+        report = self.validate(progress) if self.dist.is_main and config.validation_poses else None
+        summary = {
+            "iterations": self.iteration,
+            "seconds": seconds,
+            "iterations_per_second": done_here / seconds if seconds > 0 else 0.0,
+            "processes": self.dist.world_size,
+            "final_loss": sum(self.losses[-50:]) / max(1, len(self.losses[-50:])),
+            "skipped_steps": self.skipped,
+            "validation": None if report is None else report.to_dict(),
+        }
+        return TrainResult(self.network, self.iteration, self.losses, seconds, report, summary)
+
+    def validation_pairs(self, subject: int = 0) -> list[Pair]:
+        """The held-out pairs of ``subject``: clean targets, a seed no training process uses."""
+        sampler = PairSampler(
+            [self.subjects[subject]],
+            self.geometry,
+            true_poses=self.config.true_poses,
+            initial_poses=self.config.initial_poses,
+            augmentation=None,
+            seed=self.config.seed + VALIDATION_SEED_OFFSET,
+        )
+        n, size = self.config.validation_poses, self.config.batch_size
+        return [sampler.draw(min(size, n - k)) for k in range(0, n, size)]
+
+    def validate(self, progress: bool = False, subject: int = 0) -> ValidationReport:
+        """The validation pass on the first subject (see `recipes.training.validation`)."""
+        similarity = self.similarities[subject].eval()
+        try:
+            points = self.subjects[subject].points.to(self.dist.device)
+            return validate(similarity, self.validation_pairs(subject), points, self.config.validation_steps, progress)
+        finally:
+            similarity.train()
+
+    def describe(self) -> str:
+        """Parameter counts of the network, one line per part."""
+        return describe_parameters(self.network, depth=2)
+
+
+def train(
+    config: TrainConfig,
+    subjects: list[Subject],
+    *,
+    checkpoint: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a ProST network on ``subjects`` (see the module docstring); torchrun-aware.
+
+    Args:
+        config: the settings (with ``resume``, only ``iterations`` and ``minutes`` are taken).
+        subjects: the CTs.
+        checkpoint: path of the checkpoint to write.
+        resume: path of a checkpoint to continue from.
+        progress: show the tqdm bar (main process).
+
+    Raises:
+        CheckpointError: an unusable ``resume`` file.
+    """
+    state = None if resume is None else load_checkpoint(resume)
+    trainer = Trainer(
+        config,
+        subjects,
+        distributed=Distributed.from_environment(),
+        checkpoint=None if checkpoint is None else Path(checkpoint),
+        resume=state,
+    )
+    return trainer.run(progress=progress)

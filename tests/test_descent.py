@@ -1,0 +1,87 @@
+"""Gradient descent on a pose similarity (stage 1 of the ProST registration)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from xrender.geometry import get_pose_distribution, perturb, standard_pose
+from xrender.metrics import target_registration_error
+from xrender.registration import pose_descent
+from xrender.similarity.gradient_loss import target_gradient
+
+ISO = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)
+POINTS = torch.tensor([[50.0, 0, 0], [0, 50.0, 0], [0, 0, 50.0], [-50.0, -50.0, 0]], dtype=torch.float64)
+
+
+class GeodesicScore(nn.Module):
+    """An ideal similarity: minus the squared geodesic distance to a known true pose (ignores the image)."""
+
+    def __init__(self, truth):
+        super().__init__()
+        self.truth = truth
+        self.isocenter = ISO
+
+    def forward(self, pose, fixed):
+        return -(target_gradient(pose, self.truth, ISO) ** 2).sum(-1)
+
+
+def _poses(n=4):
+    truth = standard_pose("ap", 620.0, ISO).expand(n, 4, 4)
+    start = perturb(truth, get_pose_distribution("prost-initial").sample(n, seed=0, dtype=torch.float64), ISO)
+    return truth, start
+
+
+def test_descent_with_an_ideal_similarity_converges():
+    truth, start = _poses()
+    result = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, steps=150)
+    before = target_registration_error(start, truth, POINTS)
+    after = target_registration_error(result.pose, truth, POINTS)
+    assert (before > 20).all()
+    assert (after < 2).all(), after
+    assert result.trajectory.shape == (151, 4, 4, 4)
+    assert result.scores.shape == (151, 4)
+    assert torch.equal(result.trajectory[0], start)
+    assert (result.scores[-1] > result.scores[0]).all()
+
+
+def test_batched_equals_one_by_one():
+    truth, start = _poses(2)
+    both = pose_descent(GeodesicScore(truth), torch.zeros(2, 1, 2, 2), start, steps=10).pose
+    for i in range(2):
+        one = pose_descent(GeodesicScore(truth[i : i + 1]), torch.zeros(1, 1, 2, 2), start[i : i + 1], steps=10).pose
+        assert torch.allclose(both[i], one[0])
+
+
+def test_plateau_stops_a_flat_score():
+    truth, start = _poses(2)
+
+    class Flat(GeodesicScore):
+        def forward(self, pose, fixed):
+            return pose[..., 0, 3] * 0 + 1.0
+
+    result = pose_descent(Flat(truth), torch.zeros(2, 1, 2, 2), start, steps=30, plateau_window=5, plateau_tol=1e-6)
+    assert (result.steps_taken == 4).all()  # scores 1..4 are not yet a full window; the 5th stops it
+    assert torch.allclose(result.pose, result.trajectory[5])
+
+
+def test_nan_gradient_does_not_move_the_pose():
+    truth, start = _poses(1)
+
+    class Broken(GeodesicScore):
+        def forward(self, pose, fixed):
+            return pose[..., 0, 3] * torch.nan
+
+    result = pose_descent(Broken(truth), torch.zeros(1, 1, 2, 2), start, steps=3)
+    assert torch.allclose(result.pose, start)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("steps", -1), ("decay", 1.5), ("momentum", 1.0), ("rotation_step_deg", 0.0), ("plateau_window", 1)],
+)
+def test_bad_options(option, value):
+    truth, start = _poses(1)
+    with pytest.raises(ValueError, match=option.split("_")[0]):
+        pose_descent(GeodesicScore(truth), torch.zeros(1, 1, 2, 2), start, **{option: value})

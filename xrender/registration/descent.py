@@ -1,0 +1,133 @@
+r"""Gradient descent on the pose of a pose similarity — stage 1 of the ProST registration.
+
+Each step differentiates the similarity's *distance* (the negated score) with respect to the
+volume twist $\xi = (\omega, v)$ in the camera-aligned isocentre frame of the current pose
+(`xrender.similarity.gradient_loss.pose_gradient`), normalises its rotation and translation
+parts to unit length (a learned similarity is trained for its gradient's *direction* only, and
+radians and mm must not compete), averages them with momentum $\mu$,
+$m_k = \mu\, m_{k-1} + (1-\mu)\, \hat g_k$ (so a steady direction moves by the full step, a
+direction that flips back and forth by less), and moves the volume by
+
+$$
+T_{k+1} = \text{perturb}\big(T_k,\ \exp(-[\alpha_k m^r_k,\ \beta_k m^t_k]),\ c\big),
+\qquad \alpha_k = \alpha_0 \gamma^k,\ \beta_k = \beta_0 \gamma^k ,
+$$
+
+with step sizes $\alpha$ (rotation, degrees → radians) and $\beta$ (translation, mm) shrinking by
+$\gamma$ per step. It stops after ``steps`` steps or, per pose, when the score plateaus (the
+standard deviation of its last ``plateau_window`` values below ``plateau_tol``, the paper's
+criterion); stopped poses stay where they are. Poses in a batch run independently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from xrender._checks import check_finite, check_positive, check_shape
+from xrender.geometry.perturbation import perturb
+from xrender.geometry.rotations import nearest_rotation
+from xrender.geometry.se3 import make_pose, se3_exp
+from xrender.similarity.gradient_loss import normalize_twist, pose_value_and_gradient
+from xrender.similarity.pose import PoseSimilarity
+
+__all__ = ["DescentResult", "pose_descent"]
+
+
+@dataclass(frozen=True)
+class DescentResult:
+    """Poses and scores along a descent.
+
+    Attributes:
+        pose: final camera-to-world poses ``(B, 4, 4)``.
+        trajectory: poses before every step and after the last, ``(S + 1, B, 4, 4)``.
+        scores: the score at each pose of ``trajectory``, ``(S + 1, B)``.
+        steps_taken: steps each pose moved before it stopped, ``(B,)``.
+    """
+
+    pose: Float[Tensor, "B 4 4"]
+    trajectory: Float[Tensor, "S B 4 4"]
+    scores: Float[Tensor, "S B"]
+    steps_taken: Tensor
+
+
+def pose_descent(
+    similarity: PoseSimilarity,
+    fixed: Float[Tensor, "B 1 H W"],
+    initial: Float[Tensor, "B 4 4"],
+    *,
+    steps: int = 100,
+    rotation_step_deg: float = 2.0,
+    translation_step_mm: float = 4.0,
+    decay: float = 0.98,
+    momentum: float = 0.9,
+    plateau_window: int = 10,
+    plateau_tol: float | None = None,
+    progress: bool = False,
+) -> DescentResult:
+    """Descend the distance ``-similarity(pose, fixed)`` from ``initial`` (see the module docstring).
+
+    Args:
+        similarity: a pose similarity (higher is better) with an ``isocenter``.
+        fixed: target images, one per pose.
+        initial: starting camera-to-world poses.
+        steps: the most steps to take.
+        rotation_step_deg: first rotation step (degrees).
+        translation_step_mm: first translation step (mm).
+        decay: step-size factor per step, in (0, 1].
+        momentum: weight of the previous directions in the running average, in [0, 1).
+        plateau_window: number of recent scores the plateau test looks at.
+        plateau_tol: stop a pose when the std of its last ``plateau_window`` scores is below
+            this; ``None`` never stops early.
+        progress: show a tqdm bar.
+
+    Returns:
+        The final poses, the trajectory and the scores.
+
+    Raises:
+        ValueError: malformed poses or options.
+    """
+    check_finite(check_shape(initial, "B 4 4", "initial"), "initial")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps: expected an int >= 0, got {steps!r}")
+    for value, name in ((rotation_step_deg, "rotation_step_deg"), (translation_step_mm, "translation_step_mm")):
+        check_positive(value, name)
+    if not 0 < decay <= 1 or not 0 <= momentum < 1:
+        raise ValueError(f"expected 0 < decay <= 1 and 0 <= momentum < 1, got decay={decay}, momentum={momentum}")
+    if plateau_window < 2:
+        raise ValueError(f"plateau_window: expected >= 2, got {plateau_window}")
+
+    def score(pose: Tensor) -> Tensor:
+        return similarity(pose, fixed)
+
+    pose = initial.detach()
+    isocenter = similarity.isocenter.to(pose.dtype)
+    scale = torch.tensor([math.radians(rotation_step_deg)] * 3 + [translation_step_mm] * 3, dtype=pose.dtype)
+    scale = scale.to(pose.device)
+    velocity = torch.zeros(*pose.shape[:-2], 6, dtype=pose.dtype, device=pose.device)
+    active = torch.ones(pose.shape[0], dtype=torch.bool, device=pose.device)
+    taken = torch.zeros(pose.shape[0], dtype=torch.long, device=pose.device)
+    trajectory, scores = [pose], []
+    for k in tqdm(range(steps), desc="descent", disable=not progress, leave=False):
+        value, gradient = pose_value_and_gradient(score, pose, isocenter, create_graph=False)
+        scores.append(value)
+        with torch.no_grad():
+            if plateau_tol is not None and len(scores) >= plateau_window:
+                recent = torch.stack(scores[-plateau_window:])
+                active = active & (recent.std(dim=0) >= plateau_tol)
+            finite = torch.isfinite(gradient).all(-1, keepdim=True)  # a NaN gradient (degenerate view): no move
+            velocity = momentum * velocity + (1 - momentum) * normalize_twist(torch.where(finite, gradient, 0.0))
+            step = -(decay**k) * scale * velocity * active[:, None].to(pose.dtype)
+            pose = perturb(pose, se3_exp(step), isocenter)
+            # perturb() triples any rounding error in R's orthonormality; re-project so it cannot grow
+            pose = make_pose(nearest_rotation(pose[..., :3, :3]), pose[..., :3, 3]).detach()
+            taken = taken + active.long()
+        trajectory.append(pose)
+    with torch.no_grad():
+        scores.append(score(pose))
+    return DescentResult(pose, torch.stack(trajectory), torch.stack(scores), taken)

@@ -1,0 +1,213 @@
+r"""`ProSTSimilarity`: the learned similarity of ProST, a pose similarity like any other.
+
+For a pose $T$ and a target X-ray $I$ (line integrals, e.g. $-\log(I/I_0)$):
+
+1. the 3-D branch (`FeatureVolumeNet`) turns the moving volume (μ, usually masked to bone) into
+   a 3-channel feature volume $F$ — pose-independent, computed once per call;
+2. the Projective Spatial Transformer (`xrender.render.render`, ``grid_sample`` backend, so
+   differentiable to second order) projects $F$ at $T$ into a 3-channel image;
+3. the projection and the target are standardised per image and channel (zero mean, unit
+   variance — the intensity scale of an X-ray carries no pose information);
+4. a head (``"embedding"``: MICCAI, ``"cross-attention"``: journal; `get_head`) scores them,
+   higher is better.
+
+The weights live in a `ProSTNetwork` (3-D branch + head), which knows no CT; `ProSTSimilarity`
+binds it to a volume and a C-arm.
+
+The score is differentiable with respect to the pose, the target and the weights, to second
+order — which the gradient-driven loss (`xrender.similarity.gradient_loss`) needs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from xrender._checks import check_positive, check_shape
+from xrender.attenuation import MU_WATER
+from xrender.checkpoint import CheckpointError, load_state, save_state
+from xrender.geometry.camera import ConeBeam
+from xrender.render.drr import render
+from xrender.render.pyramid import VolumePyramid
+from xrender.similarity.prost.features import FeatureVolumeNet
+from xrender.similarity.prost.heads import get_head
+from xrender.volume import Volume
+
+__all__ = ["NETWORK_FORMAT", "ProSTNetwork", "ProSTSimilarity", "standardize"]
+
+#: Format tag of the files written by `ProSTNetwork.save`.
+NETWORK_FORMAT = "xrender.prost-network"
+
+
+def standardize(images: Float[Tensor, "B C H W"], eps: float = 1e-6) -> Float[Tensor, "B C H W"]:
+    """Zero mean and unit variance per image and channel; a constant image becomes 0 (finite gradients)."""
+    centered = images - images.mean(dim=(-2, -1), keepdim=True)
+    return centered / torch.sqrt(centered.pow(2).mean(dim=(-2, -1), keepdim=True) + eps)
+
+
+class ProSTNetwork(nn.Module):
+    """The trainable part of ProST, independent of any one CT: the 3-D branch and a 2-D head.
+
+    One network serves many volumes (training on several CTs, registering a new one): bind it
+    to a volume and a C-arm with `ProSTSimilarity`. `config` holds the constructor's arguments,
+    so a saved network is rebuilt with ``ProSTNetwork(**config)``.
+
+    Args:
+        image_size: detector ``(height, width)`` the head is built for.
+        head: a registered head name (`xrender.similarity.prost.available_heads`).
+        head_options: keyword options for the head.
+        feature_widths: hidden channels of the 3-D branch.
+        input_scale: factor applied to the μ volume before the 3-D branch (default: water = 1).
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int] = (128, 128),
+        *,
+        head: str = "embedding",
+        head_options: dict[str, Any] | None = None,
+        feature_widths: tuple[int, ...] = (4, 8, 16, 8),
+        input_scale: float = 1.0 / MU_WATER,
+    ) -> None:
+        super().__init__()
+        check_positive(input_scale, "input_scale")
+        self.config = {
+            "image_size": tuple(int(n) for n in image_size),
+            "head": head,
+            "head_options": dict(head_options or {}),
+            "feature_widths": tuple(int(n) for n in feature_widths),
+            "input_scale": float(input_scale),
+        }
+        self.features = FeatureVolumeNet(widths=self.config["feature_widths"])
+        self.head = get_head(head, image_size=self.config["image_size"], **self.config["head_options"])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """Detector ``(height, width)`` the head expects."""
+        return self.config["image_size"]
+
+    def feature_volume(self, volume: Volume) -> Volume:
+        """The 3-channel feature volume of a one-channel μ ``volume``, on its grid."""
+        return volume.with_data(self.features(volume.data * self.config["input_scale"]))
+
+    def forward(self, moving: Float[Tensor, "B 3 H W"], fixed: Float[Tensor, "B 1 H W"]) -> Float[Tensor, " B"]:
+        """Score projected features against a target, both standardised per image and channel here."""
+        return self.head(standardize(moving), standardize(fixed.to(moving.dtype)))
+
+    def to_state(self) -> dict[str, Any]:
+        """The network as plain data: ``{"config": …, "weights": state_dict}`` (see `from_state`)."""
+        return {"config": dict(self.config), "weights": self.state_dict()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], origin: str = "state") -> ProSTNetwork:
+        """Rebuild a network from `to_state`'s output.
+
+        Raises:
+            CheckpointError: the config or the weights do not describe a ProSTNetwork; the message
+                starts with ``origin`` (e.g. the file's path).
+        """
+        try:
+            network = cls(**state["config"])
+            network.load_state_dict(state["weights"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            reason = str(error).strip().splitlines()[0]
+            raise CheckpointError(f"{origin}: not a usable ProST network ({type(error).__name__}: {reason})") from None
+        return network
+
+    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
+        """Write the network (config + weights, and ``extra`` plain data such as a training summary) atomically."""
+        return save_state(path, {**self.to_state(), **extra}, file_format=NETWORK_FORMAT, version=1)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> ProSTNetwork:
+        """Read a network written by `save` (safely: ``torch.load(weights_only=True)``).
+
+        Raises:
+            CheckpointError: missing, corrupt, unsafe or foreign file, or weights that do not fit.
+        """
+        state = load_state(path, file_format=NETWORK_FORMAT, version=1, map_location=map_location)
+        return cls.from_state(state, origin=str(path))
+
+
+class ProSTSimilarity(nn.Module):
+    """The learned ProST similarity ``score(pose, fixed) -> (B,)``: a `ProSTNetwork` bound to a volume and a C-arm.
+
+    Args:
+        volume: the moving volume, one channel of μ (mm⁻¹, air 0), usually masked to bone.
+        geometry: the C-arm; its detector size must be the network's ``image_size``.
+        network: the trained (or fresh) network.
+        step_mm: distance between samples along rays when projecting (see `render`).
+        n_samples: samples per ray instead (sample positions then move smoothly with the pose).
+
+    In ``eval()`` mode the feature volume is computed once without weight gradients and cached
+    until a weight or the volume changes, so registration pays the 3-D branch once; in
+    ``train()`` mode it is recomputed on every call (its graph reaches the weights).
+
+    Raises:
+        ValueError: a volume with more than one channel, or a detector that is not the
+            network's image size.
+        TypeError: arguments of the wrong type.
+    """
+
+    def __init__(
+        self,
+        volume: Volume,
+        geometry: ConeBeam,
+        network: ProSTNetwork,
+        *,
+        step_mm: float | None = None,
+        n_samples: int | None = None,
+    ) -> None:
+        super().__init__()
+        for value, kind, name in ((volume, Volume, "volume"), (geometry, ConeBeam, "geometry")):
+            if not isinstance(value, kind):
+                raise TypeError(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
+        if not isinstance(network, ProSTNetwork):
+            raise TypeError(f"network: expected a ProSTNetwork, got {type(network).__name__}")
+        if volume.channels != 1:
+            raise ValueError(f"volume: expected one channel (μ), got {volume.channels}")
+        if (geometry.height, geometry.width) != network.image_size:
+            raise ValueError(
+                f"geometry: expected a {network.image_size[0]}×{network.image_size[1]} detector (the network's "
+                f"image size), got {geometry.height}×{geometry.width}"
+            )
+        self.register_buffer("data", volume.data)
+        self.register_buffer("affine", volume.affine)
+        self.register_buffer("isocenter", volume.isocenter)
+        self.geometry = geometry
+        self.network = network
+        self.render_options = {"step_mm": step_mm, "n_samples": n_samples}
+        self._cache: tuple[tuple[object, ...], VolumePyramid] | None = None
+
+    def feature_volume(self) -> VolumePyramid:
+        """The feature volume ``(3, D, H, W)`` of the moving volume, as a pyramid ready to render."""
+        volume = Volume(self.data, self.affine, self.isocenter)
+        if self.training:
+            self._cache = None
+            return VolumePyramid(self.network.feature_volume(volume))
+        tensors = (self.data, self.affine, self.isocenter, *self.network.features.parameters())
+        key = tuple((id(t), t._version) for t in tensors)
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, VolumePyramid(self.network.feature_volume(volume)))
+        return self._cache[1]
+
+    def project(self, pose: Float[Tensor, "B 4 4"]) -> Float[Tensor, "B 3 H W"]:
+        """The feature volume's projection (line integrals) at camera-to-world ``pose``."""
+        return render(self.feature_volume(), self.geometry, pose, backend="grid_sample", **self.render_options)
+
+    def forward(self, pose: Float[Tensor, "B 4 4"], fixed: Float[Tensor, "B 1 H W"]) -> Float[Tensor, " B"]:
+        """Score ``pose`` against the target ``fixed`` (line integrals), higher is better.
+
+        Raises:
+            ValueError: ``fixed`` not ``(B, 1, height, width)`` of the geometry, or a pose batch
+                that does not match it.
+        """
+        check_shape(fixed, f"B 1 {self.geometry.height} {self.geometry.width}", "fixed")
+        check_shape(pose, f"{fixed.shape[0]} 4 4", "pose")
+        return self.network(self.project(pose.to(self.data.dtype)), fixed)
