@@ -184,3 +184,33 @@ def test_cli_needs_a_ct_or_the_phantom(tmp_path):
     result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "n.pt")])
     assert result.exit_code == 2
     assert "--phantom" in result.output
+
+
+def test_ct_subject_from_files_with_and_without_a_segmentation(tmp_path):
+    from recipes.training import ct_subject
+    from xrender.io import write_volume
+    from xrender.phantom import pelvis_phantom
+
+    hu = pelvis_phantom().to_volume((20, 24, 28))  # not a cube: the subject is resampled to one
+    write_volume(hu, tmp_path / "ct.nii.gz")
+    write_volume(hu.with_data((hu.data > 500).float()), tmp_path / "bone.nii.gz")
+    by_threshold = ct_subject(tmp_path / "ct.nii.gz", 16, bone_threshold_hu=200.0)
+    by_mask = ct_subject(tmp_path / "ct.nii.gz", 16, bone_threshold_hu=None, mask_path=tmp_path / "bone.nii.gz")
+    whole = ct_subject(tmp_path / "ct.nii.gz", 16, bone_threshold_hu=None)
+    for subject in (by_threshold, by_mask, whole):
+        assert subject.full.shape == (16, 16, 16)
+        assert subject.points.shape == (8, 3)
+    assert torch.equal(whole.moving.data, whole.full.data)
+    assert (by_mask.moving.data > 0).sum() < (by_threshold.moving.data > 0).sum() < (whole.full.data > 0).sum()
+    extent = float((torch.tensor(hu.shape[::-1], dtype=torch.float64) * hu.spacing.double()).max())
+    assert torch.allclose(by_threshold.full.spacing.double(), torch.full((3,), extent / 16, dtype=torch.float64))
+
+
+def test_training_on_several_subjects_draws_from_each(subjects):
+    second = phantom_subject(TINY.volume_size, None)  # the whole CT as moving volume
+    trainer = Trainer(TINY.replace(iterations=2, validation_poses=0), [subjects[0], second])
+    drawn = {trainer.sampler.draw(1).subject for _ in range(20)}
+    assert drawn == {0, 1}
+    assert len(trainer.similarities) == 2
+    assert trainer.similarities[0].network is trainer.similarities[1].network  # one set of weights
+    assert trainer.run(progress=False).iteration == 2

@@ -49,7 +49,7 @@ class Subject:
         """Points for TRE: the landmarks, else the corners of the cube's central half."""
         if self.landmarks is not None:
             return self.landmarks
-        low, high = self.full.bounding_box
+        low, high = self.full.bounding_box()
         signs = torch.cartesian_prod(*[torch.tensor([-0.25, 0.25], dtype=low.dtype)] * 3)
         return self.full.isocenter + signs * (high - low)
 
