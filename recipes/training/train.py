@@ -11,7 +11,8 @@ One iteration (per process):
    counted, if the gradient is not finite), cyclic-LR step.
 
 Checkpoints (`save_checkpoint`) hold the weights, the optimizer and scheduler states, every
-process's generator states and the config, so ``resume`` continues bit for bit.
+process's generator states (the pose-pair generator and torch's global one) and the config, so
+``resume`` continues bit for bit.
 """
 
 from __future__ import annotations
@@ -193,13 +194,15 @@ class Trainer:
         self.network.load_state_dict(state["network"]["weights"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.sampler.generator.set_state(generators[self.dist.rank])
+        mine = generators[self.dist.rank]
+        self.sampler.generator.set_state(mine["pairs"])
+        torch.set_rng_state(mine["torch"])
         self.iteration = int(state["iteration"])
         self.losses = list(state["losses"])
 
     def save_checkpoint(self) -> None:
         """Write the checkpoint (every process takes part; the main one writes)."""
-        generators = self.dist.gather(self.sampler.generator.get_state())
+        generators = self.dist.gather({"pairs": self.sampler.generator.get_state(), "torch": torch.get_rng_state()})
         if self.dist.is_main and self.checkpoint is not None:
             state = {
                 "config": self.config.to_dict(),
