@@ -163,6 +163,9 @@ def test_cli_trains_writes_a_loadable_network_and_resumes(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "3 iterations" in result.output
+    result = runner.invoke(app, ["train", "--phantom", "--out", str(out), "--resume", str(checkpoint), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "3 iterations" in result.output  # no new goal: the checkpoint's own (3, reached)
 
 
 @pytest.mark.parametrize("kind", ["missing", "corrupt", "foreign"])

@@ -46,6 +46,9 @@ def _subjects(request: TrainingRequest, size: int, threshold: float | None) -> l
 def run_training(request: TrainingRequest, echo: Callable[[str], None] = print) -> Path:
     """Build the config (scale → file → ``--set`` → ``--iterations``/``--minutes``), train, write ``out``.
 
+    With ``resume``, the checkpoint's config is used; ``--iterations``/``--minutes`` (else the
+    checkpoint's own goal) say how far to continue.
+
     Returns:
         The written network file.
 
@@ -61,6 +64,8 @@ def run_training(request: TrainingRequest, echo: Callable[[str], None] = print) 
     config = config.replace(**changes)
     state = None if request.resume is None else load_checkpoint(request.resume)
     data = config if state is None else saved_config(state)
+    if state is not None and request.iterations is None and request.minutes is None:
+        config = config.replace(iterations=data.iterations, minutes=data.minutes)  # resume to the saved goal
     subjects = _subjects(request, data.volume_size, data.bone_threshold_hu)
     checkpoint = request.checkpoint or request.out.with_suffix(".ckpt")
     distributed = Distributed.from_environment()
