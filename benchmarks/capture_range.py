@@ -45,7 +45,7 @@ def main() -> None:
 
     state = load_state(args.model, file_format=NETWORK_FORMAT, version=1)
     trained = ProSTNetwork.from_state(state, origin=args.model)
-    config = TrainConfig().replace(**{**state["summary"]["config"], "feature_widths": trained.config["feature_widths"]})
+    config = TrainConfig.from_dict(state["summary"]["config"])
     torch.manual_seed(config.seed)
     untrained = ProSTNetwork(trained.image_size, head=config.head, feature_widths=config.feature_widths)
     carm = training_geometry(config)

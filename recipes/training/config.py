@@ -85,6 +85,7 @@ class TrainConfig:
     validation_steps: int = 30
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "feature_widths", tuple(self.feature_widths))  # a list from JSON/TOML/checkpoints
         positive = ("volume_size", "detector_size", "step_voxels", "batch_size", "lr_min", "lr_max", "lr_half_cycle")
         for name in (*positive, "clip_norm", "checkpoint_every", "validation_steps"):
             value = getattr(self, name)
@@ -107,9 +108,12 @@ class TrainConfig:
         if unknown:
             valid = ", ".join(f.name for f in fields(self))
             raise ValueError(f"unknown TrainConfig field(s) {', '.join(unknown)}; valid: {valid}")
-        if "feature_widths" in changes:
-            changes["feature_widths"] = tuple(changes["feature_widths"])
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """The config `to_dict` wrote (missing fields take their defaults; unknown ones are rejected)."""
+        return cls().replace(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for checkpoints and JSON)."""

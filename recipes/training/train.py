@@ -110,8 +110,7 @@ def saved_config(state: dict[str, Any]) -> TrainConfig:
         CheckpointError: the stored config is not a valid one.
     """
     try:
-        fields = dict(state["config"])
-        return TrainConfig(**{**fields, "feature_widths": tuple(fields.get("feature_widths", ()))})
+        return TrainConfig.from_dict(state["config"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint config is not a TrainConfig ({error})") from None
 

@@ -19,7 +19,16 @@ from xrender.render.drr import DEFAULT_MAX_MEMORY_MB, render
 from xrender.render.pyramid import VolumePyramid
 from xrender.volume import Volume
 
-__all__ = ["DRR"]
+__all__ = ["DRR", "tensor_versions"]
+
+
+def tensor_versions(*tensors: Tensor) -> tuple[tuple[int, int], ...]:
+    """A key that changes when any tensor is replaced (e.g. by ``.to()``) or written in place.
+
+    Modules that cache something derived from their buffers or weights (a `VolumePyramid`, a
+    feature volume) compare it with the key they cached under.
+    """
+    return tuple((id(t), t._version) for t in tensors)
 
 
 class DRR(nn.Module):
@@ -80,7 +89,7 @@ class DRR(nn.Module):
     def pyramid(self) -> VolumePyramid:
         """The cached level-of-detail pyramid of the current buffers."""
         buffers = (self.data, self.affine, self.isocenter)
-        key = tuple((id(b), b._version) for b in buffers)  # replaced by .to(), or written in place
+        key = tensor_versions(*buffers)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, VolumePyramid(Volume(*buffers)))
         return self._cache[1]

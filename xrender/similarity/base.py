@@ -17,7 +17,7 @@ Conventions
   it holds does not change the result (it must be finite). A batch item whose mask is all zero
   gets the value of unrelated images (0; 1 for normalized mutual information).
 * Degenerate inputs are defined: a constant image gives that same value, with finite gradients.
-* Nothing on the computation path reads a value back to the host (no ``.item()``), so the
+* Nothing on the computation path reads a value back to the host (no scalar extraction), so the
   functions run asynchronously on a GPU; only shapes and options are validated.
 """
 

@@ -33,6 +33,7 @@ from xrender.attenuation import MU_WATER
 from xrender.checkpoint import CheckpointError, load_state, save_state
 from xrender.geometry.camera import ConeBeam
 from xrender.render.drr import render
+from xrender.render.module import tensor_versions
 from xrender.render.pyramid import VolumePyramid
 from xrender.similarity.prost.features import FeatureVolumeNet
 from xrender.similarity.prost.heads import get_head
@@ -190,8 +191,7 @@ class ProSTSimilarity(nn.Module):
         if self.training:
             self._cache = None
             return VolumePyramid(self.network.feature_volume(volume))
-        tensors = (self.data, self.affine, self.isocenter, *self.network.features.parameters())
-        key = tuple((id(t), t._version) for t in tensors)
+        key = tensor_versions(self.data, self.affine, self.isocenter, *self.network.features.parameters())
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 self._cache = (key, VolumePyramid(self.network.feature_volume(volume)))
