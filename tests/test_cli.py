@@ -1,5 +1,7 @@
 """The command line: `xrender demo` and `xrender info`, through Typer's test runner."""
 
+import json
+
 import numpy as np
 import SimpleITK as sitk
 from typer.testing import CliRunner
@@ -9,8 +11,8 @@ from xrender.cli import app
 runner = CliRunner()
 
 
-def test_demo_writes_the_figure(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--size", "32"])
+def test_demo_writes_the_figures(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--size", "32", "--trials", "0"])
     assert result.exit_code == 0, result.output
     figure = tmp_path / "phantom_slices.png"
     assert figure.stat().st_size > 10_000
@@ -20,6 +22,16 @@ def test_demo_writes_the_figure(tmp_path):
     drr = tmp_path / "phantom_drr.png"
     assert drr.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(drr) in result.output
+
+
+def test_demo_registers_with_the_shipped_model(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--size", "32", "--trials", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert list(document["methods"]) == ["cmaes", "prost+cmaes"]
+    assert document["methods"]["prost+cmaes"]["median_stage_seconds"]["prost"] > 0
+    assert "| prost+cmaes | 1 |" in result.output
+    assert (tmp_path / "overlays" / "prost_cmaes_trial0.png").stat().st_size > 0
 
 
 def test_demo_rejects_bad_size(tmp_path):

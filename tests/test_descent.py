@@ -63,7 +63,9 @@ def test_plateau_stops_a_flat_score():
 
     result = pose_descent(Flat(truth), torch.zeros(2, 1, 2, 2), start, steps=30, plateau_window=5, plateau_tol=1e-6)
     assert (result.steps_taken == 4).all()  # scores 1..4 are not yet a full window; the 5th stops it
-    assert torch.allclose(result.pose, result.trajectory[5])
+    assert result.trajectory.shape[0] == 5  # every pose stopped: the loop ends instead of idling
+    assert result.scores.shape[0] == 5
+    assert torch.allclose(result.pose, result.trajectory[-1])
 
 
 def test_nan_gradient_does_not_move_the_pose():

@@ -53,7 +53,7 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         return name in self._factories
 
-    def get(self, name: str, **options: Any) -> T:
+    def get(self, name: str, /, **options: Any) -> T:
         """Build the entry ``name`` with keyword ``options``.
 
         Raises:

@@ -24,15 +24,20 @@ app.add_typer(benchmark_app, name="benchmark")  # `xrender benchmark render …`
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the outputs.")] = Path("xrender-demo"),
     size: Annotated[int, typer.Option(min=8, max=512, help="Phantom voxels per side.")] = 128,
+    trials: Annotated[int, typer.Option(min=0, help="Simulated X-rays to register (0: skip registration).")] = 4,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
-    """Run the main job on the embedded phantom (no data needed) and write its figure."""
-    from xrender.demo import run_demo
+    """Run the main job on the embedded phantom: figures, then CMA-ES vs ProST → CMA-ES registration."""
+    from recipes.demo import run_demo
 
-    result = run_demo(out, size=size)
+    result = run_demo(out, size=size, trials=trials, progress=progress)
     typer.echo(repr(result.volume))
     typer.echo(f"phantom voxelized in {result.seconds:.2f} s, AP DRR rendered in {result.render_seconds:.2f} s")
     typer.echo(f"wrote {result.figure_path}")
     typer.echo(f"wrote {result.drr_path}")
+    if result.table is not None:
+        typer.echo(f"\nRegistration of {trials} simulated X-rays (success = mean TRE < 10 mm):\n{result.table}")
+        typer.echo(f"wrote {out / 'results.json'}, results.md, capture_range.png, overlays/")
 
 
 @app.command()
@@ -155,6 +160,126 @@ def train_command(
     except (FileNotFoundError, ValueError) as error:  # CheckpointError is a ValueError
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None
+
+
+def _fail(error: Exception) -> None:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(code=2) from None
+
+
+@app.command(name="evaluate")
+def evaluate_command(
+    ct: Annotated[Path | None, typer.Argument(help="A CT file or DICOM folder in HU (omit with --phantom).")] = None,
+    phantom: Annotated[bool, typer.Option(help="Evaluate on the embedded pelvis phantom.")] = False,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods, e.g. cmaes,prost+cmaes.")] = "cmaes",
+    trials: Annotated[int, typer.Option(min=1, help="Number of simulated trials.")] = 20,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds the poses and the optimisers.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for results.md, capture_range.png, overlays/.")] = Path(
+        "xrender-evaluation"
+    ),
+    json_path: Annotated[Path | None, typer.Option("--json", help="Results JSON (default OUT/results.json).")] = None,
+    landmarks: Annotated[Path | None, typer.Option(help="Target points (.fcsv, .mrk.json, .csv) for the TRE.")] = None,
+    mask: Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")] = None,
+    model: Annotated[Path | None, typer.Option(help="A ProST network (xrender train) for prost stages.")] = None,
+    regressor: Annotated[Path | None, typer.Option(help="A pose regressor for regression stages.")] = None,
+    true_poses: Annotated[str, typer.Option(help="Pose distribution of the true poses.")] = "prost-train",
+    initial_poses: Annotated[str, typer.Option(help="Pose distribution of the initial offsets.")] = "prost-initial",
+    success_mm: Annotated[float, typer.Option(help="Success threshold on the mean TRE (mm).")] = 10.0,
+    preset: Annotated[str, typer.Option(help="C-arm geometry preset of the simulated X-rays.")] = "prost",
+    volume_size: Annotated[int, typer.Option(min=8, help="Voxels per side of the CT cube.")] = 128,
+    overlays: Annotated[int, typer.Option(min=0, help="Overlay PNGs for the first N trials per method.")] = 3,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Compare registration methods on simulated X-rays of a CT (torchrun-aware: shards trials)."""
+    from recipes.registration.command import EvaluationRequest, run_evaluation
+    from recipes.registration.evaluation import EvaluationConfig
+
+    try:
+        if (ct is None) == (not phantom):
+            raise ValueError("expected a CT path or --phantom, not both or neither")
+        config = EvaluationConfig(trials, seed, true_poses, initial_poses, "ap", success_mm)
+        request = EvaluationRequest(
+            ct=ct,
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            out=out,
+            json_path=json_path,
+            landmarks=landmarks,
+            mask=mask,
+            model=model,
+            regressor=regressor,
+            config=config,
+            preset=preset,
+            volume_size=volume_size,
+            overlays=overlays,
+            overrides=list(set_ or []),
+            progress=progress,
+        )
+        run_evaluation(request, echo=typer.echo)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(error)
+
+
+@app.command(name="register")
+def register_command(
+    ct: Annotated[Path, typer.Argument(help="A CT file or DICOM folder in HU.")],
+    xray: Annotated[Path, typer.Argument(help="The X-ray: PNG, TIFF, NPY, DICOM, NIfTI/MHA.")],
+    out: Annotated[Path, typer.Option(help="Folder for pose.json, overlay.png, registration.gif.")] = Path(
+        "xrender-registration"
+    ),
+    method: Annotated[str, typer.Option(help="Registration method, e.g. cmaes or prost+cmaes.")] = "cmaes",
+    preset: Annotated[str, typer.Option(help="C-arm geometry preset of the full X-ray.")] = "prost",
+    geometry: Annotated[Path | None, typer.Option(help="A JSON file of ConeBeam fields instead of --preset.")] = None,
+    view: Annotated[str, typer.Option(help="Reference view of the initial pose: ap, pa, ll, rl.")] = "ap",
+    init: Annotated[
+        str, typer.Option(help="Initial volume motion 'rx,ry,rz,tx,ty,tz' about the isocentre (Euler xyz deg, mm).")
+    ] = "0,0,0,0,0,0",
+    mask: Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")] = None,
+    model: Annotated[Path | None, typer.Option(help="A ProST network for prost stages.")] = None,
+    regressor: Annotated[Path | None, typer.Option(help="A pose regressor for regression stages.")] = None,
+    crop: Annotated[str, typer.Option(help="Pixels to crop: top,left,bottom,right.")] = "0,0,0,0",
+    flip: Annotated[str, typer.Option(help="none, horizontal, vertical or rot180.")] = "none",
+    negative_log: Annotated[bool, typer.Option(help="Take −log(I/I0) of a raw intensity image.")] = False,
+    i0: Annotated[float | None, typer.Option(help="I0 for --negative-log (default: the image maximum).")] = None,
+    normalize: Annotated[str, typer.Option(help="none, minmax or zscore.")] = "none",
+    binning: Annotated[int, typer.Option(min=1, help="Average-pool the image (and geometry) by this factor.")] = 1,
+    volume_size: Annotated[int, typer.Option(min=8, help="Voxels per side of the CT cube.")] = 128,
+    gif: Annotated[bool, typer.Option(help="Also write an animated GIF of the search.")] = False,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds the stochastic optimisers.")] = 0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Register a real X-ray image to a CT; write the pose (JSON), an overlay and optionally a GIF."""
+    from recipes.registration.command import RegistrationRequest, run_registration
+    from xrender.xray import XRayPreprocessing
+
+    try:
+        margins = tuple(int(v) for v in crop.split(","))
+        if len(margins) != 4:
+            raise ValueError(f"--crop: expected four ints top,left,bottom,right, got {crop!r}")
+        options = XRayPreprocessing(margins, flip, negative_log, i0, binning, normalize)  # type: ignore[arg-type]
+        request = RegistrationRequest(
+            ct=ct,
+            xray=xray,
+            out=out,
+            method=method,
+            preset=preset,
+            geometry_file=geometry,
+            view=view,
+            init=init,
+            mask=mask,
+            model=model,
+            regressor=regressor,
+            preprocessing=options,
+            volume_size=volume_size,
+            gif=gif,
+            overrides=list(set_ or []),
+            seed=seed,
+            progress=progress,
+        )
+        run_registration(request, echo=typer.echo)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(error)
 
 
 if __name__ == "__main__":  # pragma: no cover

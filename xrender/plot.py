@@ -1,4 +1,6 @@
-"""Figures a person would rather look at than read: orthogonal slices with landmarks.
+"""Figures a person would rather look at than read: orthogonal slices with landmarks, and the
+results of a registration — an X-ray with the DRR's edges on top, capture-range curves, and
+animated GIFs of an optimisation.
 
 Figures are built with `matplotlib.figure.Figure` directly (no pyplot state, no GUI
 backend), so they work on headless machines and inside libraries.
@@ -6,19 +8,37 @@ backend), so they work on headless machines and inside libraries.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import torch
+from jaxtyping import Bool, Float, UInt8
 from matplotlib.figure import Figure
+from PIL import Image
 from torch import Tensor
+from torch.nn.functional import conv2d, pad
 
-from xrender.io import atomic_output
+from xrender._checks import check_finite, check_shape
+from xrender.io import atomic_output, match_suffix
 from xrender.landmarks import Landmarks
+from xrender.render.output import window_8bit
 from xrender.volume import Volume
 
-__all__ = ["plot_drr_with_landmarks", "plot_orthogonal_slices", "save_figure"]
+__all__ = [
+    "EDGE_COLOR",
+    "EDGE_FRACTION",
+    "overlay_frame",
+    "plot_capture_range",
+    "plot_drr_with_landmarks",
+    "plot_orthogonal_slices",
+    "plot_registration_overlay",
+    "save_figure",
+    "write_gif",
+]
 
 # (title, world axis fixed by the slice, world axes shown (horizontal, vertical), vertical axis points up)
 _PLANES = (
@@ -119,3 +139,314 @@ def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 120) -> Path
     with atomic_output(path) as staging:
         figure.savefig(staging, dpi=dpi)
     return Path(path)
+
+
+# ------------------------------------------------------------------------------ registration
+#: RGB colour of the DRR's edges in `overlay_frame`.
+EDGE_COLOR = (255, 140, 0)
+
+#: A DRR edge needs a gradient magnitude of at least this fraction of the DRR's largest.
+EDGE_FRACTION = 0.2
+
+
+def _image_2d(image: Tensor, name: str) -> Tensor:
+    """``image`` as a finite float64 ``(H, W)`` tensor; leading dimensions of size 1 are dropped."""
+    check_shape(image, "* H W", name)
+    if image.dim() > 2 and image.shape[:-2].numel() != 1:
+        raise ValueError(f"{name}: expected one image (H, W) or (1, …, 1, H, W), got shape {tuple(image.shape)}")
+    return check_finite(image.detach().cpu().double().reshape(image.shape[-2:]), name)
+
+
+#: Neighbour offsets ``(row, column)`` across an edge whose gradient points at 0°, 45°, 90°, 135°.
+_ACROSS = ((0, 1), (1, 1), (1, 0), (1, -1))
+
+
+def _gaussian_sobel_kernels(dtype: torch.dtype) -> Tensor:
+    """``(2, 1, 7, 7)``: a 5-tap Gaussian (σ = 1 pixel) followed by Sobel ``d/du`` and ``d/dv`` (÷ 8)."""
+    taps = torch.exp(-0.5 * torch.arange(-2.0, 3.0, dtype=dtype) ** 2)
+    gaussian = torch.outer(taps, taps) / taps.sum() ** 2
+    smooth = torch.tensor([1.0, 2.0, 1.0], dtype=dtype)
+    slope = torch.tensor([-1.0, 0.0, 1.0], dtype=dtype)
+    sobel_u, sobel_v = torch.outer(smooth, slope) / 8, torch.outer(slope, smooth) / 8
+    # smoothing then differentiating (two correlations) is one correlation with the kernels'
+    # convolution, which conv2d (itself a correlation) computes with the Sobel kernels flipped
+    sobel = torch.stack([sobel_u, sobel_v]).flip(-2, -1)[:, None]
+    return conv2d(pad(gaussian[None, None], (1, 1, 1, 1)), sobel, padding=1)[0][:, None]
+
+
+def _edges(drr: Tensor, fraction: float) -> Tensor:
+    """Boolean ``(H, W)``: thin edges of ``drr`` (a Canny detector without hysteresis).
+
+    The DRR is smoothed (Gaussian, σ = 1 pixel), its Sobel gradient taken (borders replicated),
+    and a pixel is an edge where the gradient magnitude is a local maximum across the edge
+    (along the gradient, quantised to 45°) and at least ``fraction`` of the largest magnitude.
+    """
+    height, width = drr.shape
+    padded_drr = pad(drr[None, None], (3, 3, 3, 3), mode="replicate")
+    gradient = conv2d(padded_drr, _gaussian_sobel_kernels(drr.dtype))[0]  # (2, H, W): d/du, d/dv
+    magnitude = torch.linalg.vector_norm(gradient, dim=0)
+    peak = magnitude.max()
+    if not bool(peak > 1e-9 * drr.abs().max()):  # a constant DRR has no edges, only rounding errors
+        return torch.zeros_like(drr, dtype=torch.bool)
+    angle = torch.rad2deg(torch.atan2(gradient[1], gradient[0])) % 180
+    sector = torch.round(angle / 45).long() % 4
+    padded = pad(magnitude[None], (1, 1, 1, 1))[0]
+    local_max = torch.zeros_like(drr, dtype=torch.bool)
+    for index, (dv, du) in enumerate(_ACROSS):
+        ahead = padded[1 + dv : 1 + dv + height, 1 + du : 1 + du + width]
+        behind = padded[1 - dv : 1 - dv + height, 1 - du : 1 - du + width]
+        local_max |= (sector == index) & (magnitude >= ahead) & (magnitude > behind)
+    return local_max & (magnitude >= fraction * peak)
+
+
+def overlay_frame(
+    xray: Float[Tensor, "H W"],
+    drr: Float[Tensor, "H W"],
+    *,
+    color: tuple[int, int, int] = EDGE_COLOR,
+    edge_fraction: float = EDGE_FRACTION,
+) -> UInt8[np.ndarray, "H W 3"]:
+    """The X-ray in grey with the DRR's edges painted on it, as an RGB array.
+
+    The X-ray is windowed to 8 bits between its 1st and 99th percentiles
+    (`xrender.render.output.window_8bit`). The DRR's edges are one pixel wide: after Gaussian
+    smoothing (σ = 1 pixel), the pixels where the Sobel gradient magnitude peaks across the edge
+    and reaches ``edge_fraction`` of the DRR's largest (Canny's detector without hysteresis); a
+    constant DRR has none. Where the edges lie on the anatomy's edges in the X-ray, the poses
+    agree.
+
+    Args:
+        xray: the X-ray ``(H, W)``, any intensity scale (``(1, 1, H, W)`` and other shapes with
+            leading ones are accepted too).
+        drr: the DRR ``(H, W)`` rendered on the same detector.
+        color: RGB of the edges, 0–255.
+        edge_fraction: edge threshold relative to the largest gradient, in ``(0, 1]``.
+
+    Returns:
+        ``(H, W, 3)`` uint8, row 0 at the top (pixel ``(u, v)`` is ``[v, u]``).
+
+    Raises:
+        ValueError: a wrong shape, NaN or infinite values, images of different sizes, a colour
+            outside 0–255, or an ``edge_fraction`` outside ``(0, 1]``.
+    """
+    xray, drr = _image_2d(xray, "xray"), _image_2d(drr, "drr")
+    if xray.shape != drr.shape:
+        raise ValueError(f"overlay_frame: the X-ray is {tuple(xray.shape)} but the DRR is {tuple(drr.shape)}")
+    if len(color) != 3 or not all(0 <= c <= 255 for c in color):
+        raise ValueError(f"overlay_frame: expected an RGB colour of three values in 0–255, got {color!r}")
+    if not 0 < edge_fraction <= 1:
+        raise ValueError(f"overlay_frame: expected edge_fraction in (0, 1], got {edge_fraction!r}")
+    gray = window_8bit(xray)
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    rgb[_edges(drr, edge_fraction).numpy()] = np.asarray(color, dtype=np.uint8)
+    return rgb
+
+
+def _landmark_pixels(points: Tensor | None, name: str) -> np.ndarray | None:
+    if points is None:
+        return None
+    return check_shape(points, "N 2", name).detach().cpu().double().numpy()
+
+
+def plot_registration_overlay(
+    xray: Float[Tensor, "H W"],
+    drr: Float[Tensor, "H W"],
+    *,
+    title: str = "",
+    true_pixels: Float[Tensor, "N 2"] | None = None,
+    estimated_pixels: Float[Tensor, "N 2"] | None = None,
+) -> Figure:
+    """The X-ray in grey with the DRR's edges overlaid (`overlay_frame`), and landmarks.
+
+    Landmarks are pixels ``(u, v)`` = (column, row), ``(0, 0)`` the centre of the top-left
+    pixel: true positions as circles, estimated ones (e.g. projected with the registered pose)
+    as crosses, and, when both hold the same number of points, a line from each true point to
+    its estimate.
+
+    Args:
+        xray: the X-ray ``(H, W)``.
+        drr: the DRR ``(H, W)`` at the pose to show.
+        title: the axes title.
+        true_pixels: ``(N, 2)`` true landmark pixels, or ``None``.
+        estimated_pixels: ``(M, 2)`` estimated landmark pixels, or ``None``.
+
+    Returns:
+        A figure with one axes.
+
+    Raises:
+        ValueError: wrong shapes or images of different sizes.
+    """
+    rgb = overlay_frame(xray, drr)
+    true_uv = _landmark_pixels(true_pixels, "true_pixels")
+    estimated_uv = _landmark_pixels(estimated_pixels, "estimated_pixels")
+    height, width = rgb.shape[:2]
+    fig = Figure(figsize=(6, 6), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(rgb, extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    if true_uv is not None and estimated_uv is not None and len(true_uv) == len(estimated_uv):
+        for (u0, v0), (u1, v1) in zip(true_uv, estimated_uv):
+            ax.plot([u0, u1], [v0, v1], "-", color="tab:cyan", lw=0.8)
+    if true_uv is not None:
+        ax.plot(true_uv[:, 0], true_uv[:, 1], "o", ms=7, mfc="none", mec="tab:green", mew=1.5, label="true")
+    if estimated_uv is not None:
+        ax.plot(estimated_uv[:, 0], estimated_uv[:, 1], "x", ms=7, color="tab:red", mew=1.5, label="estimated")
+    if true_uv is not None or estimated_uv is not None:
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_xlabel("u (columns)")
+    ax.set_ylabel("v (rows)")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _as_numpy(values: Tensor | np.ndarray | Sequence[float], name: str) -> np.ndarray:
+    array = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"plot_capture_range: {name}: expected shape (N,), got {array.shape}")
+    return array
+
+
+def plot_capture_range(
+    initial_tre_mm: Mapping[str, Float[Tensor, " N"]],
+    success: Mapping[str, Bool[Tensor, " N"]],
+    *,
+    bins: int | Sequence[float] = 10,
+    threshold_mm: float = 10.0,
+) -> Figure:
+    """Success rate against the initial error: how far from the truth each method still converges.
+
+    Runs are grouped by their initial mean TRE into ``bins``; each method's line gives the
+    fraction of successful runs per bin, at the bin centres. Bins without runs leave a gap.
+
+    Args:
+        initial_tre_mm: method name → initial mean TRE of each run ``(N,)``, mm (the same
+            tensor may serve several methods).
+        success: method name → whether each run succeeded ``(N,)``; same keys and lengths.
+        bins: the number of equal-width bins between the smallest and the largest initial TRE
+            of all methods, or increasing bin edges in mm (runs outside them are left out).
+        threshold_mm: the final TRE below which a run counts as a success, for the axis label
+            (``success`` already holds the verdicts).
+
+    Returns:
+        A figure with one axes, a line per method in the order of ``success``.
+
+    Raises:
+        ValueError: no methods, different keys, lengths that differ between a method's TRE and
+            its verdicts, fewer than one bin, or bin edges that do not increase.
+    """
+    if not success:
+        raise ValueError("plot_capture_range: expected at least one method")
+    if set(initial_tre_mm) != set(success):
+        raise ValueError(
+            f"plot_capture_range: initial_tre_mm has methods {sorted(initial_tre_mm)} but success has {sorted(success)}"
+        )
+    runs = {}
+    for method, verdicts in success.items():
+        tre = _as_numpy(initial_tre_mm[method], f"initial_tre_mm[{method!r}]").astype(np.float64)
+        ok = _as_numpy(verdicts, f"success[{method!r}]").astype(bool)
+        if tre.shape != ok.shape:
+            raise ValueError(
+                f"plot_capture_range: method {method!r} has {tre.size} initial TREs but {ok.size} success values"
+            )
+        runs[method] = (tre, ok)
+    if isinstance(bins, int):
+        if bins < 1:
+            raise ValueError(f"plot_capture_range: expected at least one bin, got {bins}")
+        every = np.concatenate([tre for tre, _ in runs.values()])
+        low, high = (float(every.min()), float(every.max())) if every.size else (0.0, 1.0)
+        edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+    else:
+        edges = np.asarray(bins, dtype=np.float64)
+        if edges.ndim != 1 or edges.size < 2 or not bool(np.all(np.diff(edges) > 0)):
+            raise ValueError(f"plot_capture_range: expected increasing bin edges, got {list(edges)}")
+    centres = (edges[:-1] + edges[1:]) / 2
+
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for method, (tre, ok) in runs.items():
+        total, _ = np.histogram(tre, edges)
+        hits, _ = np.histogram(tre[ok], edges)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(total > 0, hits / np.maximum(total, 1), np.nan)
+        ax.plot(centres, rate, "o-", label=f"{method} ({int(ok.sum())}/{ok.size})")
+    ax.set_xlabel("initial mean TRE (mm)")
+    ax.set_ylabel(f"success rate (final TRE < {threshold_mm:g} mm)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _gif_frames(frames: Sequence[Tensor | np.ndarray]) -> list[np.ndarray]:
+    """uint8 ``(H, W)`` or ``(H, W, 3)`` arrays; grey float frames share one window."""
+    arrays = [f.detach().cpu().numpy() if isinstance(f, Tensor) else np.asarray(f) for f in frames]
+    for index, array in enumerate(arrays):
+        rgb = array.ndim == 3 and array.shape[-1] == 3 and array.dtype == np.uint8
+        if array.ndim != 2 and not rgb:
+            raise ValueError(
+                f"write_gif: frame {index}: expected a grey (H, W) image or a uint8 RGB (H, W, 3) image, "
+                f"got shape {array.shape} and dtype {array.dtype}"
+            )
+        if not np.isfinite(array).all():
+            raise ValueError(f"write_gif: frame {index} holds NaN or infinite values")
+    sizes = {array.shape[:2] for array in arrays}
+    if len(sizes) > 1:
+        raise ValueError(f"write_gif: the frames differ in size: {sorted(sizes)} (H, W)")
+    gray = [i for i, a in enumerate(arrays) if a.ndim == 2 and a.dtype != np.uint8]
+    if gray:
+        stacked = window_8bit(torch.from_numpy(np.stack([arrays[i] for i in gray]).astype(np.float64)))
+        for i, windowed in zip(gray, stacked):
+            arrays[i] = windowed
+    if any(a.ndim == 3 for a in arrays):
+        arrays = [np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in arrays]
+    return arrays
+
+
+def write_gif(
+    frames: Sequence[Float[Tensor, "H W"]] | Sequence[np.ndarray],
+    path: str | os.PathLike,
+    *,
+    fps: float = 8.0,
+) -> Path:
+    """Write an animated GIF that loops forever, e.g. of `overlay_frame` during an optimisation.
+
+    Frames are grey images ``(H, W)`` (tensors or arrays) or RGB ``(H, W, 3)`` uint8 arrays.
+    Grey frames that are not already uint8 are windowed to 8 bits together, with one window for
+    the whole sequence (`xrender.render.output.window_8bit` of all of them), so brightness can be
+    compared between frames. Pillow stores identical consecutive frames once, with their summed
+    duration, so the animation plays the same. The file is written atomically
+    (`xrender.io.atomic_output`).
+
+    Args:
+        frames: the frames, all of the same ``H × W``.
+        path: the output ``.gif`` file; parent folders are created.
+        fps: frames per second (> 0). GIF counts time in hundredths of a second, so each frame
+            lasts ``100 / fps`` of them rounded (at least one): 8 fps plays at 120 ms a frame.
+
+    Returns:
+        ``path`` as a `Path`.
+
+    Raises:
+        ValueError: no frames, frames of another shape or of different sizes, NaN or infinite
+            values, a non-positive ``fps``, or a path not ending in ``.gif``.
+    """
+    path = Path(path)
+    if match_suffix(path, (".gif",)) is None:
+        raise ValueError(f"{path}: write_gif writes .gif files")
+    if isinstance(fps, bool) or not (isinstance(fps, (int, float)) and 0 < fps < math.inf):
+        raise ValueError(f"write_gif: expected fps > 0, got {fps!r}")
+    if len(frames) == 0:
+        raise ValueError("write_gif: expected at least one frame, got none")
+    images = [Image.fromarray(array) for array in _gif_frames(frames)]
+    with atomic_output(path) as staging:
+        images[0].save(
+            staging,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=10 * max(1, round(100 / fps)),
+            loop=0,
+        )
+    return path

@@ -19,15 +19,12 @@ import torch
 from torch import Tensor
 
 from recipes.training.pairs import Pair
-from xrender.metrics import target_registration_error
+from xrender.metrics import SUCCESS_TRE_MM, target_registration_error
 from xrender.registration import pose_descent
 from xrender.similarity.gradient_loss import pose_gradient, target_gradient
 from xrender.similarity.pose import PoseSimilarity
 
 __all__ = ["SUCCESS_TRE_MM", "ValidationReport", "part_cosines", "validate"]
-
-#: A registration succeeds when its mean TRE is below this (mm), as in the ProST paper.
-SUCCESS_TRE_MM = 10.0
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,62 @@
-"""Registration: optimise a pose so that a pose similarity between a volume and an X-ray is best.
+"""Registration: find the pose at which a volume's projection matches an X-ray.
 
-* `pose_descent`: gradient descent on a pose similarity's pose gradient (stage 1 of ProST).
+* Search space: motion parameters about the isocentre (`motion`: degrees and mm).
+* Cost: `PoseObjective` — a pose similarity's distance plus an optional `PosePrior`.
+* Optimisers, one interface and a registry (`get_optimizer`): `CMAES` (cma), `NevergradOptimizer`
+  (any nevergrad optimiser by name), `GradientOptimizer` (Adam, SGD, L-BFGS); stopped by a `StopRule`.
+* Stages: `IntensityStage` (multi-resolution `Level`\\ s), `LearnedDescentStage` (ProST stage 1,
+  `pose_descent`), `RegressionStage`; chained by `register`.
 """
 
 from xrender.registration.descent import DescentResult, pose_descent
+from xrender.registration.motion import motion_from_pose, pose_from_motion
+from xrender.registration.objective import PoseObjective, PosePrior
+from xrender.registration.optimizers import (
+    CMAES,
+    OPTIMIZERS,
+    GradientOptimizer,
+    NevergradOptimizer,
+    OptimizationResult,
+    Optimizer,
+    available_optimizers,
+    get_optimizer,
+)
+from xrender.registration.pipeline import RegistrationResult, register
+from xrender.registration.problem import RegistrationProblem, bin_image
+from xrender.registration.stages import (
+    IntensityStage,
+    LearnedDescentStage,
+    Level,
+    RegressionStage,
+    Stage,
+    StageResult,
+)
+from xrender.registration.stopping import StopRule
 
-__all__ = ["DescentResult", "pose_descent"]
+__all__ = [
+    "CMAES",
+    "OPTIMIZERS",
+    "DescentResult",
+    "GradientOptimizer",
+    "IntensityStage",
+    "LearnedDescentStage",
+    "Level",
+    "NevergradOptimizer",
+    "OptimizationResult",
+    "Optimizer",
+    "PoseObjective",
+    "PosePrior",
+    "RegistrationProblem",
+    "RegistrationResult",
+    "RegressionStage",
+    "Stage",
+    "StageResult",
+    "StopRule",
+    "available_optimizers",
+    "bin_image",
+    "get_optimizer",
+    "motion_from_pose",
+    "pose_descent",
+    "pose_from_motion",
+    "register",
+]

@@ -45,7 +45,8 @@ class DescentResult:
 
     Attributes:
         pose: final camera-to-world poses ``(B, 4, 4)``.
-        trajectory: poses before every step and after the last, ``(S + 1, B, 4, 4)``.
+        trajectory: poses before every step and after the last, ``(S + 1, B, 4, 4)``, with ``S`` the
+            steps run (fewer than ``steps`` when every pose reached its plateau).
         scores: the score at each pose of ``trajectory``, ``(S + 1, B)``.
         steps_taken: steps each pose moved before it stopped, ``(B,)``.
     """
@@ -120,6 +121,8 @@ def pose_descent(
             if plateau_tol is not None and len(scores) >= plateau_window:
                 recent = torch.stack(scores[-plateau_window:])
                 active = active & (recent.std(dim=0) >= plateau_tol)
+                if not bool(active.any()):  # every pose has stopped: the rest would be no-op steps
+                    break
             finite = torch.isfinite(gradient).all(-1, keepdim=True)  # a NaN gradient (degenerate view): no move
             velocity = momentum * velocity + (1 - momentum) * normalize_twist(torch.where(finite, gradient, 0.0))
             step = -(decay**k) * scale * velocity * active[:, None].to(pose.dtype)
@@ -128,6 +131,7 @@ def pose_descent(
             pose = make_pose(nearest_rotation(pose[..., :3, :3]), pose[..., :3, 3]).detach()
             taken = taken + active.long()
         trajectory.append(pose)
-    with torch.no_grad():
-        scores.append(score(pose))
+    if len(scores) < len(trajectory):  # the last pose was not scored inside the loop
+        with torch.no_grad():
+            scores.append(score(pose))
     return DescentResult(pose, torch.stack(trajectory), torch.stack(scores), taken)

@@ -1,0 +1,244 @@
+"""The ``xrender evaluate`` and ``xrender register`` commands, as plain functions of request dataclasses.
+
+`run_evaluation` draws seeded trials on a CT (or the phantom), registers each with every method and
+writes ``results.json``, ``results.md``, ``capture_range.png`` and a few overlays. `run_registration`
+registers one real X-ray to a CT and writes the pose, an overlay and optionally a GIF of the search.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recipes.registration.evaluation import EvaluationConfig, evaluate, make_trials
+from recipes.registration.methods import MethodContext, MethodSettings, build_method
+from recipes.registration.report import markdown_table, write_capture_range, write_json, write_overlay
+from recipes.training import Distributed, Subject, TrainConfig, ct_subject, parse_overrides, phantom_subject
+from xrender.checkpoint import load_state
+from xrender.geometry import ConeBeam, euler_to_matrix, get_preset, make_pose, perturb, standard_pose
+from xrender.io import atomic_output
+from xrender.landmarks import read_landmarks
+from xrender.plot import overlay_frame, write_gif
+from xrender.registration import RegistrationProblem, RegistrationResult, motion_from_pose, register
+from xrender.registration.regression import PoseRegressor
+from xrender.render import render
+from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork
+from xrender.xray import XRayPreprocessing, preprocess_xray, read_xray
+
+__all__ = ["EvaluationRequest", "RegistrationRequest", "run_evaluation", "run_registration"]
+
+#: HU above which voxels count as bone when no segmentation is given.
+BONE_THRESHOLD_HU = 200.0
+
+
+@dataclass(frozen=True)
+class Models:
+    """Trained models named on the command line, and the moving volume size the ProST one expects."""
+
+    prost: ProSTNetwork | None = None
+    prost_volume_size: int | None = None
+    regressor: PoseRegressor | None = None
+
+
+def load_models(model: Path | None, regressor: Path | None) -> Models:
+    """Read a ProST network (and the volume size it was trained at) and a pose regressor, if given."""
+    network, size = None, None
+    if model is not None:
+        state = load_state(model, file_format=NETWORK_FORMAT, version=1)
+        network = ProSTNetwork.from_state(state, origin=str(model)).eval()
+        config = state.get("summary", {}).get("config")
+        size = TrainConfig.from_dict(config).volume_size if config else None
+    return Models(network, size, None if regressor is None else PoseRegressor.load(regressor).eval())
+
+
+def _subject(ct: Path | None, size: int, mask: Path | None, landmarks: Path | None) -> Subject:
+    subject = phantom_subject(size, BONE_THRESHOLD_HU) if ct is None else ct_subject(ct, size, BONE_THRESHOLD_HU, mask)
+    if landmarks is not None:
+        subject = replace(subject, landmarks=read_landmarks(landmarks).points.to(torch.float64))
+    return subject
+
+
+def _moving(ct: Path | None, models: Models, subject: Subject, mask: Path | None) -> Any:
+    """The bone volume at the ProST network's training size (the network's features depend on voxel size)."""
+    if models.prost_volume_size is None or models.prost_volume_size == subject.full.shape[0]:
+        return subject.moving
+    return _subject(ct, models.prost_volume_size, mask, None).moving
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """Everything ``xrender evaluate`` was asked to do."""
+
+    ct: Path | None
+    methods: list[str]
+    out: Path
+    json_path: Path | None = None
+    landmarks: Path | None = None
+    mask: Path | None = None
+    model: Path | None = None
+    regressor: Path | None = None
+    config: EvaluationConfig = field(default_factory=EvaluationConfig)
+    preset: str = "prost"
+    volume_size: int = 128
+    overlays: int = 3
+    overrides: list[str] = field(default_factory=list)
+    progress: bool = True
+
+
+def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the evaluation and write its files (rank 0 only under torchrun); return the JSON document."""
+    if not request.methods:
+        raise ValueError("--methods: expected at least one method, e.g. cmaes,prost+cmaes")
+    job = Distributed.from_environment()
+    settings = MethodSettings().with_overrides(parse_overrides(request.overrides))
+    models = load_models(request.model, request.regressor)
+    context = MethodContext(settings, models.prost, models.regressor)
+    for method in request.methods:
+        build_method(method, context)
+    subject = _subject(request.ct, request.volume_size, request.mask, request.landmarks)
+    geometry = get_preset(request.preset)
+    trials = make_trials(subject, geometry, request.config)
+    overlay_dir = request.out / "overlays"
+
+    def keep_overlay(method: str, trial: int, result: RegistrationResult) -> None:
+        if trial < request.overlays:
+            name = f"{method.replace('+', '_').replace(':', '-')}_trial{trial}.png"
+            write_overlay(
+                overlay_dir / name,
+                subject.full,
+                geometry,
+                trials.xrays[trial : trial + 1],
+                result.pose,
+                truth=trials.truth[trial],
+                points=subject.points if subject.landmarks is not None else None,
+                title=f"{method}, trial {trial}",
+            )
+
+    records = evaluate(
+        subject,
+        geometry,
+        request.methods,
+        context,
+        request.config,
+        moving=_moving(request.ct, models, subject, request.mask),
+        trials=trials,
+        on_result=keep_overlay,
+        progress=request.progress and job.is_main,
+    )
+    if not job.is_main:
+        return {}
+    config = {
+        **asdict(request.config),
+        "preset": request.preset,
+        "volume_size": request.volume_size,
+        "settings": asdict(settings),
+        "processes": job.world_size,
+    }
+    name = "phantom" if request.ct is None else str(request.ct)
+    document = write_json(request.json_path or request.out / "results.json", records, config, name)
+    table = markdown_table(document["methods"])
+    with atomic_output(request.out / "results.md") as staging:
+        staging.write_text(f"# Registration on {name}: {request.config.trials} trials\n\n{table}")
+    write_capture_range(request.out / "capture_range.png", records, request.config.success_mm)
+    echo(table)
+    echo(f"wrote {request.json_path or request.out / 'results.json'}, results.md, capture_range.png, overlays/")
+    return document
+
+
+def _parse_six(text: str, name: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 6 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name}: expected six finite numbers 'rx,ry,rz,tx,ty,tz' (degrees, mm), got {text!r}")
+    return values
+
+
+def _geometry(preset: str, geometry_file: Path | None) -> ConeBeam:
+    if geometry_file is None:
+        return get_preset(preset)
+    try:
+        fields_ = json.loads(Path(geometry_file).read_text())
+        return ConeBeam(**fields_)
+    except FileNotFoundError:
+        raise
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"{geometry_file}: expected a JSON object of ConeBeam fields ({error})") from None
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    """Everything ``xrender register`` was asked to do."""
+
+    ct: Path
+    xray: Path
+    out: Path
+    method: str = "cmaes"
+    preset: str = "prost"
+    geometry_file: Path | None = None
+    view: str = "ap"
+    init: str = "0,0,0,0,0,0"
+    mask: Path | None = None
+    model: Path | None = None
+    regressor: Path | None = None
+    preprocessing: XRayPreprocessing = field(default_factory=XRayPreprocessing)
+    volume_size: int = 128
+    gif: bool = False
+    overrides: list[str] = field(default_factory=list)
+    seed: int = 0
+    progress: bool = True
+
+
+def run_registration(request: RegistrationRequest, echo: Callable[[str], None] = print) -> RegistrationResult:
+    """Register the X-ray to the CT; write ``pose.json``, ``overlay.png`` (and ``registration.gif``)."""
+    settings = MethodSettings().with_overrides(parse_overrides(request.overrides))
+    models = load_models(request.model, request.regressor)
+    stages = build_method(request.method, MethodContext(settings, models.prost, models.regressor, request.seed))
+    image = read_xray(request.xray)
+    geometry = _geometry(request.preset, request.geometry_file)
+    xray, geometry = preprocess_xray(image.pixels, geometry, request.preprocessing)
+    subject = _subject(request.ct, request.volume_size, request.mask, None)
+    iso = subject.full.isocenter.to(torch.float64)
+    params = torch.tensor(_parse_six(request.init, "--init"), dtype=torch.float64)
+    delta = make_pose(euler_to_matrix(params[:3], "xyz", degrees=True), params[3:])
+    reference = standard_pose(request.view, geometry.sid, iso)
+    initial = perturb(reference, delta, iso)
+    moving = _moving(request.ct, models, subject, request.mask)
+    problem = RegistrationProblem(subject.full, geometry, xray.float(), moving)
+    result = register(problem, initial, stages, progress=request.progress)
+
+    motion = motion_from_pose(result.pose, reference, iso)
+    document = {
+        "method": request.method,
+        "pose_camera_to_world": result.pose.tolist(),
+        "view": request.view,
+        "motion_about_isocenter": {"rotation_vector_deg": motion[:3].tolist(), "translation_mm": motion[3:].tolist()},
+        "isocenter_mm": iso.tolist(),
+        "initial_pose_camera_to_world": result.initial.tolist(),
+        "seconds": result.seconds,
+        "stages": [
+            {"name": s.name, "seconds": s.seconds, "evaluations": s.evaluations, "stop_reason": s.stop_reason}
+            for s in result.stages
+        ],
+    }
+    with atomic_output(request.out / "pose.json") as staging:
+        staging.write_text(json.dumps(document, indent=2))
+    write_overlay(request.out / "overlay.png", subject.full, geometry, xray, result.pose, title=request.method)
+    echo(f"registered in {result.seconds:.1f} s: " + ", ".join(f"{s.name} {s.seconds:.1f} s" for s in result.stages))
+    echo(f"wrote {request.out / 'pose.json'} and {request.out / 'overlay.png'}")
+    if request.gif:
+        trajectory = result.trajectory
+        keep = torch.linspace(0, trajectory.shape[0] - 1, min(40, trajectory.shape[0])).round().long()
+        with torch.no_grad():
+            frames = [
+                overlay_frame(xray[0, 0], render(subject.full, geometry, trajectory[k][None])[0, 0]) for k in keep
+            ]
+        echo(f"wrote {write_gif(frames, request.out / 'registration.gif')}")
+    return result

@@ -1,0 +1,231 @@
+"""Named registration methods: the ProST paper's two-stage method and its baselines, as stage lists.
+
+A method name is stage names joined by ``+``, run left to right (``"prost+cmaes"``). The first
+stage searches **globally** from the initial pose (wide widths, a pose prior and bounds sized by
+the initial-pose distribution); a search stage after another one **refines** that stage's pose
+(narrow widths). Stages (`STAGES`):
+
+================  ===================================================================================
+stage             what it does
+================  ===================================================================================
+``cmaes``         CMA-ES on gradient NCC of DRRs, coarse (32 px) then fine (64 px) — the paper's
+                  baseline and its stage 2.
+``nevergrad[:N]`` the same search with nevergrad's optimiser ``N`` (default ``NGOpt``).
+``ncc-adam``      Adam on multiscale NCC's pose gradient, coarse to fine — DiffDRR-style.
+``prost``         descent along a learned ProST similarity's pose gradient (needs a ProST model).
+``regression``    a pose-regression network's prediction (needs a regressor).
+================  ===================================================================================
+
+`METHODS_IN_PAPER` lists the comparison of the paper: ``cmaes``, ``prost+cmaes``, ``regression``.
+All settings live in `MethodSettings` (CPU-sized defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from xrender.registration import (
+    CMAES,
+    GradientOptimizer,
+    IntensityStage,
+    LearnedDescentStage,
+    Level,
+    NevergradOptimizer,
+    PosePrior,
+    RegressionStage,
+    Stage,
+    StopRule,
+)
+from xrender.similarity.prost import ProSTNetwork
+
+__all__ = [
+    "METHODS_IN_PAPER",
+    "STAGES",
+    "MethodContext",
+    "MethodSettings",
+    "available_stages",
+    "build_method",
+]
+
+Six = tuple[float, float, float, float, float, float]
+
+#: The paper's comparison: CMA-ES alone, ProST then CMA-ES, and pose regression.
+METHODS_IN_PAPER = ("cmaes", "prost+cmaes", "regression")
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """Settings of every stage (degrees and mm; sizes in detector pixels across).
+
+    Attributes:
+        global_sigma: CMA-ES / nevergrad widths of a global search (about the initial-pose spread).
+        global_bounds: half-widths of its search box about the initial pose.
+        prior_std: widths of its Gaussian pose prior (the initial-pose distribution's).
+        prior_weight: the prior's weight λ (gradient NCC lies in [−1, 1]).
+        refine_sigma: widths of a refining search after another stage.
+        refine_bounds: half-widths of its box.
+        coarse_size, fine_size: working detector sizes of the two levels.
+        popsize, generations: per level of a global search (coarse, fine).
+        refine_popsize, refine_generations: per level of a refinement (coarse, fine).
+        similarity: the intensity similarity of search stages; ``similarity_options`` its options.
+        plateau_tol: the plateau rule on the best cost per generation (``None``: off).
+        adam_steps: iterations per level of ``ncc-adam``; ``adam_rotation_deg``/``adam_translation_mm``
+            its per-iteration step scales.
+        prost_steps: the most learned-descent steps; ``prost_plateau_tol`` its plateau rule.
+        max_seconds: time budget of each level (``None``: none).
+    """
+
+    global_sigma: Six = (15.0, 15.0, 15.0, 25.0, 25.0, 60.0)
+    global_bounds: Six = (75.0, 75.0, 75.0, 75.0, 75.0, 180.0)
+    prior_std: Six = (25.0, 25.0, 25.0, 25.0, 25.0, 60.0)
+    prior_weight: float = 0.02
+    refine_sigma: Six = (4.0, 4.0, 4.0, 8.0, 8.0, 20.0)
+    refine_bounds: Six = (20.0, 20.0, 20.0, 40.0, 40.0, 100.0)
+    coarse_size: int = 32
+    fine_size: int = 64
+    popsize: tuple[int, int] = (50, 20)
+    generations: tuple[int, int] = (60, 30)
+    refine_popsize: tuple[int, int] = (20, 20)
+    refine_generations: tuple[int, int] = (40, 30)
+    similarity: str = "gradient-ncc"
+    similarity_options: dict[str, Any] = field(default_factory=dict)
+    plateau_tol: float | None = 1e-4
+    adam_steps: tuple[int, int] = (100, 50)
+    adam_rotation_deg: float = 1.0
+    adam_translation_mm: float = 2.0
+    prost_steps: int = 100
+    prost_plateau_tol: float | None = None
+    max_seconds: float | None = None
+
+    def with_overrides(self, overrides: dict[str, Any]) -> MethodSettings:
+        """A copy with fields replaced (lists become tuples), e.g. from ``--set key=value``.
+
+        Raises:
+            ValueError: an unknown field (the message lists the known ones).
+        """
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown method setting(s) {unknown}; settings: {', '.join(sorted(known))}")
+        return replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+
+    def stop(self, iterations: int) -> StopRule:
+        """The stop rule of one level."""
+        return StopRule(max_iterations=iterations, max_seconds=self.max_seconds, plateau_tol=self.plateau_tol)
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What stages are built from: settings, trained models and the seed of this case.
+
+    Attributes:
+        settings: all stage settings.
+        prost: a ProST network for ``prost`` stages.
+        regressor: a pose regressor for ``regression`` stages.
+        seed: seeds the stochastic optimisers (e.g. one seed per trial).
+    """
+
+    settings: MethodSettings = field(default_factory=MethodSettings)
+    prost: ProSTNetwork | None = None
+    regressor: Any = None
+    seed: int = 0
+
+
+def _search_levels(context: MethodContext, refine: bool, make: Callable[..., Any]) -> tuple[Level, Level]:
+    s = context.settings
+    sigma, bounds = (s.refine_sigma, s.refine_bounds) if refine else (s.global_sigma, s.global_bounds)
+    popsize = s.refine_popsize if refine else s.popsize
+    generations = s.refine_generations if refine else s.generations
+    prior = None if refine else PosePrior(std=s.prior_std, weight=s.prior_weight)
+    fine_sigma = tuple(v / 4 for v in sigma)
+    coarse = make(sigma=sigma, popsize=popsize[0], bounds=bounds, seed=context.seed, stop=s.stop(generations[0]))
+    fine = make(sigma=fine_sigma, popsize=popsize[1], bounds=sigma, seed=context.seed + 1, stop=s.stop(generations[1]))
+    return Level(s.coarse_size, coarse, prior), Level(s.fine_size, fine)
+
+
+def _search_stage(context: MethodContext, refine: bool, make: Callable[..., Any], name: str) -> Stage:
+    s = context.settings
+    levels = _search_levels(context, refine, make)
+    return IntensityStage(levels, s.similarity, dict(s.similarity_options), name=name)
+
+
+def _cmaes(context: MethodContext, refine: bool, argument: str | None) -> Stage:
+    return _search_stage(context, refine, CMAES, "cmaes")
+
+
+def _nevergrad(context: MethodContext, refine: bool, argument: str | None) -> Stage:
+    name = argument or "NGOpt"
+    return _search_stage(context, refine, lambda **o: NevergradOptimizer(name=name, **o), f"nevergrad:{name}")
+
+
+def _ncc_adam(context: MethodContext, refine: bool, argument: str | None) -> Stage:
+    s = context.settings
+    make = [
+        GradientOptimizer(
+            method="adam",
+            rotation_step_deg=s.adam_rotation_deg / factor,
+            translation_step_mm=s.adam_translation_mm / factor,
+            stop=s.stop(steps),
+        )
+        for factor, steps in zip((1, 2), s.adam_steps)
+    ]
+    levels = (Level(s.coarse_size, make[0]), Level(s.fine_size, make[1]))
+    patch = max(2, s.coarse_size // 4)  # global NCC plus NCC of patches a quarter of the coarse image across
+    return IntensityStage(levels, "multiscale-ncc", {"patch_sizes": (None, patch)}, name="ncc-adam")
+
+
+def _prost(context: MethodContext, refine: bool, argument: str | None) -> Stage:
+    if context.prost is None:
+        raise ValueError("the 'prost' stage needs a trained ProST model (--model / MethodContext.prost)")
+    s = context.settings
+    return LearnedDescentStage(context.prost, steps=s.prost_steps, plateau_tol=s.prost_plateau_tol)
+
+
+def _regression(context: MethodContext, refine: bool, argument: str | None) -> Stage:
+    if context.regressor is None:
+        raise ValueError(
+            "the 'regression' stage needs a trained pose regressor (--regressor / MethodContext.regressor)"
+        )
+    return RegressionStage(context.regressor)
+
+
+StageFactory = Callable[[MethodContext, bool, "str | None"], Stage]
+
+#: Stage factories by name: ``factory(context, refine, argument) -> Stage``.
+STAGES: dict[str, StageFactory] = {
+    "cmaes": _cmaes,
+    "nevergrad": _nevergrad,
+    "ncc-adam": _ncc_adam,
+    "prost": _prost,
+    "regression": _regression,
+}
+
+
+def available_stages() -> list[str]:
+    """Stage names a method name may chain with ``+``."""
+    return sorted(STAGES)
+
+
+def build_method(name: str, context: MethodContext | None = None) -> list[Stage]:
+    """The stages of method ``name`` (e.g. ``"prost+cmaes"``, ``"nevergrad:TwoPointsDE"``).
+
+    Raises:
+        ValueError: an empty or unknown stage name (the message lists the known ones), or a stage
+            whose model is missing from ``context``.
+    """
+    context = context or MethodContext()
+    specs = [spec.strip().partition(":") for spec in str(name).split("+")]
+    for stage_name, _, _ in specs:
+        if stage_name not in STAGES:
+            raise ValueError(
+                f"method {name!r}: unknown stage {stage_name!r}; stages: {', '.join(available_stages())} "
+                "(chain them with '+', e.g. 'prost+cmaes')"
+            )
+    return [STAGES[stage](context, k > 0, argument or None) for k, (stage, _, argument) in enumerate(specs)]
+
+
+def with_seed(context: MethodContext, seed: int) -> MethodContext:
+    """``context`` with another seed (one per trial)."""
+    return replace(context, seed=seed)

@@ -1,0 +1,3 @@
+"""Test-session setup: import xrender first, so its OpenMP wait policy applies before torch loads."""
+
+import xrender  # noqa: F401

@@ -1,0 +1,59 @@
+r"""Registration's search space: six numbers that move the volume about its isocentre.
+
+Every optimiser in `xrender.registration` searches over **motion parameters**
+$x = (\omega, t) \in \mathbb R^6$ relative to a *reference* camera-to-world pose $T_0$ (usually the
+initial estimate):
+
+* $\omega$ — a rotation vector in **degrees** (axis × angle) turning the volume about its
+  isocentre $c$, axes along the reference camera's $(u, v, \text{depth})$;
+* $t$ — a translation in **mm** of the volume along the same axes (right, down, away from the
+  source).
+
+The volume motion is $\delta(x) = [\,\exp(\hat\omega) \mid t\,]$ in the isocentre frame of $T_0$,
+and the camera pose is ``perturb(T0, δ(x), c)`` (`xrender.geometry.perturbation`). Rotation and
+translation are decoupled — turning never shifts the isocentre — so per-axis step sizes and
+search widths (degrees and mm, as in xreg and the ProST paper) mean what they say. $x = 0$ is the
+reference pose itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from xrender._checks import check_finite, check_shape
+from xrender.geometry.perturbation import perturb, perturbation_between
+from xrender.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from xrender.geometry.se3 import make_pose
+
+__all__ = ["motion_from_pose", "pose_from_motion"]
+
+
+def pose_from_motion(
+    params: Float[Tensor, "*B 6"], reference: Float[Tensor, "*B 4 4"], isocenter: Float[Tensor, "3"]
+) -> Float[Tensor, "*B 4 4"]:
+    """Camera-to-world poses for motion parameters ``(ωx, ωy, ωz [deg], tu, tv, tdepth [mm])`` about ``reference``.
+
+    Differentiable in ``params``; follows ``reference``'s dtype and device.
+
+    Raises:
+        ValueError: malformed or non-finite inputs.
+    """
+    check_finite(check_shape(params, "* 6", "params"), "params")
+    check_finite(check_shape(reference, "* 4 4", "reference"), "reference")
+    params = params.to(reference)
+    rotation = axis_angle_to_matrix(params[..., :3] * (math.pi / 180.0))
+    delta = make_pose(rotation, params[..., 3:])
+    return perturb(reference, delta, isocenter.to(reference))
+
+
+def motion_from_pose(
+    pose: Float[Tensor, "*B 4 4"], reference: Float[Tensor, "*B 4 4"], isocenter: Float[Tensor, "3"]
+) -> Float[Tensor, "*B 6"]:
+    """The motion parameters with ``pose_from_motion(x, reference, isocenter) == pose`` (rotation angle < 180°)."""
+    delta = perturbation_between(pose, reference, isocenter.to(reference))
+    omega = matrix_to_axis_angle(delta[..., :3, :3]) * (180.0 / math.pi)
+    return torch.cat([omega, delta[..., :3, 3]], dim=-1)

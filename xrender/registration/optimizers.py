@@ -1,0 +1,340 @@
+r"""Optimisers of a `PoseObjective`, one interface: ``optimizer.minimize(objective) -> OptimizationResult``.
+
+Every optimiser starts at the objective's reference pose ($x = 0$), searches motion parameters
+(`xrender.registration.motion`: degrees and mm) and stops by its `StopRule`. Registered by name in
+`OPTIMIZERS` (``get_optimizer(name, **options)``):
+
+============  ==================================================================================
+name          optimiser
+============  ==================================================================================
+``"cmaes"``   `CMAES` — CMA-ES from the ``cma`` package: σ per degree of freedom, population,
+              bounds; the whole population is scored in one batched call per generation.
+``"nevergrad"`` `NevergradOptimizer` — any optimiser of nevergrad's registry by name (``NGOpt``,
+              ``TwoPointsDE``, ``PSO`` …), asked for a population at a time.
+``"adam"``    `GradientOptimizer` — ``torch.optim.Adam`` on the similarity's gradient.
+``"sgd"``     `GradientOptimizer` — ``torch.optim.SGD`` with momentum.
+``"lbfgs"``   `GradientOptimizer` — ``torch.optim.LBFGS`` with a strong-Wolfe line search.
+============  ==================================================================================
+
+Population methods search in σ-scaled coordinates $z = x / \sigma$ (σ in degrees and mm), so one
+unit of step means "one expected error" in every degree of freedom; gradient methods scale by
+per-part learning rates the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cma
+import nevergrad as ng
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from xrender._checks import check_positive
+from xrender._registry import Registry
+from xrender.registration.objective import PoseObjective
+from xrender.registration.stopping import StopRule
+
+__all__ = [
+    "CMAES",
+    "OPTIMIZERS",
+    "GradientOptimizer",
+    "NevergradOptimizer",
+    "OptimizationResult",
+    "Optimizer",
+    "available_optimizers",
+    "get_optimizer",
+]
+
+#: xreg's CMA-ES widths for pelvis registration: (15°, 15°, 30°) and (50, 50, 100) mm.
+XREG_SIGMA = (15.0, 15.0, 30.0, 50.0, 50.0, 100.0)
+
+Six = tuple[float, float, float, float, float, float]
+
+
+@dataclass(frozen=True)
+class OptimizationResult:
+    """What an optimiser found.
+
+    Attributes:
+        params: the best motion parameters found, ``(6,)`` float64 (degrees, mm).
+        cost: their cost.
+        history: the best cost of each iteration.
+        trajectory: the optimiser's current estimate after each iteration, ``(I + 1, 6)``
+            (row 0 is the start) — for plots and animations.
+        evaluations: poses scored.
+        seconds: wall time.
+        stop_reason: ``"iterations"``, ``"time"``, ``"plateau"`` or the optimiser's own reason.
+    """
+
+    params: Float[Tensor, "6"]
+    cost: float
+    history: list[float]
+    trajectory: Float[Tensor, "I 6"]
+    evaluations: int
+    seconds: float
+    stop_reason: str
+
+
+class _Tracker:
+    """Best-so-far, history, trajectory, clock and stop checks shared by the optimisers."""
+
+    def __init__(self, stop: StopRule, objective: PoseObjective, progress: bool, name: str) -> None:
+        self.stop, self.objective = stop, objective
+        self.start_evaluations = objective.evaluations
+        self.best_params = torch.zeros(6, dtype=torch.float64)
+        self.best_cost = math.inf
+        self.history: list[float] = []
+        self.trajectory = [torch.zeros(6, dtype=torch.float64)]
+        self.clock = time.perf_counter()
+        self.bar = tqdm(total=stop.max_iterations, desc=name, disable=not progress, leave=False)
+
+    def offer(self, params: Tensor, costs: Tensor) -> None:
+        """Record a batch of evaluated candidates ``(N, 6)`` with their costs ``(N,)``."""
+        costs = costs.detach().to(torch.float64).cpu()
+        finite = torch.where(torch.isfinite(costs), costs, torch.inf)
+        index = int(finite.argmin())
+        if float(finite[index]) < self.best_cost:
+            self.best_cost = float(finite[index])
+            self.best_params = params[index].detach().to(torch.float64).cpu().clone()
+
+    def end_iteration(self, current: Tensor, cost: float) -> str | None:
+        """Log one iteration; return the stop reason, if any."""
+        self.history.append(cost)
+        self.trajectory.append(current.detach().to(torch.float64).cpu().clone())
+        self.bar.update(1)
+        self.bar.set_postfix(cost=f"{self.best_cost:.4f}")
+        return self.stop.reason(self.history, time.perf_counter() - self.clock)
+
+    def result(self, reason: str) -> OptimizationResult:
+        self.bar.close()
+        return OptimizationResult(
+            params=self.best_params,
+            cost=self.best_cost,
+            history=self.history,
+            trajectory=torch.stack(self.trajectory),
+            evaluations=self.objective.evaluations - self.start_evaluations,
+            seconds=time.perf_counter() - self.clock,
+            stop_reason=reason,
+        )
+
+
+def _check_six(values: Any, name: str) -> Six:
+    values = tuple(float(v) for v in values)
+    if len(values) != 6:
+        raise ValueError(f"{name}: expected six values (three in degrees, three in mm), got {len(values)}")
+    check_positive(values, name)
+    return values  # type: ignore[return-value]
+
+
+class Optimizer(ABC):
+    """Minimises a `PoseObjective` from its reference pose (``x = 0``)."""
+
+    stop: StopRule
+
+    @abstractmethod
+    def minimize(self, objective: PoseObjective, *, progress: bool = False) -> OptimizationResult:
+        """Search motion parameters; return the best found."""
+
+
+@dataclass(frozen=True)
+class _PopulationOptions:
+    sigma: Six = XREG_SIGMA
+    popsize: int = 24
+    bounds: Six | None = None
+    seed: int = 0
+    stop: StopRule = field(default_factory=StopRule)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma", _check_six(self.sigma, "sigma"))
+        if self.bounds is not None:
+            object.__setattr__(self, "bounds", _check_six(self.bounds, "bounds"))
+        if isinstance(self.popsize, bool) or not isinstance(self.popsize, int) or self.popsize < 2:
+            raise ValueError(f"popsize: expected an int >= 2, got {self.popsize!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: expected an int >= 0, got {self.seed!r}")
+
+    def scaled_bounds(self) -> np.ndarray | None:
+        """Half-widths of the search box in σ units, or ``None``."""
+        return None if self.bounds is None else np.asarray(self.bounds) / np.asarray(self.sigma)
+
+    def to_params(self, z: np.ndarray | list[np.ndarray]) -> Tensor:
+        return torch.as_tensor(np.asarray(z), dtype=torch.float64) * torch.tensor(self.sigma, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class CMAES(_PopulationOptions, Optimizer):
+    """CMA-ES (``cma.CMAEvolutionStrategy``) over σ-scaled motion parameters.
+
+    Attributes:
+        sigma: initial search widths ``(ωx, ωy, ωz [deg], tu, tv, tdepth [mm])``; default xreg's.
+        popsize: candidates per generation, scored in one batched call.
+        bounds: half-widths of the search box about the start (degrees, mm), or ``None``.
+        seed: seeds CMA-ES's sampler (same seed, same run).
+        stop: iteration/time budgets and plateau rule; CMA-ES's own termination criteria
+            (``tolfun``, ``tolx`` …) also apply and are reported as ``"cma:<name>"``.
+    """
+
+    def minimize(self, objective: PoseObjective, *, progress: bool = False) -> OptimizationResult:
+        options: dict[str, Any] = {"popsize": self.popsize, "seed": self.seed + 1, "verbose": -9}
+        box = self.scaled_bounds()
+        if box is not None:
+            options["bounds"] = [list(-box), list(box)]
+        strategy = cma.CMAEvolutionStrategy(np.zeros(6), 1.0, options)
+        tracker = _Tracker(self.stop, objective, progress, "CMA-ES")
+        while True:
+            z = strategy.ask()
+            params = self.to_params(z)
+            with torch.no_grad():
+                costs = objective(params.to(objective.fixed.device)).to(torch.float64).cpu()
+            tracker.offer(params, costs)
+            strategy.tell(z, [c if math.isfinite(c) else 1e30 for c in costs.tolist()])
+            reason = tracker.end_iteration(self.to_params(strategy.mean), float(costs.min()))
+            reason = reason or next((f"cma:{k}" for k in strategy.stop()), None)
+            if reason is not None:
+                return tracker.result(reason)
+
+
+@dataclass(frozen=True)
+class NevergradOptimizer(_PopulationOptions, Optimizer):
+    """Any nevergrad optimiser by name, over σ-scaled motion parameters, a population per iteration.
+
+    Attributes:
+        name: a key of ``nevergrad.optimizers.registry`` (``"NGOpt"``, ``"TwoPointsDE"``, ``"PSO"`` …).
+        sigma: mutation widths (degrees, mm).
+        popsize: candidates asked (and scored in one batched call) per iteration; nevergrad's
+            ``num_workers``.
+        bounds: half-widths of the search box about the start, or ``None``.
+        seed: seeds the parametrization's random state.
+        stop: iteration/time budgets and plateau rule (budget = iterations × popsize).
+    """
+
+    name: str = "NGOpt"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.name not in ng.optimizers.registry:
+            close = sorted(n for n in ng.optimizers.registry if n.lower().startswith(str(self.name)[:3].lower()))
+            raise ValueError(f"nevergrad optimizer {self.name!r} is not in nevergrad's registry; similar: {close}")
+
+    def minimize(self, objective: PoseObjective, *, progress: bool = False) -> OptimizationResult:
+        parametrization = ng.p.Array(init=np.zeros(6)).set_mutation(sigma=1.0)
+        box = self.scaled_bounds()
+        if box is not None:
+            parametrization.set_bounds(-box, box)
+        parametrization.random_state = np.random.RandomState(self.seed)
+        budget = self.stop.max_iterations * self.popsize
+        optimizer = ng.optimizers.registry[self.name](parametrization, budget=budget, num_workers=self.popsize)
+        tracker = _Tracker(self.stop, objective, progress, self.name)
+        while True:
+            candidates = [optimizer.ask() for _ in range(self.popsize)]
+            params = self.to_params([c.value for c in candidates])
+            with torch.no_grad():
+                costs = objective(params.to(objective.fixed.device)).to(torch.float64).cpu()
+            tracker.offer(params, costs)
+            for candidate, cost in zip(candidates, costs.tolist()):
+                optimizer.tell(candidate, cost if math.isfinite(cost) else 1e30)
+            reason = tracker.end_iteration(tracker.best_params, float(costs.min()))
+            if reason is not None:
+                return tracker.result(reason)
+
+
+def _adam(params: list[Tensor], lr: float, momentum: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr)
+
+
+def _sgd(params: list[Tensor], lr: float, momentum: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum)
+
+
+def _lbfgs(params: list[Tensor], lr: float, momentum: float) -> torch.optim.Optimizer:
+    return torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")
+
+
+#: torch optimisers a `GradientOptimizer` can drive, by name.
+TORCH_OPTIMIZERS: dict[str, Callable[[list[Tensor], float, float], torch.optim.Optimizer]] = {
+    "adam": _adam,
+    "sgd": _sgd,
+    "lbfgs": _lbfgs,
+}
+
+
+@dataclass(frozen=True)
+class GradientOptimizer(Optimizer):
+    """A torch optimiser on the objective's gradient, in step-scaled coordinates ``z = x / step``.
+
+    With Adam, one iteration moves each parameter by about ``lr × step`` (degrees or mm), whatever
+    the similarity's scale — DiffDRR-style registration. SGD moves by ``lr × step² × ∂f/∂x``.
+
+    Attributes:
+        method: ``"adam"``, ``"sgd"`` or ``"lbfgs"`` (`TORCH_OPTIMIZERS`).
+        rotation_step_deg: rotation scale (degrees per unit of ``z``).
+        translation_step_mm: translation scale (mm per unit of ``z``).
+        lr: the torch optimiser's learning rate on ``z``.
+        momentum: SGD's momentum.
+        stop: iteration/time budgets and plateau rule.
+    """
+
+    method: str = "adam"
+    rotation_step_deg: float = 1.0
+    translation_step_mm: float = 2.0
+    lr: float = 1.0
+    momentum: float = 0.9
+    stop: StopRule = field(default_factory=StopRule)
+
+    def __post_init__(self) -> None:
+        if self.method not in TORCH_OPTIMIZERS:
+            raise ValueError(f"method: expected one of {sorted(TORCH_OPTIMIZERS)}, got {self.method!r}")
+        check_positive((self.rotation_step_deg, self.translation_step_mm, self.lr), "steps and lr")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum: expected 0 <= momentum < 1, got {self.momentum}")
+
+    def minimize(self, objective: PoseObjective, *, progress: bool = False) -> OptimizationResult:
+        device = objective.fixed.device
+        scale = torch.tensor([self.rotation_step_deg] * 3 + [self.translation_step_mm] * 3, dtype=torch.float64)
+        scale = scale.to(device)
+        z = torch.zeros(1, 6, dtype=torch.float64, device=device, requires_grad=True)
+        optimizer = TORCH_OPTIMIZERS[self.method]([z], self.lr, self.momentum)
+        tracker = _Tracker(self.stop, objective, progress, self.method)
+
+        def closure() -> Tensor:
+            optimizer.zero_grad()
+            params = z * scale
+            cost = objective(params)
+            tracker.offer(params.detach().cpu(), cost.detach())
+            cost.sum().backward()
+            z.grad = torch.nan_to_num(z.grad, nan=0.0, posinf=0.0, neginf=0.0)  # degenerate view: no move
+            return cost.sum()
+
+        while True:
+            cost = optimizer.step(closure)
+            reason = tracker.end_iteration((z.detach() * scale)[0].cpu(), float(cost.detach()))
+            if reason is not None:
+                return tracker.result(reason)
+
+
+OPTIMIZERS: Registry[Optimizer] = Registry("optimizer", Optimizer)
+"""Optimisers by name; ``OPTIMIZERS.get(name, **options)`` builds one (see the module table)."""
+OPTIMIZERS.register("cmaes", CMAES)
+OPTIMIZERS.register("nevergrad", NevergradOptimizer)
+OPTIMIZERS.register("adam", lambda **options: GradientOptimizer(method="adam", **options))
+OPTIMIZERS.register("sgd", lambda **options: GradientOptimizer(method="sgd", **options))
+OPTIMIZERS.register("lbfgs", lambda **options: GradientOptimizer(method="lbfgs", **options))
+
+
+def available_optimizers() -> list[str]:
+    """Names accepted by `get_optimizer`."""
+    return OPTIMIZERS.names()
+
+
+def get_optimizer(name: str, /, **options: Any) -> Optimizer:
+    """Build the optimiser ``name`` with ``options`` (its dataclass fields)."""
+    return OPTIMIZERS.get(name, **options)

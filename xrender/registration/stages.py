@@ -1,0 +1,220 @@
+"""Registration stages: each takes a pose and returns a better one, and stages chain.
+
+* `IntensityStage` — an image similarity of DRRs (gradient NCC, multiscale NCC …) minimised by
+  any `Optimizer` (CMA-ES, nevergrad, Adam, L-BFGS), coarse to fine over `Level`\\ s of detector
+  binning, each with its own optimiser settings and optional pose prior.
+* `LearnedDescentStage` — the ProST paper's stage 1: descent along the pose gradient of a learned
+  ProST similarity (`xrender.registration.descent.pose_descent`).
+* `RegressionStage` — a pose-regression network's prediction from the X-ray alone (the learning
+  baseline, or an initialiser for the stages after it).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from xrender.registration.descent import pose_descent
+from xrender.registration.objective import PoseObjective, PosePrior
+from xrender.registration.optimizers import Optimizer
+from xrender.registration.problem import RegistrationProblem
+from xrender.render.module import DRR
+from xrender.similarity.pose import RenderedSimilarity
+from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity
+from xrender.similarity.registry import get_similarity
+
+__all__ = ["IntensityStage", "LearnedDescentStage", "Level", "RegressionStage", "Stage", "StageResult"]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What one stage did.
+
+    Attributes:
+        name: the stage's name.
+        pose: the pose it returns, camera-to-world ``(4, 4)`` float64.
+        trajectory: its estimate over iterations, ``(I, 4, 4)``.
+        history: cost (lower is better) per iteration, in the stage's own units.
+        evaluations: poses scored.
+        seconds: wall time.
+        stop_reason: why it stopped (for multi-level stages, the last level's reason).
+    """
+
+    name: str
+    pose: Float[Tensor, "4 4"]
+    trajectory: Float[Tensor, "I 4 4"]
+    history: list[float]
+    evaluations: int
+    seconds: float
+    stop_reason: str
+
+
+class Stage(ABC):
+    """One step of a registration: ``stage.run(problem, pose) -> StageResult``."""
+
+    name: str
+
+    @abstractmethod
+    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
+        """Improve ``pose`` (camera-to-world) for ``problem``."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """One resolution level of an `IntensityStage`.
+
+    Attributes:
+        size: working detector size — the X-ray is binned by ``max(1, longer side // size)``, so
+            ``size=32`` works on about 32 pixels across whatever the C-arm (``None``: full resolution).
+        optimizer: what searches at this level (from the previous level's result).
+        prior: optional Gaussian prior about this level's starting pose.
+    """
+
+    size: int | None
+    optimizer: Optimizer
+    prior: PosePrior | None = None
+
+    def __post_init__(self) -> None:
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1):
+            raise ValueError(f"Level.size: expected an int >= 1 or None, got {self.size!r}")
+        if not isinstance(self.optimizer, Optimizer):
+            raise TypeError(f"Level.optimizer: expected an Optimizer, got {type(self.optimizer).__name__}")
+
+
+@dataclass(frozen=True)
+class IntensityStage(Stage):
+    """Minimise ``−similarity(DRR(pose), X-ray)`` level by level.
+
+    Attributes:
+        levels: coarse to fine.
+        similarity: an image similarity name (`xrender.similarity.get_similarity`).
+        similarity_options: its options (e.g. ``{"patch_size": 9}``).
+        render_options: `DRR` options (``step_mm``, ``n_samples``, ``backend`` …).
+        name: for reports.
+        max_batch: the most poses rendered in one call.
+    """
+
+    levels: tuple[Level, ...]
+    similarity: str = "gradient-ncc"
+    similarity_options: dict[str, Any] = field(default_factory=dict)
+    render_options: dict[str, Any] = field(default_factory=dict)
+    name: str = "intensity"
+    max_batch: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", tuple(self.levels))
+        if not self.levels:
+            raise ValueError("IntensityStage.levels: expected at least one Level")
+        get_similarity(self.similarity, **self.similarity_options)  # validates name and options now
+
+    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
+        start = time.perf_counter()
+        pose = pose.detach().to(torch.float64)
+        trajectory, history, evaluations, reason = [pose[None]], [], 0, "iterations"
+        for level in self.levels:
+            geometry, xray = problem.at(problem.factor_for_size(level.size))
+            drr = DRR(problem.volume, geometry, **self.render_options)
+            similarity = RenderedSimilarity(drr, get_similarity(self.similarity, **self.similarity_options))
+            objective = PoseObjective(similarity, xray, pose, prior=level.prior, max_batch=self.max_batch)
+            result = level.optimizer.minimize(objective, progress=progress)
+            with torch.no_grad():
+                trajectory.append(objective.poses(result.trajectory[1:].to(xray.device)).cpu())
+                pose = objective.poses(result.params[None].to(xray.device))[0].cpu()
+            history += result.history
+            evaluations += result.evaluations
+            reason = result.stop_reason
+        return StageResult(
+            self.name, pose, torch.cat(trajectory), history, evaluations, time.perf_counter() - start, reason
+        )
+
+
+@dataclass(frozen=True)
+class LearnedDescentStage(Stage):
+    """The ProST paper's stage 1: descend a learned similarity's pose gradient (`pose_descent`).
+
+    The X-ray is binned to the network's image size; the network sees ``problem.moving_volume``.
+
+    Attributes:
+        network: a trained `ProSTNetwork`.
+        steps, rotation_step_deg, translation_step_mm, decay, momentum, plateau_window,
+            plateau_tol: `pose_descent`'s options.
+        step_mm: sample spacing along rays for the feature projection (``None``: the renderer's default).
+        name: for reports.
+    """
+
+    network: ProSTNetwork
+    steps: int = 100
+    rotation_step_deg: float = 2.0
+    translation_step_mm: float = 4.0
+    decay: float = 0.98
+    momentum: float = 0.9
+    plateau_window: int = 10
+    plateau_tol: float | None = None
+    step_mm: float | None = None
+    name: str = "prost"
+
+    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
+        start = time.perf_counter()
+        geometry, xray = problem.at(problem.factor_for(self.network.image_size))
+        similarity = ProSTSimilarity(problem.moving_volume, geometry, self.network, step_mm=self.step_mm).eval()
+        result = pose_descent(
+            similarity,
+            xray,
+            pose.detach().to(torch.float64)[None],
+            steps=self.steps,
+            rotation_step_deg=self.rotation_step_deg,
+            translation_step_mm=self.translation_step_mm,
+            decay=self.decay,
+            momentum=self.momentum,
+            plateau_window=self.plateau_window,
+            plateau_tol=self.plateau_tol,
+            progress=progress,
+        )
+        taken = int(result.steps_taken[0])
+        reason = "plateau" if taken < self.steps else "iterations"
+        history = (-result.scores[:, 0]).tolist()
+        return StageResult(
+            self.name,
+            result.pose[0],
+            result.trajectory[:, 0],
+            history,
+            len(history),
+            time.perf_counter() - start,
+            reason,
+        )
+
+
+class PoseRegressorLike(Protocol):
+    """What `RegressionStage` needs: an input size and a pose prediction."""
+
+    image_size: int
+
+    def predict_pose(self, image: Float[Tensor, "B 1 H W"]) -> Float[Tensor, "B 4 4"]: ...
+
+
+@dataclass(frozen=True)
+class RegressionStage(Stage):
+    """Replace the pose by a pose-regression network's prediction from the X-ray (binned to its input size).
+
+    Attributes:
+        regressor: e.g. `xrender.registration.regression.PoseRegressor`.
+        name: for reports.
+    """
+
+    regressor: PoseRegressorLike
+    name: str = "regression"
+
+    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
+        start = time.perf_counter()
+        size = self.regressor.image_size
+        _, xray = problem.at(problem.factor_for((size, size)))
+        with torch.no_grad():
+            predicted = self.regressor.predict_pose(xray)[0].to(torch.float64).cpu()
+        trajectory = torch.stack([pose.detach().to(torch.float64).cpu(), predicted])
+        return StageResult(self.name, predicted, trajectory, [], 1, time.perf_counter() - start, "prediction")

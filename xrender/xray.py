@@ -1,0 +1,540 @@
+r"""Reading real X-ray images and preparing them for 2D/3D registration.
+
+`read_xray` reads one 2-D image — PNG, TIFF, JPEG, NumPy ``.npy``, DICOM, NIfTI, MetaImage or
+NRRD — into an `XRayImage` of float64 pixels ``(H, W)``, with the pixel spacing when the file
+records one. `preprocess_xray` then crops, flips, converts intensities to line integrals, bins
+and normalises it, carrying a `ConeBeam` geometry along so that the image and its detector
+stay in step. `fit_to_geometry` bins an image and its geometry to a working resolution.
+
+**What the pixel values mean.** Pixels are returned in *display orientation*: a higher value is
+shown brighter, as in every PNG or TIFF and as DICOM's ``MONOCHROME2`` states. For a raw
+*intensity* image (air bright, bone dark — e.g. fluoroscopy) the values are the detected
+intensities $I$, higher where more X-ray photons reached the detector; turn them into line
+integrals (bone bright, like a DRR) with ``negative_log=True``. A radiograph already shown with
+bone bright is attenuation-like as it is: leave ``negative_log`` off.
+
+**DICOM ``MONOCHROME1``** (the smallest value is shown white) is turned into display orientation
+by negating it relative to its maximum, $x' = \max(x) - x$, with $x$ the values after the
+file's Rescale Slope and Intercept. Some ITK versions already invert ``MONOCHROME1`` in their
+reader and some do not; `read_xray` finds out once which one it runs with and returns
+$\max(x) - x$ in both cases.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from torch.nn.functional import avg_pool2d
+
+from xrender._checks import check_finite, check_shape
+from xrender.geometry.camera import ConeBeam
+from xrender.io import _sitk_reason, match_suffix
+
+__all__ = [
+    "FLIPS",
+    "INTENSITY_FLOOR",
+    "LUMINANCE_WEIGHTS",
+    "NORMALIZATIONS",
+    "XRAY_FORMATS",
+    "XRayImage",
+    "XRayPreprocessing",
+    "fit_to_geometry",
+    "preprocess_xray",
+    "read_xray",
+]
+
+PathLike = str | os.PathLike
+
+#: Suffix (lower case) → format name, for `read_xray`. A file with another suffix is read when
+#: SimpleITK recognises it as DICOM (DICOM files often have no suffix at all).
+XRAY_FORMATS: Mapping[str, str] = MappingProxyType(
+    {
+        ".png": "PNG",
+        ".tif": "TIFF",
+        ".tiff": "TIFF",
+        ".jpg": "JPEG",
+        ".jpeg": "JPEG",
+        ".npy": "NumPy",
+        ".dcm": "DICOM",
+        ".dicom": "DICOM",
+        ".nii": "NIfTI",
+        ".nii.gz": "NIfTI",
+        ".mha": "MetaImage",
+        ".mhd": "MetaImage",
+        ".nrrd": "NRRD",
+        ".nhdr": "NRRD",
+    }
+)
+
+#: Weights of red, green and blue in the grey value of a colour image (ITU-R BT.601 luma, as
+#: Pillow's ``convert("L")``), applied to the stored values.
+LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
+
+#: Intensities are clamped to ``INTENSITY_FLOOR · I0`` before the logarithm of
+#: ``negative_log``, so a zero or negative pixel gives at most ``−log(1e−6) ≈ 13.8``.
+INTENSITY_FLOOR = 1e-6
+
+# DICOM tags, as SimpleITK names them.
+_PHOTOMETRIC = "0028|0004"
+_IMAGER_PIXEL_SPACING = "0018|1164"
+_PIXEL_SPACING = "0028|0030"
+
+
+@dataclass(frozen=True)
+class XRayImage:
+    """One X-ray image as read from a file.
+
+    Attributes:
+        pixels: ``(H, W)`` float64 values in display orientation (higher = shown brighter; see
+            the module docstring). Row 0 is the file's top row, column 0 its left column.
+        path: the file it was read from.
+        spacing: ``(row, column)`` pixel spacing in mm when the file records one (DICOM Imager
+            Pixel Spacing, else Pixel Spacing; the image spacing of NIfTI, MetaImage and NRRD),
+            ``None`` for PNG, TIFF, JPEG and NPY files.
+    """
+
+    pixels: Float[Tensor, "H W"]
+    path: Path
+    spacing: tuple[float, float] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)``: rows and columns."""
+        return (int(self.pixels.shape[0]), int(self.pixels.shape[1]))
+
+
+# ------------------------------------------------------------------------------------ reading
+def _plane(array: np.ndarray, path: Path, frame: int, multi_frame: bool) -> np.ndarray:
+    """The 2-D image ``(H, W)`` of a grey array ``(H, W)`` or ``(frames, H, W)``."""
+    if array.ndim == 2:
+        array = array[None]
+    elif array.ndim != 3 or not (multi_frame or array.shape[0] == 1):
+        raise ValueError(f"{path}: expected a 2-D image of shape (H, W), got an array of shape {array.shape}")
+    if frame >= array.shape[0]:
+        raise ValueError(f"{path}: frame {frame} does not exist; the file holds {array.shape[0]} frame(s)")
+    return array[frame]
+
+
+def _gray(array: np.ndarray, components: int, path: Path) -> np.ndarray:
+    """Grey values of an array whose last axis holds ``components`` > 1 values per pixel."""
+    if components == 2:  # grey and alpha
+        return array[..., 0]
+    if components in (3, 4):  # RGB, RGBA: alpha dropped
+        return array[..., :3] @ np.asarray(LUMINANCE_WEIGHTS)
+    raise ValueError(f"{path}: expected grey, grey+alpha, RGB or RGBA pixels, got {components} values per pixel")
+
+
+def _sitk_pixels(image: sitk.Image, path: Path, frame: int, multi_frame: bool) -> np.ndarray:
+    """A SimpleITK image's grey values, float64 ``(H, W)``."""
+    array = sitk.GetArrayFromImage(image).astype(np.float64)  # (H, W[, C]) or (D, H, W[, C])
+    components = image.GetNumberOfComponentsPerPixel()
+    if components > 1:
+        array = _gray(array, components, path)
+    return _plane(array, path, frame, multi_frame)
+
+
+def _sitk_read(path: Path, image_io: str, what: str) -> sitk.Image:
+    try:
+        return sitk.ReadImage(str(path), imageIO=image_io)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: could not read as {what} (SimpleITK said: {_sitk_reason(error)})") from error
+
+
+def _no_frames(path: Path, frame: int, what: str) -> None:
+    if frame != 0:
+        raise ValueError(f"{path}: frame={frame} applies to multi-frame DICOM only, not to a {what} file")
+
+
+def _read_plain(path: Path, frame: int, image_io: str, what: str) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """PNG, TIFF, JPEG: no pixel spacing (their resolution tags are not detector spacings)."""
+    _no_frames(path, frame, what)
+    return _sitk_pixels(_sitk_read(path, image_io, what), path, 0, multi_frame=False), None
+
+
+def _read_spaced(path: Path, frame: int, image_io: str, what: str) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """NIfTI, MetaImage, NRRD: the image spacing (column, row) becomes (row, column)."""
+    _no_frames(path, frame, what)
+    image = _sitk_read(path, image_io, what)
+    pixels = _sitk_pixels(image, path, 0, multi_frame=False)
+    column, row = image.GetSpacing()[:2]
+    return pixels, (float(row), float(column))
+
+
+def _read_npy(path: Path, frame: int) -> tuple[np.ndarray, tuple[float, float] | None]:
+    _no_frames(path, frame, "NumPy")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path}: could not read as a NumPy .npy array ({error})") from error
+    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ValueError(f"{path}: expected a real-valued array, got dtype {getattr(array, 'dtype', type(array))}")
+    if np.iscomplexobj(array):
+        raise ValueError(f"{path}: expected a real-valued array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D array of shape (H, W), got an array of shape {array.shape}")
+    return array.astype(np.float64), None
+
+
+def _tag_spacing(image: sitk.Image, tag: str) -> tuple[float, float] | None:
+    """A DICOM ``row\\column`` spacing tag, or ``None`` if absent or malformed."""
+    if not image.HasMetaDataKey(tag):
+        return None
+    try:
+        values = tuple(float(v) for v in image.GetMetaData(tag).strip().split("\\"))
+    except ValueError:
+        return None
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        return None
+    return values
+
+
+@functools.cache
+def _reader_inverts_monochrome1() -> bool:
+    """Whether this SimpleITK's DICOM reader already maps ``MONOCHROME1`` to display orientation.
+
+    Found once by reading back a two-pixel file whose Photometric Interpretation is set to
+    ``MONOCHROME1`` (SimpleITK's writer always writes ``MONOCHROME2``, so the tag's bytes are
+    replaced). Should that fail, ITK 5.4 and later are taken to invert.
+    """
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            probe = Path(folder) / "probe.dcm"
+            sitk.WriteImage(sitk.GetImageFromArray(np.array([[0, 1]], dtype=np.uint16)), str(probe))
+            data = probe.read_bytes()
+            if data.count(b"MONOCHROME2 ") == 1:
+                probe.write_bytes(data.replace(b"MONOCHROME2 ", b"MONOCHROME1 "))
+                values = sitk.GetArrayFromImage(sitk.ReadImage(str(probe), imageIO="GDCMImageIO")).ravel()
+                return bool(values[0] > values[1])
+    except (OSError, RuntimeError):
+        pass
+    return (sitk.Version.ItkMajorVersion(), sitk.Version.ItkMinorVersion()) >= (5, 4)
+
+
+def _read_dicom(path: Path, frame: int) -> tuple[np.ndarray, tuple[float, float] | None]:
+    image = _sitk_read(path, "GDCMImageIO", "DICOM")
+    pixels = _sitk_pixels(image, path, frame, multi_frame=True)
+    photometric = image.GetMetaData(_PHOTOMETRIC).strip().upper() if image.HasMetaDataKey(_PHOTOMETRIC) else ""
+    if photometric == "MONOCHROME1":
+        # max(x) − x of the rescaled values x; a reader that inverted already gave y = c − x.
+        pixels = pixels - pixels.min() if _reader_inverts_monochrome1() else pixels.max() - pixels
+    spacing = _tag_spacing(image, _IMAGER_PIXEL_SPACING) or _tag_spacing(image, _PIXEL_SPACING)
+    return pixels, spacing
+
+
+def _is_dicom(path: Path) -> bool:
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("GDCMImageIO")
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return False
+    return True
+
+
+_Reader = Callable[[Path, int], tuple[np.ndarray, tuple[float, float] | None]]
+
+#: Format name → reader ``(path, frame) -> (pixels (H, W) float64, spacing or None)``.
+_READER_OF_FORMAT: Mapping[str, _Reader] = MappingProxyType(
+    {
+        "PNG": partial(_read_plain, image_io="PNGImageIO", what="PNG"),
+        "TIFF": partial(_read_plain, image_io="TIFFImageIO", what="TIFF"),
+        "JPEG": partial(_read_plain, image_io="JPEGImageIO", what="JPEG"),
+        "NumPy": _read_npy,
+        "DICOM": _read_dicom,
+        "NIfTI": partial(_read_spaced, image_io="NiftiImageIO", what="NIfTI"),
+        "MetaImage": partial(_read_spaced, image_io="MetaImageIO", what="MetaImage"),
+        "NRRD": partial(_read_spaced, image_io="NrrdImageIO", what="NRRD"),
+    }
+)
+
+#: Suffix → reader.
+_READERS: Mapping[str, _Reader] = MappingProxyType(
+    {suffix: _READER_OF_FORMAT[name] for suffix, name in XRAY_FORMATS.items()}
+)
+
+
+def read_xray(path: PathLike, *, frame: int = 0) -> XRayImage:
+    """Read one 2-D X-ray image.
+
+    Colour images become grey (`LUMINANCE_WEIGHTS`); DICOM Rescale Slope and Intercept are
+    applied and ``MONOCHROME1`` is turned into display orientation (module docstring).
+
+    Args:
+        path: a ``.png``, ``.tif``/``.tiff`` (8-, 16-bit or float), ``.jpg``/``.jpeg``, ``.npy``
+            (a 2-D array), ``.dcm``/``.dicom``, ``.nii``/``.nii.gz``, ``.mha``/``.mhd`` or
+            ``.nrrd``/``.nhdr`` file, or a DICOM file under any other name.
+        frame: for a multi-frame DICOM file, the index of the frame to read (from 0).
+
+    Returns:
+        The image: float64 pixels ``(H, W)``, the path, and the ``(row, column)`` pixel spacing
+        in mm when the file records one.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: an unsupported format (the message lists the supported ones), an empty,
+            corrupt or unreadable file, an image that is not 2-D (the message shows the
+            expected and the actual shape), a ``frame`` that does not exist, or NaN or infinite
+            values. Every message names ``path``.
+    """
+    path = Path(path)
+    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+        raise ValueError(f"read_xray: expected a non-negative int frame, got {frame!r}")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; read_xray reads one image file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: could not read: the file is empty (0 bytes)")
+    suffix = match_suffix(path, _READERS)
+    if suffix is not None:
+        reader = _READERS[suffix]
+    elif _is_dicom(path):
+        reader = _read_dicom
+    else:
+        raise ValueError(
+            f"{path}: unsupported image format; expected one of {', '.join(XRAY_FORMATS)}, or a DICOM file"
+        )
+    pixels, spacing = reader(path, frame)
+    if not np.isfinite(pixels).all():
+        raise ValueError(f"{path}: the image holds NaN or infinite values")
+    return XRayImage(torch.from_numpy(np.ascontiguousarray(pixels)), path, spacing)
+
+
+# ------------------------------------------------------------------------------- preprocessing
+def _flip(columns: bool, rows: bool) -> Callable[[Tensor, ConeBeam | None], tuple[Tensor, ConeBeam | None]]:
+    """A flip of the columns (``u → W−1−u``) and/or rows (``v → H−1−v``) of an image and its geometry."""
+    dims = tuple(d for d, flipped in ((-1, columns), (-2, rows)) if flipped)
+
+    def apply(image: Tensor, geometry: ConeBeam | None) -> tuple[Tensor, ConeBeam | None]:
+        if not dims:
+            return image, geometry
+        if geometry is not None:
+            du, dv = geometry.principal_offset
+            geometry = replace(geometry, principal_offset=(-du if columns else du, -dv if rows else dv))
+        return image.flip(dims), geometry
+
+    return apply
+
+
+#: Flip name → ``(image (H, W), geometry or None) -> (flipped image, geometry)``. The principal
+#: point is mirrored with the pixels (its offset from the centre changes sign), so a flipped
+#: image keeps matching its geometry; a centred principal point stays where it is.
+FLIPS: Mapping[str, Callable[[Tensor, ConeBeam | None], tuple[Tensor, ConeBeam | None]]] = MappingProxyType(
+    {
+        "none": _flip(columns=False, rows=False),
+        "horizontal": _flip(columns=True, rows=False),
+        "vertical": _flip(columns=False, rows=True),
+        "rot180": _flip(columns=True, rows=True),
+    }
+)
+
+
+def _constant(image: Tensor, name: str) -> ValueError:
+    value = float(image.flatten()[0])
+    return ValueError(f"normalize={name!r}: the image is constant ({value:g}) and has no contrast to normalise")
+
+
+def _minmax(image: Tensor) -> Tensor:
+    low, high = image.min(), image.max()
+    if not bool(high > low):
+        raise _constant(image, "minmax")
+    return (image - low) / (high - low)
+
+
+def _zscore(image: Tensor) -> Tensor:
+    std = image.std(correction=0)
+    if not bool(std > 0):
+        raise _constant(image, "zscore")
+    return (image - image.mean()) / std
+
+
+#: Normalisation name → function of the image: ``"none"`` keeps it, ``"minmax"`` maps it to
+#: ``[0, 1]`` by ``(x − min) / (max − min)``, ``"zscore"`` to ``(x − mean) / std`` (population
+#: standard deviation). Both refuse a constant image.
+NORMALIZATIONS: Mapping[str, Callable[[Tensor], Tensor]] = MappingProxyType(
+    {"none": lambda image: image, "minmax": _minmax, "zscore": _zscore}
+)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class XRayPreprocessing:
+    r"""How `preprocess_xray` turns a read X-ray into the fixed image of a registration.
+
+    The steps run in this order: **crop → flip → −log → binning → normalise**.
+
+    Attributes:
+        crop: ``(top, left, bottom, right)`` pixels removed from each side (collimator edges,
+            burnt-in text).
+        flip: one of `FLIPS`: ``"none"``, ``"horizontal"`` (mirror the columns), ``"vertical"``
+            (mirror the rows) or ``"rot180"``; use it to bring the image to xrender's view
+            *from the source*.
+        negative_log: convert intensities $I$ to line integrals
+            $-\log(\max(I, \epsilon I_0) / I_0)$ with $\epsilon$ = `INTENSITY_FLOOR`; pixels
+            brighter than $I_0$ become negative.
+        i0: the unattenuated intensity $I_0$ (> 0); ``None``: the maximum of the cropped
+            image. Only with ``negative_log``.
+        binning: average ``binning × binning`` blocks of pixels (a remainder of rows and columns
+            at the bottom and right is dropped, as `ConeBeam.downsample` does).
+        normalize: one of `NORMALIZATIONS`: ``"none"``, ``"minmax"`` or ``"zscore"``.
+
+    Raises:
+        ValueError: a field out of its range or of the wrong type; the message names it.
+    """
+
+    crop: tuple[int, int, int, int] = (0, 0, 0, 0)
+    flip: str = "none"
+    negative_log: bool = False
+    i0: float | None = None
+    binning: int = 1
+    normalize: str = "none"
+
+    def __post_init__(self) -> None:
+        crop = tuple(self.crop) if isinstance(self.crop, (tuple, list)) else self.crop
+        if not isinstance(crop, tuple) or len(crop) != 4 or not all(_is_int(m) and m >= 0 for m in crop):
+            raise ValueError(
+                f"XRayPreprocessing.crop: expected four non-negative ints (top, left, bottom, right), got {self.crop!r}"
+            )
+        object.__setattr__(self, "crop", crop)
+        if self.flip not in FLIPS:
+            raise ValueError(f"XRayPreprocessing.flip: expected one of {', '.join(FLIPS)}, got {self.flip!r}")
+        if not isinstance(self.negative_log, bool):
+            raise ValueError(f"XRayPreprocessing.negative_log: expected True or False, got {self.negative_log!r}")
+        if self.i0 is not None:
+            if isinstance(self.i0, bool) or not isinstance(self.i0, (int, float)) or not (0 < self.i0 < math.inf):
+                raise ValueError(f"XRayPreprocessing.i0: expected a finite value > 0 or None, got {self.i0!r}")
+            if not self.negative_log:
+                raise ValueError("XRayPreprocessing.i0: applies only with negative_log=True")
+            object.__setattr__(self, "i0", float(self.i0))
+        if not _is_int(self.binning) or self.binning < 1:
+            raise ValueError(f"XRayPreprocessing.binning: expected a positive int, got {self.binning!r}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(
+                f"XRayPreprocessing.normalize: expected one of {', '.join(NORMALIZATIONS)}, got {self.normalize!r}"
+            )
+
+
+def _negative_log(image: Tensor, i0: float | None) -> Tensor:
+    """``−log(max(I, ε·I0) / I0)``, ``I0`` defaulting to the image's maximum."""
+    reference = float(image.max()) if i0 is None else i0
+    if not reference > 0:
+        raise ValueError(
+            f"negative_log: the image's maximum is {reference:g}; intensities need a positive I0 (pass i0=)"
+        )
+    return -torch.log(image.clamp(min=INTENSITY_FLOOR * reference) / reference)
+
+
+def _check_geometry(image: Tensor, geometry: ConeBeam | None, what: str) -> None:
+    height, width = image.shape[-2:]
+    if geometry is not None and (geometry.height, geometry.width) != (height, width):
+        raise ValueError(
+            f"{what}: the geometry describes a {geometry.height}×{geometry.width} detector but the image has "
+            f"{height}×{width} pixels; pass the geometry of the whole image as read (before cropping or binning)"
+        )
+
+
+def _bin(image: Tensor, geometry: ConeBeam | None, factor: int, what: str) -> tuple[Tensor, ConeBeam | None]:
+    height, width = image.shape[-2:]
+    if factor > min(height, width):
+        raise ValueError(f"{what}: binning factor {factor} exceeds the image size {height}×{width}")
+    if factor == 1:
+        return image, geometry
+    binned = avg_pool2d(image.reshape(-1, 1, height, width), factor)
+    binned = binned.reshape(*image.shape[:-2], height // factor, width // factor)
+    return binned, None if geometry is None else geometry.downsample(factor)
+
+
+def preprocess_xray(
+    pixels: Float[Tensor, "H W"],
+    geometry: ConeBeam | None = None,
+    options: XRayPreprocessing | None = None,
+) -> tuple[Float[Tensor, "1 1 h w"], ConeBeam | None]:
+    """Prepare an X-ray as the fixed image of a registration, and its geometry with it.
+
+    The steps of ``options`` run in the order crop → flip → −log → binning → normalise.
+    ``geometry`` follows every step that moves pixels: `ConeBeam.crop` for the crop, a mirrored
+    principal point for a flip (`FLIPS`), `ConeBeam.downsample` for the binning; its pixel
+    spacing grows with the binning, its source-to-detector distance is unchanged.
+
+    Args:
+        pixels: ``(H, W)`` values as read (e.g. `XRayImage.pixels`); integer values become
+            float64, floating ones keep their dtype.
+        geometry: the C-arm geometry of the whole ``H × W`` image as read, or ``None``.
+        options: the steps; ``None``: `XRayPreprocessing`'s defaults (nothing changes).
+
+    Returns:
+        ``(image, geometry)``: the image ``(1, 1, h, w)`` and the geometry of its pixels (``None``
+        if none was given).
+
+    Raises:
+        ValueError: a wrong shape, NaN or infinite values, a geometry whose size is not
+            ``H × W``, a crop that leaves no pixel, a binning factor larger than the cropped
+            image, a non-positive maximum for ``negative_log`` without ``i0``, or a constant
+            image for ``"minmax"``/``"zscore"``.
+    """
+    options = XRayPreprocessing() if options is None else options
+    check_finite(check_shape(pixels, "H W", "pixels"), "pixels")
+    image = pixels if pixels.is_floating_point() else pixels.double()
+    _check_geometry(image, geometry, "preprocess_xray")
+    top, left, bottom, right = options.crop
+    height, width = image.shape
+    if top + bottom >= height or left + right >= width:
+        raise ValueError(f"preprocess_xray: crop {options.crop} leaves no pixel of the {height}×{width} image")
+    image = image[top : height - bottom, left : width - right]
+    if geometry is not None and any(options.crop):
+        geometry = geometry.crop(top, left, bottom, right)
+    image, geometry = FLIPS[options.flip](image, geometry)
+    if options.negative_log:
+        image = _negative_log(image, options.i0)
+    image, geometry = _bin(image, geometry, options.binning, "preprocess_xray")
+    image = NORMALIZATIONS[options.normalize](image)
+    return image[None, None], geometry
+
+
+def fit_to_geometry(
+    image: Float[Tensor, "B C H W"], geometry: ConeBeam, target_size: int
+) -> tuple[Float[Tensor, "B C h w"], ConeBeam]:
+    """Bin an image and its geometry together to a working resolution.
+
+    The factor is the integer nearest to ``max(H, W) / target_size`` (at least 1, at most
+    ``min(H, W)``), so the larger side ends up about ``target_size`` pixels: e.g. 1536 → 128
+    with factor 12, 1000 → 125 with factor 8. Blocks are averaged and a remainder dropped, as in
+    `preprocess_xray`.
+
+    Args:
+        image: ``(B, C, H, W)``, e.g. `preprocess_xray`'s output.
+        geometry: the geometry of its ``H × W`` pixels.
+        target_size: the wanted size of the larger side, pixels (> 0).
+
+    Returns:
+        ``(image, geometry)`` binned by the same factor.
+
+    Raises:
+        ValueError: a wrong shape, a non-positive ``target_size``, or a geometry whose size is
+            not ``H × W``.
+    """
+    check_shape(image, "B C H W", "image")
+    if not _is_int(target_size) or target_size < 1:
+        raise ValueError(f"fit_to_geometry: expected a positive int target_size, got {target_size!r}")
+    _check_geometry(image, geometry, "fit_to_geometry")
+    height, width = image.shape[-2:]
+    factor = min(max(1, round(max(height, width) / target_size)), min(height, width))
+    binned, binned_geometry = _bin(image, geometry, factor, "fit_to_geometry")
+    return binned, binned_geometry
