@@ -227,3 +227,13 @@ def test_inverse_intrinsics():
     batch = torch.stack([K, get_preset("prost").intrinsics(dtype=torch.float64)])
     torch.testing.assert_close(inverse_intrinsic_matrix(batch), torch.linalg.inv(batch))
     assert torch.autograd.gradcheck(inverse_intrinsic_matrix, (K.clone().requires_grad_(),))
+
+
+def test_binned_to_a_size():
+    carm = get_preset("prost")
+    assert carm.binned_to(32) == carm.downsample(4)
+    for size in (48, 0, 129):
+        with pytest.raises(ValueError, match="divisor"):
+            carm.binned_to(size)
+    with pytest.raises(ValueError, match="square"):
+        ConeBeam(sdd=1000.0, height=64, width=32, pixel_spacing=(1.0, 1.0)).binned_to(32)

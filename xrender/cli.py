@@ -56,14 +56,14 @@ def info(path: Annotated[Path, typer.Argument(help="A CT volume file or DICOM se
 PHANTOM_VOXELS = 128
 
 
-def _parse_pose(text: str) -> list[float]:
+def _parse_pose(text: str, option: str = "--pose") -> list[float]:
     """``"rx,ry,rz,tx,ty,tz"`` → six floats (degrees, mm)."""
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         values = []
     if len(values) != 6 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"--pose: expected six finite numbers 'rx,ry,rz,tx,ty,tz' (degrees, mm), got {text!r}")
+        raise ValueError(f"{option}: expected six finite numbers 'rx,ry,rz,tx,ty,tz' (degrees, mm), got {text!r}")
     return values
 
 
@@ -266,7 +266,7 @@ def register_command(
             preset=preset,
             geometry_file=geometry,
             view=view,
-            init=init,
+            init=tuple(_parse_pose(init, "--init")),
             mask=mask,
             model=model,
             regressor=regressor,

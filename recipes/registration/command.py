@@ -8,7 +8,6 @@ registers one real X-ray to a CT and writes the pose, an overlay and optionally 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -151,16 +150,6 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     return document
 
 
-def _parse_six(text: str, name: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 6 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{name}: expected six finite numbers 'rx,ry,rz,tx,ty,tz' (degrees, mm), got {text!r}")
-    return values
-
-
 def _geometry(preset: str, geometry_file: Path | None) -> ConeBeam:
     if geometry_file is None:
         return get_preset(preset)
@@ -184,7 +173,7 @@ class RegistrationRequest:
     preset: str = "prost"
     geometry_file: Path | None = None
     view: str = "ap"
-    init: str = "0,0,0,0,0,0"
+    init: tuple[float, float, float, float, float, float] = (0.0,) * 6
     mask: Path | None = None
     model: Path | None = None
     regressor: Path | None = None
@@ -206,7 +195,7 @@ def run_registration(request: RegistrationRequest, echo: Callable[[str], None] =
     xray, geometry = preprocess_xray(image.pixels, geometry, request.preprocessing)
     subject = _subject(request.ct, request.volume_size, request.mask, None)
     iso = subject.full.isocenter.to(torch.float64)
-    params = torch.tensor(_parse_six(request.init, "--init"), dtype=torch.float64)
+    params = torch.tensor(request.init, dtype=torch.float64)
     delta = make_pose(euler_to_matrix(params[:3], "xyz", degrees=True), params[3:])
     reference = standard_pose(request.view, geometry.sid, iso)
     initial = perturb(reference, delta, iso)

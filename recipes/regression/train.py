@@ -245,15 +245,12 @@ def regression_geometry(config: RegressionConfig) -> ConeBeam:
             no source-to-isocentre distance.
     """
     carm = get_preset(config.preset)
-    factor, remainder = divmod(carm.height, config.image_size)
-    if remainder or factor < 1 or carm.width != carm.height:
-        raise ValueError(
-            f"image_size {config.image_size}: expected a divisor of the {config.preset!r} preset's square "
-            f"{carm.height}×{carm.width} detector"
-        )
     if carm.sid is None:
         raise ValueError(f"preset {config.preset!r}: expected a known source-to-isocentre distance (sid)")
-    return carm.downsample(factor)
+    try:
+        return carm.binned_to(config.image_size)
+    except ValueError as error:
+        raise ValueError(f"image_size {config.image_size} of preset {config.preset!r}: {error}") from None
 
 
 def regression_loss(

@@ -60,14 +60,10 @@ def training_geometry(config: TrainConfig) -> ConeBeam:
     Raises:
         ValueError: the preset's detector is not a multiple of ``detector_size``.
     """
-    carm = get_preset(config.preset)
-    factor, remainder = divmod(carm.height, config.detector_size)
-    if remainder or factor < 1 or carm.width != carm.height:
-        raise ValueError(
-            f"detector_size {config.detector_size}: expected a divisor of the {config.preset!r} preset's square "
-            f"{carm.height}×{carm.width} detector"
-        )
-    return carm.downsample(factor)
+    try:
+        return get_preset(config.preset).binned_to(config.detector_size)
+    except ValueError as error:
+        raise ValueError(f"detector_size {config.detector_size} of preset {config.preset!r}: {error}") from None
 
 
 @dataclass

@@ -167,6 +167,20 @@ class ConeBeam:
             self.height // factor, self.width // factor, spacing, (cu - shift) / factor, (cv - shift) / factor
         )
 
+    def binned_to(self, size: int) -> ConeBeam:
+        """The square detector binned to exactly ``size × size`` pixels (`downsample` by ``height // size``).
+
+        Raises:
+            ValueError: the detector is not square or ``size`` does not divide its side.
+        """
+        factor, remainder = divmod(self.height, size) if isinstance(size, int) and size > 0 else (0, 1)
+        if remainder or factor < 1 or self.width != self.height:
+            raise ValueError(
+                f"binned_to: expected a divisor of the square detector's side, got {size!r} for a "
+                f"{self.height}×{self.width} detector"
+            )
+        return self.downsample(factor)
+
     def crop(self, top: int, left: int, bottom: int, right: int) -> ConeBeam:
         """The geometry of the image with ``top``/``left``/``bottom``/``right`` pixels removed.
 
