@@ -269,3 +269,10 @@ def test_evaluation_sharded_over_two_processes_gives_the_same_records(tmp_path, 
     assert [r["trial"] for r in sharded[0]] == [0, 1, 2]
     assert [r["pose"] for r in sharded[0]] == [r.pose for r in single]
     assert [r["mtre_mm"] for r in sharded[0]] == [r.mtre_mm for r in single]
+
+
+def test_trial_k_does_not_depend_on_the_number_of_trials(subject, carm):
+    few = make_trials(subject, carm, EvaluationConfig(trials=2, seed=4))
+    many = make_trials(subject, carm, EvaluationConfig(trials=5, seed=4))
+    torch.testing.assert_close(many.truth[:2], few.truth, rtol=0, atol=0)
+    torch.testing.assert_close(many.initial[:2], few.initial, rtol=0, atol=0)

@@ -5,7 +5,8 @@ r"""Registration error metrics, each named for exactly what it measures.
   the ProST paper reports (success = mean TRE < 10 mm, `is_success`).
 * `reprojection_distance`: the **mean reprojection distance** — the same points projected to the
   detector by both poses, compared there in detector mm (pixels × pixel spacing). It is *not* a
-  TRE: it is smaller by roughly the magnification and blind to errors along the rays.
+  TRE: in-plane errors appear enlarged by the magnification sdd/sid, errors along the rays barely
+  show — and as most of a single view's error lies in depth, it is usually the smaller number.
 * `rotation_error`: the angle (degrees) of the rotation between the two poses.
 * `translation_error`: how far (mm) the volume's isocentre is from where the true pose puts it,
   in the camera frame — the translation error of the volume motion about the isocentre, so

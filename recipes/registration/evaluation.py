@@ -10,7 +10,8 @@ A **trial** is a true pose, an initial pose and the X-ray seen from the true pos
 * the X-ray: a DRR of the full volume at the true pose.
 
 Every method registers every trial from the same initial pose; each trial has its own seed
-(``seed · 1_000_003 + trial``), so a trial's result does not depend on which process ran it — under
+(``seed · 1_000_003 + trial``) for its poses and its optimisers, so trial ``k`` is the same
+whatever the number of trials, and its result does not depend on which process ran it — under
 ``torchrun`` the trials are dealt round-robin to the ranks and merged, and 1 or N processes give the
 same table. Metrics per trial (`xrender.metrics`): mean 3-D TRE over the subject's points, rotation
 and translation error, mean reprojection distance, success (mean TRE < 10 mm), seconds.
@@ -104,11 +105,14 @@ def make_trials(subject: Subject, geometry: ConeBeam, config: EvaluationConfig) 
     """Draw ``config.trials`` trials for ``subject`` seen by ``geometry`` (see the module docstring)."""
     iso = subject.full.isocenter.to(torch.float64)
     reference = standard_pose(config.view, geometry.sid, iso)
-    generator = torch.Generator().manual_seed(config.seed)
-    draw = {"generator": generator, "dtype": torch.float64}
+    true_motion, initial_motion = [], []
+    for trial in range(config.trials):  # one generator per trial: trial k is the same for any --trials > k
+        draw = {"generator": torch.Generator().manual_seed(config.seed * SEED_STRIDE + trial), "dtype": torch.float64}
+        true_motion.append(get_pose_distribution(config.true_distribution).sample(1, **draw))
+        initial_motion.append(get_pose_distribution(config.initial_distribution).sample(1, **draw))
     n = config.trials
-    truth = perturb(reference.expand(n, 4, 4), get_pose_distribution(config.true_distribution).sample(n, **draw), iso)
-    initial = perturb(truth, get_pose_distribution(config.initial_distribution).sample(n, **draw), iso)
+    truth = perturb(reference.expand(n, 4, 4), torch.cat(true_motion), iso)
+    initial = perturb(truth, torch.cat(initial_motion), iso)
     with torch.no_grad():
         xrays = torch.cat([render(subject.full, geometry, truth[i : i + 1]) for i in range(n)]).float()
     return TrialSet(truth, initial, xrays)

@@ -5,16 +5,13 @@ stage searches **globally** from the initial pose (wide widths, a pose prior and
 the initial-pose distribution); a search stage after another one **refines** that stage's pose
 (narrow widths). Stages (`STAGES`):
 
-================  ===================================================================================
-stage             what it does
-================  ===================================================================================
-``cmaes``         CMA-ES on gradient NCC of DRRs, coarse (32 px) then fine (64 px) — the paper's
-                  baseline and its stage 2.
-``nevergrad[:N]`` the same search with nevergrad's optimiser ``N`` (default ``NGOpt``).
-``ncc-adam``      Adam on multiscale NCC's pose gradient, coarse to fine — DiffDRR-style.
-``prost``         descent along a learned ProST similarity's pose gradient (needs a ProST model).
-``regression``    a pose-regression network's prediction (needs a regressor).
-================  ===================================================================================
+| stage | what it does |
+| --- | --- |
+| ``cmaes`` | CMA-ES on gradient NCC of DRRs, coarse (32 px) then fine (64 px) — the paper's baseline and its stage 2. |
+| ``nevergrad[:N]`` | the same search with nevergrad's ``N`` (default ``TwoPointsDE``), without a box |
+| ``ncc-adam`` | Adam on multiscale NCC's pose gradient, coarse to fine — DiffDRR-style. |
+| ``prost`` | descent along a learned ProST similarity's pose gradient (needs a ProST model). |
+| ``regression`` | a pose-regression network's prediction (needs a regressor). |
 
 `METHODS_IN_PAPER` lists the comparison of the paper: ``cmaes``, ``prost+cmaes``, ``regression``.
 All settings live in `MethodSettings` (CPU-sized defaults).
@@ -66,14 +63,20 @@ class MethodSettings:
         prior_weight: the prior's weight λ (gradient NCC lies in [−1, 1]).
         refine_sigma: widths of a refining search after another stage.
         refine_bounds: half-widths of its box.
-        coarse_size, fine_size: working detector sizes of the two levels.
-        popsize, generations: per level of a global search (coarse, fine).
-        refine_popsize, refine_generations: per level of a refinement (coarse, fine).
-        similarity: the intensity similarity of search stages; ``similarity_options`` its options.
+        coarse_size: working detector size of the first level (pixels across).
+        fine_size: working detector size of the second level.
+        popsize: population per level of a global search (coarse, fine).
+        generations: the most generations per level of a global search (coarse, fine).
+        refine_popsize: population per level of a refinement (coarse, fine).
+        refine_generations: the most generations per level of a refinement (coarse, fine).
+        similarity: the intensity similarity of search stages.
+        similarity_options: its options.
         plateau_tol: the plateau rule on the best cost per generation (``None``: off).
-        adam_steps: iterations per level of ``ncc-adam``; ``adam_rotation_deg``/``adam_translation_mm``
-            its per-iteration step scales.
-        prost_steps: the most learned-descent steps; ``prost_plateau_tol`` its plateau rule.
+        adam_steps: iterations per level of ``ncc-adam`` (coarse, fine).
+        adam_rotation_deg: its rotation step scale per iteration (degrees).
+        adam_translation_mm: its translation step scale per iteration (mm).
+        prost_steps: the most learned-descent steps.
+        prost_plateau_tol: the learned descent's plateau rule (``None``: off).
         max_seconds: time budget of each level (``None``: none).
     """
 
@@ -156,8 +159,12 @@ def _cmaes(context: MethodContext, refine: bool, argument: str | None) -> Stage:
 
 
 def _nevergrad(context: MethodContext, refine: bool, argument: str | None) -> Stage:
-    name = argument or "NGOpt"
-    return _search_stage(context, refine, lambda **o: NevergradOptimizer(name=name, **o), f"nevergrad:{name}")
+    name = argument or "TwoPointsDE"
+
+    def make(**options: Any) -> NevergradOptimizer:  # no box: DE and PSO would start uniform over it
+        return NevergradOptimizer(name=name, **{**options, "bounds": None})
+
+    return _search_stage(context, refine, make, f"nevergrad:{name}")
 
 
 def _ncc_adam(context: MethodContext, refine: bool, argument: str | None) -> Stage:

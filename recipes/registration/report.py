@@ -73,7 +73,8 @@ def write_capture_range(path: str | os.PathLike, records: Sequence[TrialRecord],
     methods = list(dict.fromkeys(r.method for r in records))
     initial = {m: torch.tensor([r.initial_mtre_mm for r in records if r.method == m]) for m in methods}
     success = {m: torch.tensor([r.success for r in records if r.method == m]) for m in methods}
-    return save_figure(plot_capture_range(initial, success, threshold_mm=threshold_mm), path)
+    bins = min(10, max(2, len(records) // (4 * len(methods))))  # about four trials per bin and method
+    return save_figure(plot_capture_range(initial, success, bins=bins, threshold_mm=threshold_mm), path)
 
 
 def write_overlay(

@@ -4,7 +4,7 @@
 * Cost: `PoseObjective` — a pose similarity's distance plus an optional `PosePrior`.
 * Optimisers, one interface and a registry (`get_optimizer`): `CMAES` (cma), `NevergradOptimizer`
   (any nevergrad optimiser by name), `GradientOptimizer` (Adam, SGD, L-BFGS); stopped by a `StopRule`.
-* Stages: `IntensityStage` (multi-resolution `Level`\\ s), `LearnedDescentStage` (ProST stage 1,
+* Stages: `IntensityStage` (multi-resolution `Level` objects), `LearnedDescentStage` (ProST stage 1,
   `pose_descent`), `RegressionStage`; chained by `register`.
 """
 

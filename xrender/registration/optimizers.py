@@ -4,19 +4,16 @@ Every optimiser starts at the objective's reference pose ($x = 0$), searches mot
 (`xrender.registration.motion`: degrees and mm) and stops by its `StopRule`. Registered by name in
 `OPTIMIZERS` (``get_optimizer(name, **options)``):
 
-============  ==================================================================================
-name          optimiser
-============  ==================================================================================
-``"cmaes"``   `CMAES` — CMA-ES from the ``cma`` package: σ per degree of freedom, population,
-              bounds; the whole population is scored in one batched call per generation.
-``"nevergrad"`` `NevergradOptimizer` — any optimiser of nevergrad's registry by name (``NGOpt``,
-              ``TwoPointsDE``, ``PSO`` …), asked for a population at a time.
-``"adam"``    `GradientOptimizer` — ``torch.optim.Adam`` on the similarity's gradient.
-``"sgd"``     `GradientOptimizer` — ``torch.optim.SGD`` with momentum.
-``"lbfgs"``   `GradientOptimizer` — ``torch.optim.LBFGS`` with a strong-Wolfe line search.
-============  ==================================================================================
+| name | optimiser |
+| --- | --- |
+| ``"cmaes"`` | `CMAES` — CMA-ES (``cma``): σ per degree of freedom, population, bounds |
+| ``"nevergrad"`` | `NevergradOptimizer` — any nevergrad optimiser by name (``TwoPointsDE``, ``PSO`` …) |
+| ``"adam"`` | `GradientOptimizer` — ``torch.optim.Adam`` on the similarity's gradient. |
+| ``"sgd"`` | `GradientOptimizer` — ``torch.optim.SGD`` with momentum. |
+| ``"lbfgs"`` | `GradientOptimizer` — ``torch.optim.LBFGS`` with a strong-Wolfe line search. |
 
-Population methods search in σ-scaled coordinates $z = x / \sigma$ (σ in degrees and mm), so one
+Population methods score a whole population in one batched call per iteration and search in
+σ-scaled coordinates $z = x / \sigma$ (σ in degrees and mm), so one
 unit of step means "one expected error" in every degree of freedom; gradient methods scale by
 per-part learning rates the same way.
 """
@@ -208,16 +205,19 @@ class NevergradOptimizer(_PopulationOptions, Optimizer):
     """Any nevergrad optimiser by name, over σ-scaled motion parameters, a population per iteration.
 
     Attributes:
-        name: a key of ``nevergrad.optimizers.registry`` (``"NGOpt"``, ``"TwoPointsDE"``, ``"PSO"`` …).
+        name: a key of ``nevergrad.optimizers.registry`` (``"TwoPointsDE"``, ``"PSO"``, ``"OnePlusOne"`` …).
+            ``"NGOpt"`` picks its own algorithm; with nevergrad 1.0.12 and NumPy ≥ 2.4 its choice
+            here (``MetaModel``) raises a ``TypeError`` inside nevergrad.
         sigma: mutation widths (degrees, mm).
         popsize: candidates asked (and scored in one batched call) per iteration; nevergrad's
             ``num_workers``.
-        bounds: half-widths of the search box about the start, or ``None``.
+        bounds: half-widths of the search box about the start, or ``None``. Differential evolution
+            and PSO draw their first population uniformly over the box, ignoring ``sigma``.
         seed: seeds the parametrization's random state.
         stop: iteration/time budgets and plateau rule (budget = iterations × popsize).
     """
 
-    name: str = "NGOpt"
+    name: str = "TwoPointsDE"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,7 +1,7 @@
 """Registration stages: each takes a pose and returns a better one, and stages chain.
 
 * `IntensityStage` — an image similarity of DRRs (gradient NCC, multiscale NCC …) minimised by
-  any `Optimizer` (CMA-ES, nevergrad, Adam, L-BFGS), coarse to fine over `Level`\\ s of detector
+  any `Optimizer` (CMA-ES, nevergrad, Adam, L-BFGS), coarse to fine over `Level` objects (detector
   binning, each with its own optimiser settings and optional pose prior.
 * `LearnedDescentStage` — the ProST paper's stage 1: descent along the pose gradient of a learned
   ProST similarity (`xrender.registration.descent.pose_descent`).
@@ -142,8 +142,13 @@ class LearnedDescentStage(Stage):
 
     Attributes:
         network: a trained `ProSTNetwork`.
-        steps, rotation_step_deg, translation_step_mm, decay, momentum, plateau_window,
-            plateau_tol: `pose_descent`'s options.
+        steps: the most descent steps (`pose_descent`).
+        rotation_step_deg: first rotation step (degrees).
+        translation_step_mm: first translation step (mm).
+        decay: step-size factor per step.
+        momentum: weight of the previous directions.
+        plateau_window: scores the plateau test looks at.
+        plateau_tol: stop when their std is below this (``None``: never).
         step_mm: sample spacing along rays for the feature projection (``None``: the renderer's default).
         name: for reports.
     """
