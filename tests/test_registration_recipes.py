@@ -172,7 +172,7 @@ def test_cli_evaluate_writes_json_table_plot_and_overlays(tmp_path):
         args += ["--set", item]
     result = CliRunner().invoke(app, [*args, "--out", str(out), "--overlays", "1"])
     assert result.exit_code == 0, result.output
-    document = json.loads((out / "results.json").read_text())
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert set(document["methods"]) == {"cmaes", "nevergrad:OnePlusOne"}
     for figures in document["methods"].values():
         for key in ("success_rate", "median_mtre_mm", "median_rotation_error_deg", "median_translation_error_mm"):
@@ -180,7 +180,7 @@ def test_cli_evaluate_writes_json_table_plot_and_overlays(tmp_path):
         assert figures["median_seconds"] > 0
     assert len(document["trials"]) == 4
     assert document["config"]["seed"] == 3
-    assert "| cmaes | 2 |" in (out / "results.md").read_text()
+    assert "| cmaes | 2 |" in (out / "results.md").read_text(encoding="utf-8")
     assert (out / "capture_range.png").stat().st_size > 0
     assert sorted(p.name for p in (out / "overlays").iterdir()) == [
         "cmaes_trial0.png",
@@ -188,7 +188,7 @@ def test_cli_evaluate_writes_json_table_plot_and_overlays(tmp_path):
     ]
     again = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "again"), "--overlays", "0"])
     assert again.exit_code == 0, again.output
-    repeat = json.loads((tmp_path / "again" / "results.json").read_text())
+    repeat = json.loads((tmp_path / "again" / "results.json").read_text(encoding="utf-8"))
     assert [t["pose"] for t in repeat["trials"]] == [t["pose"] for t in document["trials"]]
 
 
@@ -225,7 +225,7 @@ def test_cli_register_a_png_xray(tmp_path):
         args += ["--set", item]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    document = json.loads((out / "pose.json").read_text())
+    document = json.loads((out / "pose.json").read_text(encoding="utf-8"))
     pose = torch.tensor(document["pose_camera_to_world"], dtype=torch.float64)
     assert pose.shape == (4, 4)
     torch.testing.assert_close(pose[3], torch.tensor([0, 0, 0, 1.0], dtype=torch.float64))
@@ -262,7 +262,7 @@ def test_evaluation_sharded_over_two_processes_gives_the_same_records(tmp_path, 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mp.spawn(_shard_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
-    sharded = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
+    sharded = [json.loads((tmp_path / f"{r}.json").read_text(encoding="utf-8")) for r in range(2)]
     assert sharded[0] == sharded[1]  # every rank holds the merged records
     context = MethodContext(MethodSettings().with_overrides(TINY))
     single = evaluate(subject, carm, ["cmaes"], context, EvaluationConfig(trials=3), progress=False)

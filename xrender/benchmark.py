@@ -630,7 +630,7 @@ def render_command(
         raise typer.Exit(code=2) from None
     text = json.dumps(report, indent=2)
     if out is not None:
-        out.write_text(text + "\n")
+        out.write_text(text + "\n", encoding="utf-8")
     typer.echo(text if as_json else format_table(report))
 
 

@@ -143,7 +143,7 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     document = write_json(request.json_path or request.out / "results.json", records, config, name)
     table = markdown_table(document["methods"])
     with atomic_output(request.out / "results.md") as staging:
-        staging.write_text(f"# Registration on {name}: {request.config.trials} trials\n\n{table}")
+        staging.write_text(f"# Registration on {name}: {request.config.trials} trials\n\n{table}", encoding="utf-8")
     write_capture_range(request.out / "capture_range.png", records, request.config.success_mm)
     echo(table)
     echo(f"wrote {request.json_path or request.out / 'results.json'}, results.md, capture_range.png, overlays/")
@@ -218,7 +218,7 @@ def run_registration(request: RegistrationRequest, echo: Callable[[str], None] =
         ],
     }
     with atomic_output(request.out / "pose.json") as staging:
-        staging.write_text(json.dumps(document, indent=2))
+        staging.write_text(json.dumps(document, indent=2), encoding="utf-8")
     write_overlay(request.out / "overlay.png", subject.full, geometry, xray, result.pose, title=request.method)
     echo(f"registered in {result.seconds:.1f} s: " + ", ".join(f"{s.name} {s.seconds:.1f} s" for s in result.stages))
     echo(f"wrote {request.out / 'pose.json'} and {request.out / 'overlay.png'}")

@@ -63,7 +63,7 @@ def write_json(
         "subject": subject,
         "trials": [r.to_dict() for r in records],
     }
-    with atomic_output(Path(path)) as staging, open(staging, "w") as handle:
+    with atomic_output(Path(path)) as staging, open(staging, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=2)
     return document
 
