@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from xrender.checkpoint import CheckpointError, load_state, save_state
+from xrender.checkpoint import CheckpointError, SavedModule, load_state, save_state
 
 
 class _Exploit:
@@ -73,3 +73,27 @@ def test_failed_write_leaves_the_old_file(tmp_path):
         save_state(path, {"n": lambda: 0}, file_format="test", version=1)
     assert load_state(path, file_format="test", version=1)["n"] == 1
     assert sorted(os.listdir(tmp_path)) == ["a.pt"]
+
+
+def test_saved_module_round_trip_and_errors(tmp_path):
+    class Tiny(SavedModule):
+        file_format = "xrender.test-tiny"
+        description = "tiny test module"
+
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.config = {"width": width}
+            self.linear = torch.nn.Linear(width, 1)
+
+    module = Tiny(3)
+    path = module.save(tmp_path / "tiny.pt", note="extra")
+    loaded = Tiny.load(path)
+    assert loaded.config == {"width": 3}
+    for name, value in module.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value)
+    with pytest.raises(CheckpointError, match=r"state: not a usable tiny test module \(TypeError"):
+        Tiny.from_state({"config": {"depth": 2}, "weights": {}})
+    bad = {"config": {"width": 4}, "weights": module.state_dict()}  # weights of another width
+    save_state(tmp_path / "tiny.pt", bad, file_format="xrender.test-tiny", version=1)
+    with pytest.raises(CheckpointError, match=r"tiny\.pt: not a usable tiny test module \(RuntimeError"):
+        Tiny.load(tmp_path / "tiny.pt")

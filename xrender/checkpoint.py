@@ -14,13 +14,14 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
+from torch import nn
 
 from xrender.io import atomic_output
 
-__all__ = ["CheckpointError", "load_state", "save_state"]
+__all__ = ["CheckpointError", "SavedModule", "load_state", "save_state"]
 
 
 class CheckpointError(ValueError):
@@ -85,3 +86,60 @@ def load_state(
     if state.get("version") != version:
         raise CheckpointError(f"{path}: expected {file_format!r} version {version}, got {state.get('version')!r}")
     return state
+
+
+_Saved = TypeVar("_Saved", bound="SavedModule")
+
+
+class SavedModule(nn.Module):
+    """An `nn.Module` saved as its constructor options (``self.config``) plus its weights.
+
+    Subclasses set ``file_format`` (the tag), ``description`` (for messages) and keep the keyword
+    arguments that rebuild them in ``self.config``; override `_from_config` when some arguments
+    are not plain config (e.g. buffers that travel with the weights).
+    """
+
+    file_format: ClassVar[str]
+    file_version: ClassVar[int] = 1
+    description: ClassVar[str]
+    config: dict[str, Any]
+
+    def to_state(self) -> dict[str, Any]:
+        """The module as plain data: ``{"config": …, "weights": state_dict}`` (see `from_state`)."""
+        return {"config": dict(self.config), "weights": self.state_dict()}
+
+    @classmethod
+    def _from_config(cls: type[_Saved], config: dict[str, Any], weights: dict[str, Any]) -> _Saved:
+        """Build an untrained module from its saved config (the weights are loaded afterwards)."""
+        return cls(**config)
+
+    @classmethod
+    def from_state(cls: type[_Saved], state: dict[str, Any], origin: str = "state") -> _Saved:
+        """Rebuild the module from `to_state`'s output.
+
+        Raises:
+            CheckpointError: the config or the weights do not describe such a module; the message
+                starts with ``origin`` (e.g. the file's path).
+        """
+        try:
+            module = cls._from_config(dict(state["config"]), state["weights"])
+            module.load_state_dict(state["weights"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+            raise CheckpointError(f"{origin}: not a usable {cls.description} ({reason})") from None
+        return module
+
+    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
+        """Write config + weights (and ``extra`` plain data such as a training summary) atomically."""
+        return save_state(path, {**self.to_state(), **extra}, file_format=self.file_format, version=self.file_version)
+
+    @classmethod
+    def load(cls: type[_Saved], path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> _Saved:
+        """Read a file written by `save` (safely: ``torch.load(weights_only=True)``).
+
+        Raises:
+            CheckpointError: missing, corrupt, unsafe or foreign file, or weights that do not fit;
+                the message names the path.
+        """
+        state = load_state(path, file_format=cls.file_format, version=cls.file_version, map_location=map_location)
+        return cls.from_state(state, origin=str(path))

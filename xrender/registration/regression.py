@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,7 +37,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from xrender._checks import check_finite, check_positive, check_shape, check_tensor
-from xrender.checkpoint import CheckpointError, load_state, save_state
+from xrender.checkpoint import SavedModule
 from xrender.geometry.perturbation import perturb
 from xrender.similarity.prost.similarity import standardize
 
@@ -103,7 +101,7 @@ def _check_rigid(reference: Tensor) -> Tensor:
     return T
 
 
-class PoseRegressor(nn.Module):
+class PoseRegressor(SavedModule):
     """A CNN from an X-ray ``(B, 1, H, W)`` to the volume motion ``δ`` (see the module docstring).
 
     `config` holds the constructor's plain arguments; the reference pose and the isocentre are
@@ -122,6 +120,9 @@ class PoseRegressor(nn.Module):
             that is not a rigid 4×4 pose, or an isocentre that is not 3 finite numbers.
         TypeError: ``reference`` or ``isocenter`` is not a tensor.
     """
+
+    file_format = REGRESSOR_FORMAT
+    description = "pose regressor"
 
     def __init__(
         self,
@@ -212,43 +213,11 @@ class PoseRegressor(nn.Module):
         return perturb(reference.expand_as(delta), delta, isocenter)
 
     # ------------------------------------------------------------------------------ files
-    def to_state(self) -> dict[str, Any]:
-        """The regressor as plain data: ``{"config": …, "weights": state_dict}`` (see `from_state`)."""
-        return {"config": dict(self.config), "weights": self.state_dict()}
-
     @classmethod
-    def from_state(cls, state: dict[str, Any], origin: str = "state") -> PoseRegressor:
-        """Rebuild a regressor from `to_state`'s output (reference and isocentre come from the weights).
-
-        Raises:
-            CheckpointError: the config or the weights do not describe a PoseRegressor; the message
-                starts with ``origin`` (e.g. the file's path).
-        """
-        try:
-            weights = state["weights"]
-            config = dict(state["config"])
-            config["widths"] = tuple(config["widths"])
-            model = cls(reference=weights["reference"], isocenter=weights["isocenter"], **config)
-            model.load_state_dict(weights)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            reason = (str(error).strip().splitlines() or [""])[0]
-            raise CheckpointError(f"{origin}: not a usable pose regressor ({type(error).__name__}: {reason})") from None
-        return model
-
-    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
-        """Write the regressor (config + weights, and ``extra`` plain data such as a summary) atomically."""
-        return save_state(path, {**self.to_state(), **extra}, file_format=REGRESSOR_FORMAT, version=1)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> PoseRegressor:
-        """Read a regressor written by `save` (safely: ``torch.load(weights_only=True)``).
-
-        Raises:
-            CheckpointError: missing, corrupt, unsafe or foreign file, or weights that do not fit;
-                the message names the path.
-        """
-        state = load_state(path, file_format=REGRESSOR_FORMAT, version=1, map_location=map_location)
-        return cls.from_state(state, origin=str(path))
+    def _from_config(cls, config: dict[str, Any], weights: dict[str, Any]) -> PoseRegressor:
+        """The reference pose and isocentre are buffers: they come back with the weights."""
+        config["widths"] = tuple(config["widths"])
+        return cls(reference=weights["reference"], isocenter=weights["isocenter"], **config)
 
     def extra_repr(self) -> str:
         c = self.config

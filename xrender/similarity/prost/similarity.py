@@ -20,8 +20,6 @@ order — which the gradient-driven loss (`xrender.similarity.gradient_loss`) ne
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,7 +28,7 @@ from torch import Tensor, nn
 
 from xrender._checks import check_positive, check_shape
 from xrender.attenuation import MU_WATER
-from xrender.checkpoint import CheckpointError, load_state, save_state
+from xrender.checkpoint import SavedModule
 from xrender.geometry.camera import ConeBeam
 from xrender.render.drr import render
 from xrender.render.module import tensor_versions
@@ -51,7 +49,7 @@ def standardize(images: Float[Tensor, "B C H W"], eps: float = 1e-6) -> Float[Te
     return centered / torch.sqrt(centered.pow(2).mean(dim=(-2, -1), keepdim=True) + eps)
 
 
-class ProSTNetwork(nn.Module):
+class ProSTNetwork(SavedModule):
     """The trainable part of ProST, independent of any one CT: the 3-D branch and a 2-D head.
 
     One network serves many volumes (training on several CTs, registering a new one): bind it
@@ -65,6 +63,9 @@ class ProSTNetwork(nn.Module):
         feature_widths: hidden channels of the 3-D branch.
         input_scale: factor applied to the μ volume before the 3-D branch (default: water = 1).
     """
+
+    file_format = NETWORK_FORMAT
+    description = "ProST network"
 
     def __init__(
         self,
@@ -99,40 +100,6 @@ class ProSTNetwork(nn.Module):
     def forward(self, moving: Float[Tensor, "B 3 H W"], fixed: Float[Tensor, "B 1 H W"]) -> Float[Tensor, " B"]:
         """Score projected features against a target, both standardised per image and channel here."""
         return self.head(standardize(moving), standardize(fixed.to(moving.dtype)))
-
-    def to_state(self) -> dict[str, Any]:
-        """The network as plain data: ``{"config": …, "weights": state_dict}`` (see `from_state`)."""
-        return {"config": dict(self.config), "weights": self.state_dict()}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any], origin: str = "state") -> ProSTNetwork:
-        """Rebuild a network from `to_state`'s output.
-
-        Raises:
-            CheckpointError: the config or the weights do not describe a ProSTNetwork; the message
-                starts with ``origin`` (e.g. the file's path).
-        """
-        try:
-            network = cls(**state["config"])
-            network.load_state_dict(state["weights"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            reason = str(error).strip().splitlines()[0]
-            raise CheckpointError(f"{origin}: not a usable ProST network ({type(error).__name__}: {reason})") from None
-        return network
-
-    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
-        """Write the network (config + weights, and ``extra`` plain data such as a training summary) atomically."""
-        return save_state(path, {**self.to_state(), **extra}, file_format=NETWORK_FORMAT, version=1)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> ProSTNetwork:
-        """Read a network written by `save` (safely: ``torch.load(weights_only=True)``).
-
-        Raises:
-            CheckpointError: missing, corrupt, unsafe or foreign file, or weights that do not fit.
-        """
-        state = load_state(path, file_format=NETWORK_FORMAT, version=1, map_location=map_location)
-        return cls.from_state(state, origin=str(path))
 
 
 class ProSTSimilarity(nn.Module):
