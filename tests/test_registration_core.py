@@ -23,13 +23,13 @@ from xrender.registration import (
     RegressionStage,
     StopRule,
     available_optimizers,
-    bin_image,
     get_optimizer,
     motion_from_pose,
     pose_from_motion,
     register,
 )
 from xrender.render import render
+from xrender.xray import bin_image
 
 ISO = torch.tensor([10.0, -20.0, 5.0], dtype=torch.float64)
 REFERENCE = standard_pose("ap", 620.0, ISO)
@@ -224,10 +224,11 @@ def test_bin_image_matches_the_binned_geometry(phantom_problem):
     geometry, xray = problem.at(3)
     assert tuple(xray.shape[-2:]) == (geometry.height, geometry.width) == (10, 10)
     torch.testing.assert_close(bin_image(problem.xray, 2)[0, 0, 0, 0], problem.xray[0, 0, :2, :2].mean())
-    assert problem.factor_for_size(16) == 2
-    assert problem.factor_for_size(None) == 1
-    with pytest.raises(ValueError, match="bins exactly"):
-        problem.factor_for((24, 24))
+    assert problem.at_size(16)[1].shape[-1] == 16
+    assert problem.at_size(None)[1] is problem.xray
+    assert problem.binned_to(8)[0] == problem.geometry.downsample(4)
+    with pytest.raises(ValueError, match="divisor"):
+        problem.binned_to(24)
 
 
 def test_problem_rejects_mismatched_xray(phantom_problem):

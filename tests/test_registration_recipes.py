@@ -95,11 +95,11 @@ def test_unknown_stage_lists_the_known_ones():
 
 
 def test_settings_overrides():
-    settings = MethodSettings().with_overrides({"popsize": [4, 4], "prior_weight": 0.5})
+    settings = MethodSettings().replace(popsize=[4, 4], prior_weight=0.5)
     assert settings.popsize == (4, 4)
     assert settings.prior_weight == 0.5
     with pytest.raises(ValueError, match="unknown method setting"):
-        MethodSettings().with_overrides({"population": 4})
+        MethodSettings().replace(population=4)
 
 
 def test_trials_are_seeded_and_follow_the_distributions(subject, carm):
@@ -126,7 +126,7 @@ def test_bone_points_lie_in_bone(subject):
 
 
 def test_evaluate_records_and_summary(subject, carm):
-    context = MethodContext(MethodSettings().with_overrides(TINY))
+    context = MethodContext(MethodSettings().replace(**TINY))
     config = EvaluationConfig(trials=2, seed=1)
     seen = []
     records = evaluate(
@@ -250,7 +250,7 @@ def _shard_worker(rank, world_size, port, folder):
     )
     torch.set_num_threads(1)
     job = Distributed.from_environment()
-    context = MethodContext(MethodSettings().with_overrides(TINY))
+    context = MethodContext(MethodSettings().replace(**TINY))
     carm = get_preset("prost").downsample(8)
     records = evaluate(phantom_subject(24, 200.0), carm, ["cmaes"], context, EvaluationConfig(trials=3), progress=False)
     (Path(folder) / f"{rank}.json").write_text(json.dumps([r.to_dict() for r in records]))
@@ -264,7 +264,7 @@ def test_evaluation_sharded_over_two_processes_gives_the_same_records(tmp_path, 
     mp.spawn(_shard_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
     sharded = [json.loads((tmp_path / f"{r}.json").read_text(encoding="utf-8")) for r in range(2)]
     assert sharded[0] == sharded[1]  # every rank holds the merged records
-    context = MethodContext(MethodSettings().with_overrides(TINY))
+    context = MethodContext(MethodSettings().replace(**TINY))
     single = evaluate(subject, carm, ["cmaes"], context, EvaluationConfig(trials=3), progress=False)
     assert [r["trial"] for r in sharded[0]] == [0, 1, 2]
     assert [r["pose"] for r in sharded[0]] == [r.pose for r in single]

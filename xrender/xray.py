@@ -51,9 +51,11 @@ __all__ = [
     "XRAY_FORMATS",
     "XRayImage",
     "XRayPreprocessing",
+    "bin_image",
     "fit_to_geometry",
     "preprocess_xray",
     "read_xray",
+    "working_factor",
 ]
 
 PathLike = str | os.PathLike
@@ -450,15 +452,24 @@ def _check_geometry(image: Tensor, geometry: ConeBeam | None, what: str) -> None
         )
 
 
+def bin_image(image: Float[Tensor, "*B H W"], factor: int) -> Float[Tensor, "*B h w"]:
+    """Average ``factor × factor`` blocks, dropping a remainder of rows and columns at the bottom and right.
+
+    The image of `ConeBeam.downsample` (``factor``): pixel ``(u', v')`` is the mean of the block
+    starting at ``(factor·u', factor·v')``. Any leading dimensions.
+    """
+    if factor == 1:
+        return image
+    height, width = image.shape[-2:]
+    binned = avg_pool2d(image.reshape(-1, 1, height, width), factor)
+    return binned.reshape(*image.shape[:-2], height // factor, width // factor)
+
+
 def _bin(image: Tensor, geometry: ConeBeam | None, factor: int, what: str) -> tuple[Tensor, ConeBeam | None]:
     height, width = image.shape[-2:]
     if factor > min(height, width):
         raise ValueError(f"{what}: binning factor {factor} exceeds the image size {height}×{width}")
-    if factor == 1:
-        return image, geometry
-    binned = avg_pool2d(image.reshape(-1, 1, height, width), factor)
-    binned = binned.reshape(*image.shape[:-2], height // factor, width // factor)
-    return binned, None if geometry is None else geometry.downsample(factor)
+    return bin_image(image, factor), geometry if geometry is None or factor == 1 else geometry.downsample(factor)
 
 
 def preprocess_xray(
@@ -534,7 +545,12 @@ def fit_to_geometry(
     if not _is_int(target_size) or target_size < 1:
         raise ValueError(f"fit_to_geometry: expected a positive int target_size, got {target_size!r}")
     _check_geometry(image, geometry, "fit_to_geometry")
-    height, width = image.shape[-2:]
-    factor = min(max(1, round(max(height, width) / target_size)), min(height, width))
+    factor = working_factor(image.shape[-2:], target_size)
     binned, binned_geometry = _bin(image, geometry, factor, "fit_to_geometry")
     return binned, binned_geometry
+
+
+def working_factor(shape: tuple[int, int], target_size: int) -> int:
+    """The binning factor `fit_to_geometry` uses: ``round(max(H, W) / target_size)``, within ``[1, min(H, W)]``."""
+    height, width = shape
+    return min(max(1, round(max(height, width) / target_size)), min(height, width))

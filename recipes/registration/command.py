@@ -95,7 +95,7 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     if not request.methods:
         raise ValueError("--methods: expected at least one method, e.g. cmaes,prost+cmaes")
     job = Distributed.from_environment()
-    settings = MethodSettings().with_overrides(parse_overrides(request.overrides))
+    settings = MethodSettings().replace(**parse_overrides(request.overrides))
     models = load_models(request.model, request.regressor)
     context = MethodContext(settings, models.prost, models.regressor)
     for method in request.methods:
@@ -187,7 +187,7 @@ class RegistrationRequest:
 
 def run_registration(request: RegistrationRequest, echo: Callable[[str], None] = print) -> RegistrationResult:
     """Register the X-ray to the CT; write ``pose.json``, ``overlay.png`` (and ``registration.gif``)."""
-    settings = MethodSettings().with_overrides(parse_overrides(request.overrides))
+    settings = MethodSettings().replace(**parse_overrides(request.overrides))
     models = load_models(request.model, request.regressor)
     stages = build_method(request.method, MethodContext(settings, models.prost, models.regressor, request.seed))
     image = read_xray(request.xray)

@@ -114,7 +114,7 @@ def make_trials(subject: Subject, geometry: ConeBeam, config: EvaluationConfig) 
     truth = perturb(reference.expand(n, 4, 4), torch.cat(true_motion), iso)
     initial = perturb(truth, torch.cat(initial_motion), iso)
     with torch.no_grad():
-        xrays = torch.cat([render(subject.full, geometry, truth[i : i + 1]) for i in range(n)]).float()
+        xrays = render(subject.full, geometry, truth).float()  # one batched call (render bounds its memory)
     return TrialSet(truth, initial, xrays)
 
 

@@ -20,9 +20,10 @@ All settings live in `MethodSettings` (CPU-sized defaults).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
+from recipes._config import ConfigRecord
 from xrender.registration import (
     CMAES,
     GradientOptimizer,
@@ -53,7 +54,7 @@ METHODS_IN_PAPER = ("cmaes", "prost+cmaes", "regression")
 
 
 @dataclass(frozen=True)
-class MethodSettings:
+class MethodSettings(ConfigRecord):
     """Settings of every stage (degrees and mm; sizes in detector pixels across).
 
     Attributes:
@@ -102,17 +103,7 @@ class MethodSettings:
     prost_plateau_tol: float | None = None
     max_seconds: float | None = None
 
-    def with_overrides(self, overrides: dict[str, Any]) -> MethodSettings:
-        """A copy with fields replaced (lists become tuples), e.g. from ``--set key=value``.
-
-        Raises:
-            ValueError: an unknown field (the message lists the known ones).
-        """
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown method setting(s) {unknown}; settings: {', '.join(sorted(known))}")
-        return replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    field_kind: ClassVar[str] = "method setting"
 
     def stop(self, iterations: int) -> StopRule:
         """The stop rule of one level."""

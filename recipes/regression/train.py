@@ -28,12 +28,11 @@ network predicts $\delta = I$, so the "before" errors are those of the reference
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from recipes._config import ConfigRecord
 from xrender.augment import TargetAugmentation
 from xrender.geometry import (
     ConeBeam,
@@ -87,7 +87,7 @@ LOSSES: dict[str, Callable[[Tensor, Tensor, float, float], Tensor]] = {"geodesic
 
 
 @dataclass(frozen=True)
-class RegressionConfig:
+class RegressionConfig(ConfigRecord):
     """Settings of `train_regressor`.
 
     Attributes:
@@ -150,23 +150,6 @@ class RegressionConfig:
         if self.view not in available_views():
             raise ValueError(f"RegressionConfig.view: unknown view {self.view!r}; available: {available_views()}")
         get_pose_distribution(self.pose_distribution)  # unknown names raise, listing the available ones
-
-    def replace(self, **changes: Any) -> RegressionConfig:
-        """A copy with ``changes`` (validated, unknown names rejected)."""
-        unknown = sorted(set(changes) - {f.name for f in fields(self)})
-        if unknown:
-            valid = ", ".join(f.name for f in fields(self))
-            raise ValueError(f"unknown RegressionConfig field(s) {', '.join(unknown)}; valid: {valid}")
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> RegressionConfig:
-        """The config `to_dict` wrote (missing fields take their defaults; unknown ones are rejected)."""
-        return cls().replace(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (for checkpoints and JSON)."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -13,22 +13,22 @@ field: ``xrender train --phantom --config cfg.toml --set lr_max=1e-3 --set head=
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
+from recipes._config import ConfigRecord
 from xrender._registry import Registry
 
 __all__ = ["SCALES", "TrainConfig", "get_scale", "load_config_file", "parse_overrides"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigRecord):
     """Settings of `recipes.training.train` (the paper's values unless noted).
 
     Attributes:
@@ -101,23 +101,6 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.minutes: expected a number > 0 or None, got {self.minutes!r}")
         if not (0 <= self.momentum < 1 and 0 <= self.augment_p <= 1 and self.lr_min <= self.lr_max):
             raise ValueError("TrainConfig: expected 0 <= momentum < 1, 0 <= augment_p <= 1 and lr_min <= lr_max")
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` (validated, unknown names rejected)."""
-        unknown = sorted(set(changes) - {f.name for f in fields(self)})
-        if unknown:
-            valid = ", ".join(f.name for f in fields(self))
-            raise ValueError(f"unknown TrainConfig field(s) {', '.join(unknown)}; valid: {valid}")
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """The config `to_dict` wrote (missing fields take their defaults; unknown ones are rejected)."""
-        return cls().replace(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (for checkpoints and JSON)."""
-        return dataclasses.asdict(self)
 
 
 #: Named starting configs: ``"cpu"`` and ``"paper"`` (see the module docstring).

@@ -22,7 +22,7 @@ from xrender.registration.optimizers import (
     get_optimizer,
 )
 from xrender.registration.pipeline import RegistrationResult, register
-from xrender.registration.problem import RegistrationProblem, bin_image
+from xrender.registration.problem import RegistrationProblem
 from xrender.registration.stages import (
     IntensityStage,
     LearnedDescentStage,
@@ -53,7 +53,6 @@ __all__ = [
     "StageResult",
     "StopRule",
     "available_optimizers",
-    "bin_image",
     "get_optimizer",
     "motion_from_pose",
     "pose_descent",

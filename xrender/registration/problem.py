@@ -10,23 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from xrender._checks import check_finite, check_shape
 from xrender.geometry.camera import ConeBeam
 from xrender.volume import Volume
+from xrender.xray import bin_image, working_factor
 
-__all__ = ["RegistrationProblem", "bin_image"]
-
-
-def bin_image(image: Float[Tensor, "B C H W"], factor: int) -> Float[Tensor, "B C h w"]:
-    """Average ``factor × factor`` blocks (the image of ``ConeBeam.downsample(factor)``)."""
-    if factor == 1:
-        return image
-    h, w = image.shape[-2] // factor * factor, image.shape[-1] // factor * factor
-    return torch.nn.functional.avg_pool2d(image[..., :h, :w], factor)
+__all__ = ["RegistrationProblem"]
 
 
 @dataclass(frozen=True)
@@ -69,24 +61,17 @@ class RegistrationProblem:
         return self.volume if self.moving is None else self.moving
 
     def at(self, factor: int) -> tuple[ConeBeam, Float[Tensor, "1 1 h w"]]:
-        """The geometry and the X-ray binned by ``factor``."""
+        """The geometry and the X-ray binned by ``factor`` (`xrender.xray.bin_image`)."""
         return self.geometry.downsample(factor), bin_image(self.xray, factor)
 
-    def factor_for_size(self, size: int | None) -> int:
-        """The binning factor that brings the detector's longer side to about ``size`` pixels (``None``: 1)."""
-        return 1 if size is None else max(1, max(self.geometry.height, self.geometry.width) // size)
+    def at_size(self, size: int | None) -> tuple[ConeBeam, Float[Tensor, "1 1 h w"]]:
+        """Both binned so the longer side is about ``size`` pixels (`xrender.xray.working_factor`; ``None``: as is)."""
+        return self.at(1 if size is None else working_factor((self.geometry.height, self.geometry.width), size))
 
-    def factor_for(self, size: tuple[int, int]) -> int:
-        """The binning factor that brings the detector to exactly ``size = (height, width)`` pixels.
+    def binned_to(self, size: int) -> tuple[ConeBeam, Float[Tensor, "1 1 size size"]]:
+        """Both binned to exactly ``size × size`` pixels (`ConeBeam.binned_to`), e.g. a network's input.
 
         Raises:
-            ValueError: no integer factor does (crop the X-ray and its geometry first).
+            ValueError: the detector is not square or ``size`` does not divide its side.
         """
-        height, width = self.geometry.height, self.geometry.width
-        factor = height // size[0]
-        if factor < 1 or (height, width) != (size[0] * factor, size[1] * factor):
-            raise ValueError(
-                f"expected a detector that bins exactly to {size[0]}×{size[1]} pixels, got {height}×{width}; "
-                "crop the X-ray and its geometry first"
-            )
-        return factor
+        return self.geometry.binned_to(size), bin_image(self.xray, self.geometry.height // size)

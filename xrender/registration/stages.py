@@ -70,8 +70,9 @@ class Level:
     """One resolution level of an `IntensityStage`.
 
     Attributes:
-        size: working detector size — the X-ray is binned by ``max(1, longer side // size)``, so
-            ``size=32`` works on about 32 pixels across whatever the C-arm (``None``: full resolution).
+        size: working detector size — the X-ray is binned by ``round(longer side / size)``
+            (`xrender.xray.working_factor`), so ``size=32`` works on about 32 pixels across whatever
+            the C-arm (``None``: full resolution).
         optimizer: what searches at this level (from the previous level's result).
         prior: optional Gaussian prior about this level's starting pose.
     """
@@ -118,7 +119,7 @@ class IntensityStage(Stage):
         pose = pose.detach().to(torch.float64)
         trajectory, history, evaluations, reason = [pose[None]], [], 0, "iterations"
         for level in self.levels:
-            geometry, xray = problem.at(problem.factor_for_size(level.size))
+            geometry, xray = problem.at_size(level.size)
             drr = DRR(problem.volume, geometry, **self.render_options)
             similarity = RenderedSimilarity(drr, get_similarity(self.similarity, **self.similarity_options))
             objective = PoseObjective(similarity, xray, pose, prior=level.prior, max_batch=self.max_batch)
@@ -166,7 +167,7 @@ class LearnedDescentStage(Stage):
 
     def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
         start = time.perf_counter()
-        geometry, xray = problem.at(problem.factor_for(self.network.image_size))
+        geometry, xray = problem.binned_to(self.network.image_size[0])  # ProSTSimilarity checks the width
         similarity = ProSTSimilarity(problem.moving_volume, geometry, self.network, step_mm=self.step_mm).eval()
         result = pose_descent(
             similarity,
@@ -218,7 +219,7 @@ class RegressionStage(Stage):
     def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
         start = time.perf_counter()
         size = self.regressor.image_size
-        _, xray = problem.at(problem.factor_for((size, size)))
+        _, xray = problem.binned_to(size)
         with torch.no_grad():
             predicted = self.regressor.predict_pose(xray)[0].to(torch.float64).cpu()
         trajectory = torch.stack([pose.detach().to(torch.float64).cpu(), predicted])
