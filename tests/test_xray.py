@@ -133,7 +133,7 @@ def test_dicom_rescale_slope_and_intercept_are_applied(tmp_path):
     np.testing.assert_array_equal(read_xray(path).pixels.numpy(), values)
 
 
-def test_dicom_monochrome1_is_negated_relative_to_its_maximum(tmp_path):
+def test_convention_dicom_monochrome1_is_negated_relative_to_its_maximum(tmp_path):
     array = _ramp(np.uint16, scale=100)  # 0 … 1100
     path = _as_monochrome1(_write(array, tmp_path / "x.dcm"))
     assert sitk.ReadImage(str(path)).GetMetaData("0028|0004").strip() == "MONOCHROME1"
@@ -270,7 +270,7 @@ def test_flips(flip, expected):
 
 
 @pytest.mark.parametrize(("flip", "mirror_u", "mirror_v"), [("horizontal", 1, 0), ("vertical", 0, 1), ("rot180", 1, 1)])
-def test_flip_mirrors_an_off_centre_principal_point_with_the_pixels(flip, mirror_u, mirror_v):
+def test_convention_flip_mirrors_an_off_centre_principal_point_with_the_pixels(flip, mirror_u, mirror_v):
     carm = _carm(offset=(0.6, -0.4))  # principal point (4.5, -0.5) on a 4 × 6 detector
     cu, cv = carm.principal_point
     _, geometry = preprocess_xray(_pixels(), carm, XRayPreprocessing(flip=flip))
@@ -284,7 +284,7 @@ def test_flip_keeps_a_centred_geometry():
         assert preprocess_xray(_pixels(), _carm(), XRayPreprocessing(flip=flip))[1] == _carm()
 
 
-def test_negative_log_with_and_without_i0():
+def test_convention_negative_log_with_and_without_i0():
     intensity = torch.tensor([[100.0, 50.0], [25.0, 0.0]])
     image, _ = preprocess_xray(intensity, None, XRayPreprocessing(negative_log=True))  # I0 = max = 100
     floor = -math.log(INTENSITY_FLOOR)  # a zero pixel is clamped to INTENSITY_FLOOR · I0

@@ -154,7 +154,7 @@ def matrix_to_axis_angle(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3"]:
 # --------------------------------------------------------------------------------------------------
 
 
-def rotation_6d_to_matrix(d6: Float[Tensor, "*B 6"]) -> Float[Tensor, "*B 3 3"]:
+def rotation_6d_to_matrix(d6: Float[Tensor, "*B 6"], eps: float | None = None) -> Float[Tensor, "*B 3 3"]:
     r"""Rotation matrix from the 6-D representation by Gram–Schmidt (Zhou et al. 2019).
 
     With $a_1 = d_{0:3}$, $a_2 = d_{3:6}$: $b_1 = a_1/\|a_1\|$,
@@ -163,16 +163,24 @@ def rotation_6d_to_matrix(d6: Float[Tensor, "*B 6"]) -> Float[Tensor, "*B 3 3"]:
 
     Args:
         d6: two 3-vectors, the first and second column of $R$ up to scale and shear.
+        eps: ``None`` checks the input (shape, NaN/inf, a degenerate pair: a host sync); a
+            number skips the checks and divides by ``max(norm, eps)`` instead — for a network's
+            output, which must neither stop training nor wait for the GPU (a degenerate pair
+            then gives a finite, meaningless matrix).
 
     Returns:
         A proper rotation matrix ($\det R = +1$).
 
     Raises:
-        ValueError: wrong shape, NaN/inf, or $a_1 = 0$ or $a_2$ parallel to $a_1$
-            (within 64 machine epsilons), where Gram–Schmidt is undefined.
+        ValueError: with ``eps=None``: wrong shape, NaN/inf, or $a_1 = 0$ or $a_2$ parallel to
+            $a_1$ (within 64 machine epsilons), where Gram–Schmidt is undefined.
     """
-    _checked(d6, "* 6", "d6")
     a1, a2 = d6[..., :3], d6[..., 3:]
+    if eps is not None:
+        b1 = torch.nn.functional.normalize(a1, dim=-1, eps=eps)
+        b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1, eps=eps)
+        return torch.stack((b1, b2, torch.linalg.cross(b1, b2, dim=-1)), dim=-1)
+    _checked(d6, "* 6", "d6")
     n1 = torch.linalg.vector_norm(a1, dim=-1, keepdim=True)
     u2 = a2 - (a1 * a2).sum(-1, keepdim=True) * a1 / torch.where(n1 > 0, n1 * n1, torch.ones_like(n1))
     n2 = torch.linalg.vector_norm(u2, dim=-1, keepdim=True)

@@ -39,9 +39,10 @@ from torch import Tensor, nn
 from xrender._checks import check_finite, check_positive, check_shape, check_tensor
 from xrender.checkpoint import SavedModule
 from xrender.geometry.perturbation import perturb
+from xrender.geometry.rotations import rotation_6d_to_matrix
 from xrender.similarity.prost.similarity import standardize
 
-__all__ = ["POOLED_GRID", "REGRESSOR_FORMAT", "PoseRegressor", "rotation_from_6d"]
+__all__ = ["POOLED_GRID", "REGRESSOR_FORMAT", "PoseRegressor"]
 
 #: Format tag of the files written by `PoseRegressor.save`.
 REGRESSOR_FORMAT = "xrender.pose-regressor"
@@ -51,21 +52,6 @@ POOLED_GRID = 4
 
 #: 6-D representation of the identity rotation: its first two columns.
 _IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-
-
-def rotation_from_6d(d6: Float[Tensor, "*B 6"], eps: float = 1e-8) -> Float[Tensor, "*B 3 3"]:
-    """Gram–Schmidt of two 3-vectors into a rotation matrix, without checks or host syncs.
-
-    The same map as `xrender.geometry.rotation_6d_to_matrix` (columns ``b1 = a1/|a1|``,
-    ``b2 ∝ a2 − (b1·a2) b1``, ``b3 = b1 × b2``), except that it never raises: a degenerate pair
-    gives a finite (meaningless) matrix instead of an error, as a network output must not stop
-    training and must not wait for the GPU.
-    """
-    a1, a2 = d6[..., :3], d6[..., 3:]
-    b1 = nn.functional.normalize(a1, dim=-1, eps=eps)
-    b2 = nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1, eps=eps)
-    b3 = torch.linalg.cross(b1, b2, dim=-1)
-    return torch.stack((b1, b2, b3), dim=-1)
 
 
 def _assemble(R: Float[Tensor, "B 3 3"], t: Float[Tensor, "B 3"]) -> Float[Tensor, "B 4 4"]:
@@ -197,7 +183,7 @@ class PoseRegressor(SavedModule):
         u = torch.linspace(-1.0, 1.0, W, dtype=image.dtype, device=image.device)[None, :].expand(H, W)
         coords = torch.stack((u, v))[None].expand(B, 2, H, W)
         out = self.head(self.encoder(torch.cat((standardize(image), coords), dim=1)))
-        R = rotation_from_6d(out[:, :6])
+        R = rotation_6d_to_matrix(out[:, :6], eps=1e-8)  # unchecked: no host sync, no raise
         t = out[:, 6:] * self.config["translation_scale_mm"]
         return _assemble(R, t)
 
