@@ -12,6 +12,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 import torch.multiprocessing as mp
+from _tiny_search import TINY, TINY_SET
 from typer.testing import CliRunner
 
 from recipes.registration import (
@@ -33,18 +34,6 @@ from xrender.io import write_volume
 from xrender.phantom import pelvis_phantom
 from xrender.registration import IntensityStage, LearnedDescentStage, NevergradOptimizer, RegressionStage
 from xrender.render import render
-
-#: Tiny searches so a registration takes a fraction of a second.
-TINY = {
-    "popsize": (8, 6),
-    "generations": (6, 4),
-    "refine_popsize": (6, 6),
-    "refine_generations": (4, 3),
-    "coarse_size": 8,
-    "fine_size": 16,
-    "adam_steps": (3, 2),
-}
-TINY_SET = [f"{k}={json.dumps(v)}" for k, v in TINY.items()]
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +184,8 @@ def test_cli_evaluate_writes_json_table_plot_and_overlays(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["evaluate", "--trials", "1"], "CT path or --phantom"),
+        (["evaluate", "--trials", "1"], "a CT path, --phantom or --deepfluoro"),
+        (["evaluate", "--phantom", "--specimen", "1"], "--specimen: applies only with --deepfluoro"),
         (["evaluate", "--phantom", "--methods", "warp"], "unknown stage"),
         (["evaluate", "--phantom", "--methods", "prost"], "ProST model"),
         (["evaluate", "--phantom", "--set", "speed=3"], "unknown method setting"),

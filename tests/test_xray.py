@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from test_dicom import write_dicom
 
 import xrender.xray as xray
 from xrender.geometry.camera import ConeBeam
@@ -21,26 +22,16 @@ from xrender.xray import (
 )
 
 
-def _write(array: np.ndarray, path, *, vector: bool = False, metadata: dict | None = None, spacing=None):
+def _write(array: np.ndarray, path, *, vector: bool = False, spacing=None):
     image = sitk.GetImageFromArray(array, isVector=vector)
     if spacing is not None:
         image.SetSpacing(spacing)
-    for key, value in (metadata or {}).items():
-        image.SetMetaData(key, value)
     sitk.WriteImage(image, str(path))
     return path
 
 
 def _ramp(dtype, height=3, width=4, scale=1) -> np.ndarray:
     return (np.arange(height * width).reshape(height, width) * scale).astype(dtype)
-
-
-def _as_monochrome1(path):
-    """SimpleITK always writes MONOCHROME2; rewrite the tag's bytes (same length) to MONOCHROME1."""
-    data = path.read_bytes()
-    assert data.count(b"MONOCHROME2 ") == 1
-    path.write_bytes(data.replace(b"MONOCHROME2 ", b"MONOCHROME1 "))
-    return path
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -99,69 +90,54 @@ def test_rgb_and_rgba_become_luminance(tmp_path):
 
 def test_dicom_values_and_imager_pixel_spacing(tmp_path):
     array = _ramp(np.uint16, scale=100)
-    image = read_xray(_write(array, tmp_path / "x.dcm", metadata={"0018|1164": "0.35\\0.25"}))  # (row, column)
+    image = read_xray(write_dicom(tmp_path / "x.dcm", array, ImagerPixelSpacing=[0.35, 0.25]))  # (row, column)
     np.testing.assert_array_equal(image.pixels.numpy(), array)
+    assert image.pixels.dtype == torch.float64
     assert image.spacing == (0.35, 0.25)
 
 
 @pytest.mark.parametrize(
     ("tags", "spacing"),
     [
-        ({"0018|1164": "0.35\\0.25", "0028|0030": "0.3\\0.2"}, (0.35, 0.25)),  # detector plane wins
-        ({"0028|0030": "0.3\\0.2 "}, (0.3, 0.2)),
-        ({"0018|1164": "n/a", "0028|0030": "0.3\\0.2"}, (0.3, 0.2)),  # a malformed tag is skipped
+        ({"ImagerPixelSpacing": [0.35, 0.25], "PixelSpacing": [0.3, 0.2]}, (0.35, 0.25)),  # detector plane wins
+        ({"PixelSpacing": [0.3, 0.2]}, (0.3, 0.2)),
+        ({"ImagerPixelSpacing": [11.5, 22.5], "PixelSpacing": [0.3, 0.2]}, (0.3, 0.2)),  # made malformed below
         ({}, None),
     ],
 )
-def test_dicom_spacing_tags_in_order_of_preference(tmp_path, monkeypatch, tags, spacing):
-    # SimpleITK's DICOM writer decides itself whether to write PixelSpacing, so the tags are set on
-    # the image the reader hands over
-    image = sitk.GetImageFromArray(np.zeros((2, 3), np.uint16))
-    for key, value in tags.items():
-        image.SetMetaData(key, value)
-    monkeypatch.setattr(xray, "_sitk_read", lambda path, image_io, what: image)
-    (tmp_path / "x.dcm").write_bytes(b"not read")
-    assert read_xray(tmp_path / "x.dcm").spacing == spacing
+def test_dicom_spacing_tags_in_order_of_preference(tmp_path, tags, spacing):
+    path = write_dicom(tmp_path / "x.dcm", np.zeros((2, 3), np.uint16), **tags)
+    path.write_bytes(path.read_bytes().replace(b"11.5\\22.5 ", b"n/a       "))  # a malformed tag is skipped
+    assert read_xray(path).spacing == spacing
 
 
 def test_dicom_rescale_slope_and_intercept_are_applied(tmp_path):
-    values = (2 * _ramp(np.int16) - 5).astype(np.int16)  # stored as (x + 5) / 2 with slope 2, intercept −5
-    path = _write(values, tmp_path / "x.dcm", metadata={"0028|1053": "2", "0028|1052": "-5"})
-    written = sitk.ReadImage(str(path))
-    assert float(written.GetMetaData("0028|1053")) == 2.0
-    assert float(written.GetMetaData("0028|1052")) == -5.0
-    np.testing.assert_array_equal(read_xray(path).pixels.numpy(), values)
+    stored = _ramp(np.uint16)
+    path = write_dicom(tmp_path / "x.dcm", stored, RescaleSlope=2, RescaleIntercept=-5)
+    np.testing.assert_array_equal(read_xray(path).pixels.numpy(), 2.0 * stored - 5)
 
 
 def test_convention_dicom_monochrome1_is_negated_relative_to_its_maximum(tmp_path):
     array = _ramp(np.uint16, scale=100)  # 0 … 1100
-    path = _as_monochrome1(_write(array, tmp_path / "x.dcm"))
-    assert sitk.ReadImage(str(path)).GetMetaData("0028|0004").strip() == "MONOCHROME1"
+    path = write_dicom(tmp_path / "x.dcm", array, photometric="MONOCHROME1")
     np.testing.assert_array_equal(read_xray(path).pixels.numpy(), 1100.0 - array)
-
-
-@pytest.mark.parametrize("reader_inverts", [False, True])
-def test_monochrome1_gives_the_same_pixels_whether_or_not_the_reader_inverts(tmp_path, monkeypatch, reader_inverts):
-    stored = np.array([[3.0, 10.0], [7.0, 4.0]])
-    # what SimpleITK hands over: the stored values, or a reader's inversion c − x with c unknown
-    delivered = 4095.0 - stored if reader_inverts else stored
-    image = sitk.GetImageFromArray(delivered)
-    image.SetMetaData("0028|0004", "MONOCHROME1 ")
-    monkeypatch.setattr(xray, "_reader_inverts_monochrome1", lambda: reader_inverts)
-    monkeypatch.setattr(xray, "_sitk_read", lambda path, image_io, what: image)
-    (tmp_path / "x.dcm").write_bytes(b"not read")
-    assert read_xray(tmp_path / "x.dcm").pixels.tolist() == (10.0 - stored).tolist()
+    # after the rescale: max(x) − x of x = 2·stored − 5
+    path = write_dicom(tmp_path / "y.dcm", array, photometric="MONOCHROME1", RescaleSlope=2, RescaleIntercept=-5)
+    np.testing.assert_array_equal(read_xray(path).pixels.numpy(), 2195.0 - (2.0 * array - 5))
 
 
 def test_dicom_without_suffix_is_recognised(tmp_path):
     array = _ramp(np.uint16)
-    shutil.copy(_write(array, tmp_path / "x.dcm"), tmp_path / "IM000001")
+    shutil.copy(write_dicom(tmp_path / "x.dcm", array), tmp_path / "IM000001")
     np.testing.assert_array_equal(read_xray(tmp_path / "IM000001").pixels.numpy(), array)
+    (tmp_path / "NOTDICOM").write_bytes(bytes(200))
+    with pytest.raises(ValueError, match=r"NOTDICOM: unsupported image format; expected one of .*or a DICOM file"):
+        read_xray(tmp_path / "NOTDICOM")
 
 
 def test_multiframe_dicom_reads_the_requested_frame(tmp_path):
     frames = _ramp(np.uint16, height=3 * 2, width=4).reshape(3, 2, 4)  # 3 frames of 2 × 4
-    path = _write(frames, tmp_path / "cine.dcm")
+    path = write_dicom(tmp_path / "cine.dcm", frames)
     np.testing.assert_array_equal(read_xray(path).pixels.numpy(), frames[0])
     np.testing.assert_array_equal(read_xray(path, frame=2).pixels.numpy(), frames[2])
     with pytest.raises(ValueError, match=r"frame 3 does not exist; the file holds 3 frame"):

@@ -41,8 +41,10 @@ def demo(
 
 
 @app.command()
-def info(path: Annotated[Path, typer.Argument(help="A CT volume file or DICOM series folder.")]) -> None:
-    """Print a volume's shape, spacing, orientation, value range and isocentre."""
+def info(
+    path: Annotated[Path, typer.Argument(help="A CT volume file, DICOM series folder or DeepFluoro .h5 file.")],
+) -> None:
+    """Print a volume's shape, spacing, orientation, value range and isocentre (or a DeepFluoro file's specimens)."""
     from xrender.info import describe
 
     try:
@@ -52,19 +54,43 @@ def info(path: Annotated[Path, typer.Argument(help="A CT volume file or DICOM se
         raise typer.Exit(code=2) from None
 
 
+@app.command()
+def download(
+    dataset: Annotated[str, typer.Argument(help="The dataset: deepfluoro.")],
+    folder: Annotated[
+        Path | None, typer.Option(help="Cache folder (default $XRENDER_DATA or ~/.cache/xrender).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Fetch a public dataset into the cache folder (or say where to put it by hand) and print its path."""
+    from xrender.datasets.download import DATASETS, DownloadError
+
+    try:
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)}")
+        typer.echo(DATASETS[dataset](folder, progress=progress))
+    except (ValueError, DownloadError) as error:
+        _fail(error)
+
+
 #: Voxels per side of the phantom volume rendered by ``xrender render --phantom``.
 PHANTOM_VOXELS = 128
 
 
-def _parse_pose(text: str, option: str = "--pose") -> list[float]:
-    """``"rx,ry,rz,tx,ty,tz"`` → six floats (degrees, mm)."""
+def _parse_numbers(text: str, option: str, form: str) -> list[float]:
+    """``"a,b,…"`` → as many finite floats as ``form`` (e.g. ``"rx,ry,rz,tx,ty,tz"``) names."""
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         values = []
-    if len(values) != 6 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{option}: expected six finite numbers 'rx,ry,rz,tx,ty,tz' (degrees, mm), got {text!r}")
+    if len(values) != form.count(",") + 1 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{option}: expected {form.count(',') + 1} finite numbers '{form}', got {text!r}")
     return values
+
+
+def _parse_pose(text: str, option: str = "--pose") -> list[float]:
+    """``"rx,ry,rz,tx,ty,tz"`` → six floats (degrees, mm)."""
+    return _parse_numbers(text, option, "rx,ry,rz,tx,ty,tz")
 
 
 @app.command(name="render")
@@ -171,8 +197,18 @@ def _fail(error: Exception) -> None:
 def evaluate_command(
     ct: Annotated[Path | None, typer.Argument(help="A CT file or DICOM folder in HU (omit with --phantom).")] = None,
     phantom: Annotated[bool, typer.Option(help="Evaluate on the embedded pelvis phantom.")] = False,
+    deepfluoro: Annotated[
+        Path | None, typer.Option(help="A DeepFluoro HDF5 file: register its real X-rays (with --specimen).")
+    ] = None,
+    specimen: Annotated[
+        str | None, typer.Option(help="DeepFluoro specimen: an ID (17-1882) or the paper's number 1-6.")
+    ] = None,
+    binning: Annotated[int, typer.Option(min=1, help="DeepFluoro: bin the cropped images by this factor.")] = 8,
     methods: Annotated[str, typer.Option(help="Comma-separated methods, e.g. cmaes,prost+cmaes.")] = "cmaes",
-    trials: Annotated[int, typer.Option(min=1, help="Number of simulated trials.")] = 20,
+    trials: Annotated[
+        int | None,
+        typer.Option(min=1, help="Simulated trials (default 20); with --deepfluoro the first N projections (all)."),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seeds the poses and the optimisers.")] = 0,
     out: Annotated[Path, typer.Option(help="Folder for results.md, capture_range.png, overlays/.")] = Path(
         "xrender-evaluation"
@@ -191,15 +227,19 @@ def evaluate_command(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
-    """Compare registration methods on simulated X-rays of a CT (torchrun-aware: shards trials)."""
+    """Compare registration methods on simulated X-rays of a CT, or on DeepFluoro's real ones (torchrun-aware)."""
     from recipes.registration.command import EvaluationRequest, run_evaluation
     from recipes.registration.evaluation import EvaluationConfig
 
     try:
-        if (ct is None) == (not phantom):
-            raise ValueError("expected a CT path or --phantom, not both or neither")
-        config = EvaluationConfig(trials, seed, true_poses, initial_poses, "ap", success_mm)
+        if sum([ct is not None, phantom, deepfluoro is not None]) != 1:
+            raise ValueError("expected one of a CT path, --phantom or --deepfluoro FILE")
+        config = EvaluationConfig(trials or 20, seed, true_poses, initial_poses, "ap", success_mm)
         request = EvaluationRequest(
+            deepfluoro=deepfluoro,
+            specimen=specimen,
+            projections=trials,
+            binning=binning,
             ct=ct,
             methods=[m.strip() for m in methods.split(",") if m.strip()],
             out=out,
@@ -228,9 +268,22 @@ def register_command(
         "xrender-registration"
     ),
     method: Annotated[str, typer.Option(help="Registration method, e.g. cmaes or prost+cmaes.")] = "cmaes",
-    preset: Annotated[str, typer.Option(help="C-arm geometry preset of the full X-ray.")] = "prost",
+    preset: Annotated[
+        str | None, typer.Option(help="C-arm geometry preset of the full X-ray (default: DICOM tags, else prost).")
+    ] = None,
     geometry: Annotated[Path | None, typer.Option(help="A JSON file of ConeBeam fields instead of --preset.")] = None,
-    view: Annotated[str, typer.Option(help="Reference view of the initial pose: ap, pa, ll, rl.")] = "ap",
+    view: Annotated[
+        str | None, typer.Option(help="Reference view of the initial pose: ap, pa, ll, rl (default: DICOM tags, ap).")
+    ] = None,
+    frame: Annotated[int, typer.Option(min=0, help="Frame of a multi-frame DICOM file.")] = 0,
+    sdd: Annotated[float | None, typer.Option(help="DICOM: source-to-detector distance (mm) if not tagged.")] = None,
+    sid: Annotated[float | None, typer.Option(help="DICOM: source-to-isocentre distance (mm) if not tagged.")] = None,
+    spacing: Annotated[
+        str | None, typer.Option(help="DICOM: detector pixel spacing 'ROW,COL' (mm) if not tagged.")
+    ] = None,
+    angles: Annotated[
+        str | None, typer.Option(help="DICOM: positioner 'PRIMARY,SECONDARY' angles (deg) if not tagged.")
+    ] = None,
     init: Annotated[
         str, typer.Option(help="Initial volume motion 'rx,ry,rz,tx,ty,tz' about the isocentre (Euler xyz deg, mm).")
     ] = "0,0,0,0,0,0",
@@ -249,7 +302,11 @@ def register_command(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Register a real X-ray image to a CT; write the pose (JSON), an overlay and optionally a GIF."""
+    """Register a real X-ray image to a CT; write the pose (JSON), an overlay and optionally a GIF.
+
+    A DICOM X-ray brings its own C-arm geometry and reference pose from its tags (positioner angles,
+    distances, imager pixel spacing); --sdd, --sid, --spacing and --angles fill in missing tags.
+    """
     from recipes.registration.command import RegistrationRequest, run_registration
     from xrender.xray import XRayPreprocessing
 
@@ -258,6 +315,8 @@ def register_command(
         if len(margins) != 4:
             raise ValueError(f"--crop: expected four ints top,left,bottom,right, got {crop!r}")
         options = XRayPreprocessing(margins, flip, negative_log, i0, binning, normalize)  # type: ignore[arg-type]
+        pixel_spacing = None if spacing is None else tuple(_parse_numbers(spacing, "--spacing", "row,col"))
+        angles_deg = None if angles is None else tuple(_parse_numbers(angles, "--angles", "primary,secondary"))
         request = RegistrationRequest(
             ct=ct,
             xray=xray,
@@ -276,6 +335,11 @@ def register_command(
             overrides=list(set_ or []),
             seed=seed,
             progress=progress,
+            frame=frame,
+            sdd=sdd,
+            sid=sid,
+            pixel_spacing=pixel_spacing,  # type: ignore[arg-type]
+            angles=angles_deg,  # type: ignore[arg-type]
         )
         run_registration(request, echo=typer.echo)
     except (FileNotFoundError, ValueError) as error:

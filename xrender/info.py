@@ -15,7 +15,7 @@ import torch
 
 from xrender.io import FILE_FORMATS, match_suffix, read_volume
 
-__all__ = ["DESCRIBERS", "describe", "describe_volume"]
+__all__ = ["DESCRIBERS", "describe", "describe_hdf5", "describe_volume"]
 
 _LABEL_WIDTH = 13
 
@@ -70,8 +70,19 @@ def describe_volume(path: Path) -> str:
     )
 
 
+def describe_hdf5(path: Path) -> str:
+    """A DeepFluoro HDF5 file: its C-arm and, per specimen, projections and 3-D landmarks."""
+    from xrender.datasets.deepfluoro import describe_deepfluoro  # h5py only when needed
+
+    return describe_deepfluoro(path)
+
+
 #: Suffix → describer; `describe` sends folders to `describe_volume`.
-DESCRIBERS: dict[str, Callable[[Path], str]] = dict.fromkeys(FILE_FORMATS, describe_volume)
+DESCRIBERS: dict[str, Callable[[Path], str]] = {
+    **dict.fromkeys(FILE_FORMATS, describe_volume),
+    ".h5": describe_hdf5,
+    ".hdf5": describe_hdf5,
+}
 
 
 def describe(path: str | os.PathLike) -> str:

@@ -13,19 +13,16 @@ intensities $I$, higher where more X-ray photons reached the detector; turn them
 integrals (bone bright, like a DRR) with ``negative_log=True``. A radiograph already shown with
 bone bright is attenuation-like as it is: leave ``negative_log`` off.
 
-**DICOM ``MONOCHROME1``** (the smallest value is shown white) is turned into display orientation
-by negating it relative to its maximum, $x' = \max(x) - x$, with $x$ the values after the
-file's Rescale Slope and Intercept. Some ITK versions already invert ``MONOCHROME1`` in their
-reader and some do not; `read_xray` finds out once which one it runs with and returns
-$\max(x) - x$ in both cases.
+**DICOM** files are read with pydicom by `xrender.dicom.read_dicom_xray`: the Modality LUT
+(Rescale Slope and Intercept) is applied, and ``MONOCHROME1`` (the smallest value is shown white)
+is turned into display orientation by negating it relative to its maximum, $x' = \max(x) - x$.
+`xrender.dicom` also reads the C-arm geometry and view from the file's tags.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -61,7 +58,7 @@ __all__ = [
 PathLike = str | os.PathLike
 
 #: Suffix (lower case) → format name, for `read_xray`. A file with another suffix is read when
-#: SimpleITK recognises it as DICOM (DICOM files often have no suffix at all).
+#: it is a DICOM file (`xrender.dicom.is_dicom`; DICOM files often have no suffix at all).
 XRAY_FORMATS: Mapping[str, str] = MappingProxyType(
     {
         ".png": "PNG",
@@ -89,11 +86,6 @@ LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
 #: ``negative_log``, so a zero or negative pixel gives at most ``−log(1e−6) ≈ 13.8``.
 INTENSITY_FLOOR = 1e-6
 
-# DICOM tags, as SimpleITK names them.
-_PHOTOMETRIC = "0028|0004"
-_IMAGER_PIXEL_SPACING = "0018|1164"
-_PIXEL_SPACING = "0028|0030"
-
 
 @dataclass(frozen=True)
 class XRayImage:
@@ -119,15 +111,13 @@ class XRayImage:
 
 
 # ------------------------------------------------------------------------------------ reading
-def _plane(array: np.ndarray, path: Path, frame: int, multi_frame: bool) -> np.ndarray:
-    """The 2-D image ``(H, W)`` of a grey array ``(H, W)`` or ``(frames, H, W)``."""
-    if array.ndim == 2:
-        array = array[None]
-    elif array.ndim != 3 or not (multi_frame or array.shape[0] == 1):
+def _plane(array: np.ndarray, path: Path) -> np.ndarray:
+    """The 2-D image ``(H, W)`` of a grey array ``(H, W)`` or ``(1, H, W)``."""
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 2:
         raise ValueError(f"{path}: expected a 2-D image of shape (H, W), got an array of shape {array.shape}")
-    if frame >= array.shape[0]:
-        raise ValueError(f"{path}: frame {frame} does not exist; the file holds {array.shape[0]} frame(s)")
-    return array[frame]
+    return array
 
 
 def _gray(array: np.ndarray, components: int, path: Path) -> np.ndarray:
@@ -139,13 +129,13 @@ def _gray(array: np.ndarray, components: int, path: Path) -> np.ndarray:
     raise ValueError(f"{path}: expected grey, grey+alpha, RGB or RGBA pixels, got {components} values per pixel")
 
 
-def _sitk_pixels(image: sitk.Image, path: Path, frame: int, multi_frame: bool) -> np.ndarray:
+def _sitk_pixels(image: sitk.Image, path: Path) -> np.ndarray:
     """A SimpleITK image's grey values, float64 ``(H, W)``."""
     array = sitk.GetArrayFromImage(image).astype(np.float64)  # (H, W[, C]) or (D, H, W[, C])
     components = image.GetNumberOfComponentsPerPixel()
     if components > 1:
         array = _gray(array, components, path)
-    return _plane(array, path, frame, multi_frame)
+    return _plane(array, path)
 
 
 def _sitk_read(path: Path, image_io: str, what: str) -> sitk.Image:
@@ -163,14 +153,14 @@ def _no_frames(path: Path, frame: int, what: str) -> None:
 def _read_plain(path: Path, frame: int, image_io: str, what: str) -> tuple[np.ndarray, tuple[float, float] | None]:
     """PNG, TIFF, JPEG: no pixel spacing (their resolution tags are not detector spacings)."""
     _no_frames(path, frame, what)
-    return _sitk_pixels(_sitk_read(path, image_io, what), path, 0, multi_frame=False), None
+    return _sitk_pixels(_sitk_read(path, image_io, what), path), None
 
 
 def _read_spaced(path: Path, frame: int, image_io: str, what: str) -> tuple[np.ndarray, tuple[float, float] | None]:
     """NIfTI, MetaImage, NRRD: the image spacing (column, row) becomes (row, column)."""
     _no_frames(path, frame, what)
     image = _sitk_read(path, image_io, what)
-    pixels = _sitk_pixels(image, path, 0, multi_frame=False)
+    pixels = _sitk_pixels(image, path)
     column, row = image.GetSpacing()[:2]
     return pixels, (float(row), float(column))
 
@@ -190,61 +180,18 @@ def _read_npy(path: Path, frame: int) -> tuple[np.ndarray, tuple[float, float] |
     return array.astype(np.float64), None
 
 
-def _tag_spacing(image: sitk.Image, tag: str) -> tuple[float, float] | None:
-    """A DICOM ``row\\column`` spacing tag, or ``None`` if absent or malformed."""
-    if not image.HasMetaDataKey(tag):
-        return None
-    try:
-        values = tuple(float(v) for v in image.GetMetaData(tag).strip().split("\\"))
-    except ValueError:
-        return None
-    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
-        return None
-    return values
-
-
-@functools.cache
-def _reader_inverts_monochrome1() -> bool:
-    """Whether this SimpleITK's DICOM reader already maps ``MONOCHROME1`` to display orientation.
-
-    Found once by reading back a two-pixel file whose Photometric Interpretation is set to
-    ``MONOCHROME1`` (SimpleITK's writer always writes ``MONOCHROME2``, so the tag's bytes are
-    replaced). Should that fail, ITK 5.4 and later are taken to invert.
-    """
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            probe = Path(folder) / "probe.dcm"
-            sitk.WriteImage(sitk.GetImageFromArray(np.array([[0, 1]], dtype=np.uint16)), str(probe))
-            data = probe.read_bytes()
-            if data.count(b"MONOCHROME2 ") == 1:
-                probe.write_bytes(data.replace(b"MONOCHROME2 ", b"MONOCHROME1 "))
-                values = sitk.GetArrayFromImage(sitk.ReadImage(str(probe), imageIO="GDCMImageIO")).ravel()
-                return bool(values[0] > values[1])
-    except (OSError, RuntimeError):
-        pass
-    return (sitk.Version.ItkMajorVersion(), sitk.Version.ItkMinorVersion()) >= (5, 4)
-
-
 def _read_dicom(path: Path, frame: int) -> tuple[np.ndarray, tuple[float, float] | None]:
-    image = _sitk_read(path, "GDCMImageIO", "DICOM")
-    pixels = _sitk_pixels(image, path, frame, multi_frame=True)
-    photometric = image.GetMetaData(_PHOTOMETRIC).strip().upper() if image.HasMetaDataKey(_PHOTOMETRIC) else ""
-    if photometric == "MONOCHROME1":
-        # max(x) − x of the rescaled values x; a reader that inverted already gave y = c − x.
-        pixels = pixels - pixels.min() if _reader_inverts_monochrome1() else pixels.max() - pixels
-    spacing = _tag_spacing(image, _IMAGER_PIXEL_SPACING) or _tag_spacing(image, _PIXEL_SPACING)
-    return pixels, spacing
+    """pydicom's pixels; Imager Pixel Spacing, else Pixel Spacing (malformed tags are skipped)."""
+    from xrender.dicom import read_dicom_xray  # here: xrender.dicom imports this module
+
+    xray = read_dicom_xray(path, frame=frame)
+    return xray.pixels.numpy(), xray.tags.imager_pixel_spacing or xray.tags.pixel_spacing
 
 
 def _is_dicom(path: Path) -> bool:
-    reader = sitk.ImageFileReader()
-    reader.SetImageIO("GDCMImageIO")
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        return False
-    return True
+    from xrender.dicom import is_dicom
+
+    return is_dicom(path)
 
 
 _Reader = Callable[[Path, int], tuple[np.ndarray, tuple[float, float] | None]]

@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from recipes.registration.evaluation import EvaluationConfig, evaluate, make_trials
+from recipes.registration.deepfluoro import load_specimen, specimen_config
+from recipes.registration.evaluation import EvaluationConfig, TrialSet, evaluate, make_trials
 from recipes.registration.methods import MethodContext, MethodSettings, build_method
 from recipes.registration.report import markdown_table, write_capture_range, write_json, write_overlay
 from recipes.training import Distributed, Subject, TrainConfig, ct_subject, parse_overrides, phantom_subject
 from xrender.checkpoint import load_state
+from xrender.dicom import is_dicom, read_carm
 from xrender.geometry import ConeBeam, euler_to_matrix, get_preset, make_pose, perturb, standard_pose
 from xrender.io import atomic_output
 from xrender.landmarks import read_landmarks
@@ -30,7 +33,14 @@ from xrender.render import render
 from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork
 from xrender.xray import XRayPreprocessing, preprocess_xray, read_xray
 
-__all__ = ["EvaluationRequest", "RegistrationRequest", "run_evaluation", "run_registration"]
+__all__ = [
+    "EvaluationRequest",
+    "RegistrationRequest",
+    "TrialSource",
+    "run_evaluation",
+    "run_registration",
+    "trial_source",
+]
 
 #: HU above which voxels count as bone when no segmentation is given.
 BONE_THRESHOLD_HU = 200.0
@@ -56,18 +66,26 @@ def load_models(model: Path | None, regressor: Path | None) -> Models:
     return Models(network, size, None if regressor is None else PoseRegressor.load(regressor).eval())
 
 
-def _subject(ct: Path | None, size: int, mask: Path | None, landmarks: Path | None) -> Subject:
-    subject = phantom_subject(size, BONE_THRESHOLD_HU) if ct is None else ct_subject(ct, size, BONE_THRESHOLD_HU, mask)
-    if landmarks is not None:
-        subject = replace(subject, landmarks=read_landmarks(landmarks).points.to(torch.float64))
-    return subject
+def _ct_subjects(ct: Path | None, mask: Path | None, landmarks: Path | None) -> Callable[[int], Subject]:
+    """``size -> Subject`` for a CT file (or the phantom when ``ct`` is ``None``)."""
+
+    def at(size: int) -> Subject:
+        if ct is None:
+            subject = phantom_subject(size, BONE_THRESHOLD_HU)
+        else:
+            subject = ct_subject(ct, size, BONE_THRESHOLD_HU, mask)
+        if landmarks is not None:
+            subject = replace(subject, landmarks=read_landmarks(landmarks).points.to(torch.float64))
+        return subject
+
+    return at
 
 
-def _moving(ct: Path | None, models: Models, subject: Subject, mask: Path | None) -> Any:
+def _moving(subject_at: Callable[[int], Subject], models: Models, subject: Subject) -> Any:
     """The bone volume at the ProST network's training size (the network's features depend on voxel size)."""
     if models.prost_volume_size is None or models.prost_volume_size == subject.full.shape[0]:
         return subject.moving
-    return _subject(ct, models.prost_volume_size, mask, None).moving
+    return subject_at(models.prost_volume_size).moving
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,61 @@ class EvaluationRequest:
     overlays: int = 3
     overrides: list[str] = field(default_factory=list)
     progress: bool = True
+    deepfluoro: Path | None = None
+    specimen: str | None = None
+    projections: int | None = None
+    binning: int = 8
+
+
+@dataclass(frozen=True)
+class TrialSource:
+    """Where ``xrender evaluate`` gets its trials: a DeepFluoro specimen, a CT or the phantom.
+
+    Attributes:
+        name: for the report.
+        subject_at: the subject at a given cube size (voxels per side).
+        geometry: the C-arm of the X-rays.
+        config: the trial settings (for DeepFluoro, one trial per projection read).
+        trials: the trials of a subject.
+    """
+
+    name: str
+    subject_at: Callable[[int], Subject]
+    geometry: ConeBeam
+    config: EvaluationConfig
+    trials: Callable[[Subject], TrialSet]
+
+
+def trial_source(request: EvaluationRequest) -> TrialSource:
+    """The `TrialSource` of a request (see `TrialSource`)."""
+    if request.deepfluoro is None:
+        if request.specimen is not None:
+            raise ValueError("--specimen: applies only with --deepfluoro")
+        geometry, config = get_preset(request.preset), request.config
+        return TrialSource(
+            "phantom" if request.ct is None else str(request.ct),
+            _ct_subjects(request.ct, request.mask, request.landmarks),
+            geometry,
+            config,
+            partial(make_trials, geometry=geometry, config=config),
+        )
+    if request.specimen is None:
+        raise ValueError("--deepfluoro: expected --specimen (an ID such as 17-1882, or the paper's number 1-6)")
+    specimen = load_specimen(
+        request.deepfluoro,
+        request.specimen,
+        binning=request.binning,
+        limit=request.projections,
+        progress=request.progress,
+    )
+    config = specimen_config(request.config, specimen)
+    return TrialSource(
+        f"{specimen.name} ({request.deepfluoro})",
+        specimen.subject,
+        specimen.geometry,
+        config,
+        partial(specimen.trials, config=config),
+    )
 
 
 def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
@@ -100,9 +173,9 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     context = MethodContext(settings, models.prost, models.regressor)
     for method in request.methods:
         build_method(method, context)
-    subject = _subject(request.ct, request.volume_size, request.mask, request.landmarks)
-    geometry = get_preset(request.preset)
-    trials = make_trials(subject, geometry, request.config)
+    source = trial_source(request)
+    subject, geometry, config = source.subject_at(request.volume_size), source.geometry, source.config
+    trials = source.trials(subject)
     overlay_dir = request.out / "overlays"
 
     def keep_overlay(method: str, trial: int, result: RegistrationResult) -> None:
@@ -124,27 +197,33 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
         geometry,
         request.methods,
         context,
-        request.config,
-        moving=_moving(request.ct, models, subject, request.mask),
+        config,
+        moving=_moving(source.subject_at, models, subject),
         trials=trials,
         on_result=keep_overlay,
         progress=request.progress and job.is_main,
     )
     if not job.is_main:
         return {}
-    config = {
-        **asdict(request.config),
+    settings_record = {
+        **asdict(config),
         "preset": request.preset,
         "volume_size": request.volume_size,
         "settings": asdict(settings),
         "processes": job.world_size,
     }
-    name = "phantom" if request.ct is None else str(request.ct)
-    document = write_json(request.json_path or request.out / "results.json", records, config, name)
+    if request.deepfluoro is not None:
+        settings_record |= {
+            "deepfluoro": str(request.deepfluoro),
+            "specimen": request.specimen,
+            "binning": request.binning,
+        }
+    name = source.name
+    document = write_json(request.json_path or request.out / "results.json", records, settings_record, name)
     table = markdown_table(document["methods"])
     with atomic_output(request.out / "results.md") as staging:
-        staging.write_text(f"# Registration on {name}: {request.config.trials} trials\n\n{table}", encoding="utf-8")
-    write_capture_range(request.out / "capture_range.png", records, request.config.success_mm)
+        staging.write_text(f"# Registration on {name}: {config.trials} trials\n\n{table}", encoding="utf-8")
+    write_capture_range(request.out / "capture_range.png", records, config.success_mm)
     echo(table)
     echo(f"wrote {request.json_path or request.out / 'results.json'}, results.md, capture_range.png, overlays/")
     return document
@@ -170,9 +249,9 @@ class RegistrationRequest:
     xray: Path
     out: Path
     method: str = "cmaes"
-    preset: str = "prost"
+    preset: str | None = None
     geometry_file: Path | None = None
-    view: str = "ap"
+    view: str | None = None
     init: tuple[float, float, float, float, float, float] = (0.0,) * 6
     mask: Path | None = None
     model: Path | None = None
@@ -183,6 +262,70 @@ class RegistrationRequest:
     overrides: list[str] = field(default_factory=list)
     seed: int = 0
     progress: bool = True
+    frame: int = 0
+    sdd: float | None = None
+    sid: float | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    angles: tuple[float, float] | None = None
+
+    @property
+    def from_dicom_tags(self) -> bool:
+        """Whether the geometry and the reference pose come from the X-ray's DICOM tags.
+
+        So it is for a DICOM X-ray unless ``--preset`` or ``--geometry`` says otherwise.
+        """
+        return self.preset is None and self.geometry_file is None and is_dicom(self.xray)
+
+
+@dataclass(frozen=True)
+class FixedImage:
+    """The preprocessed X-ray, its geometry, the reference pose of ``--init`` and where they came from."""
+
+    image: torch.Tensor
+    geometry: ConeBeam
+    reference: torch.Tensor
+    source: str
+
+
+def fixed_image(request: RegistrationRequest, isocenter: torch.Tensor) -> FixedImage:
+    """Read and preprocess the X-ray; its C-arm from the DICOM tags, or from ``--preset``/``--geometry`` and ``--view``.
+
+    Raises:
+        ValueError: tag options (``--sdd``, ``--sid``, ``--spacing``, ``--angles``) without a DICOM
+            X-ray read through its tags, ``--flip`` with one, or what the readers raise.
+    """
+    by_hand = {
+        "--sdd": request.sdd,
+        "--sid": request.sid,
+        "--spacing": request.pixel_spacing,
+        "--angles": request.angles,
+    }
+    if not request.from_dicom_tags:
+        given = [name for name, value in by_hand.items() if value is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: fill in a DICOM X-ray's tags; they do not apply with --preset, --geometry "
+                "or a non-DICOM image (put the values in a --geometry JSON file instead)"
+            )
+        image = read_xray(request.xray, frame=request.frame)
+        geometry = _geometry(request.preset or "prost", request.geometry_file)
+        xray, geometry = preprocess_xray(image.pixels, geometry, request.preprocessing)
+        view = request.view or "ap"
+        return FixedImage(xray, geometry, standard_pose(view, geometry.sid, isocenter), f"view {view}")
+    if request.preprocessing.flip != "none":
+        raise ValueError("--flip: the DICOM tags decide the flip to the view from the source; leave --flip out")
+    dicom, geometry, carm = read_carm(
+        request.xray,
+        isocenter,
+        frame=request.frame,
+        sdd=request.sdd,
+        sid=request.sid,
+        pixel_spacing=request.pixel_spacing,
+        angles=request.angles,
+        view=request.view,
+    )
+    xray, geometry = preprocess_xray(dicom.pixels, geometry, replace(request.preprocessing, flip=carm.flip))
+    return FixedImage(xray, geometry, carm.pose, f"DICOM: {carm.describe()}")
 
 
 def run_registration(request: RegistrationRequest, echo: Callable[[str], None] = print) -> RegistrationResult:
@@ -190,16 +333,16 @@ def run_registration(request: RegistrationRequest, echo: Callable[[str], None] =
     settings = MethodSettings().replace(**parse_overrides(request.overrides))
     models = load_models(request.model, request.regressor)
     stages = build_method(request.method, MethodContext(settings, models.prost, models.regressor, request.seed))
-    image = read_xray(request.xray)
-    geometry = _geometry(request.preset, request.geometry_file)
-    xray, geometry = preprocess_xray(image.pixels, geometry, request.preprocessing)
-    subject = _subject(request.ct, request.volume_size, request.mask, None)
+    subject_at = _ct_subjects(request.ct, request.mask, None)
+    subject = subject_at(request.volume_size)
     iso = subject.full.isocenter.to(torch.float64)
+    fixed = fixed_image(request, iso)
+    xray, geometry, reference = fixed.image, fixed.geometry, fixed.reference
+    echo(f"X-ray geometry from {fixed.source}")
     params = torch.tensor(request.init, dtype=torch.float64)
     delta = make_pose(euler_to_matrix(params[:3], "xyz", degrees=True), params[3:])
-    reference = standard_pose(request.view, geometry.sid, iso)
     initial = perturb(reference, delta, iso)
-    moving = _moving(request.ct, models, subject, request.mask)
+    moving = _moving(subject_at, models, subject)
     problem = RegistrationProblem(subject.full, geometry, xray.float(), moving)
     result = register(problem, initial, stages, progress=request.progress)
 
@@ -207,7 +350,8 @@ def run_registration(request: RegistrationRequest, echo: Callable[[str], None] =
     document = {
         "method": request.method,
         "pose_camera_to_world": result.pose.tolist(),
-        "view": request.view,
+        "reference": fixed.source,
+        "reference_pose_camera_to_world": reference.tolist(),
         "motion_about_isocenter": {"rotation_vector_deg": motion[:3].tolist(), "translation_mm": motion[3:].tolist()},
         "isocenter_mm": iso.tolist(),
         "initial_pose_camera_to_world": result.initial.tolist(),

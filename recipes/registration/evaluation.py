@@ -50,8 +50,10 @@ __all__ = [
     "TrialSet",
     "bone_points",
     "evaluate",
+    "initial_poses",
     "make_trials",
     "summarize",
+    "trial_generator",
 ]
 
 #: Seeds of trials are ``seed * SEED_STRIDE + trial``.
@@ -107,7 +109,7 @@ def make_trials(subject: Subject, geometry: ConeBeam, config: EvaluationConfig) 
     reference = standard_pose(config.view, geometry.sid, iso)
     true_motion, initial_motion = [], []
     for trial in range(config.trials):  # one generator per trial: trial k is the same for any --trials > k
-        draw = {"generator": torch.Generator().manual_seed(config.seed * SEED_STRIDE + trial), "dtype": torch.float64}
+        draw = {"generator": trial_generator(config, trial), "dtype": torch.float64}
         true_motion.append(get_pose_distribution(config.true_distribution).sample(1, **draw))
         initial_motion.append(get_pose_distribution(config.initial_distribution).sample(1, **draw))
     n = config.trials
@@ -116,6 +118,23 @@ def make_trials(subject: Subject, geometry: ConeBeam, config: EvaluationConfig) 
     with torch.no_grad():
         xrays = render(subject.full, geometry, truth).float()  # one batched call (render bounds its memory)
     return TrialSet(truth, initial, xrays)
+
+
+def trial_generator(config: EvaluationConfig, trial: int) -> torch.Generator:
+    """The generator of trial ``trial``'s pose draws, seeded ``config.seed · SEED_STRIDE + trial``."""
+    return torch.Generator().manual_seed(config.seed * SEED_STRIDE + trial)
+
+
+def initial_poses(
+    truth: Float[Tensor, "N 4 4"], isocenter: Float[Tensor, "3"], config: EvaluationConfig
+) -> Float[Tensor, "N 4 4"]:
+    """Initial poses for given true poses (real X-rays): each moved by its trial's draw of ``initial_distribution``."""
+    distribution = get_pose_distribution(config.initial_distribution)
+    motion = [
+        distribution.sample(1, generator=trial_generator(config, trial), dtype=torch.float64)
+        for trial in range(truth.shape[0])
+    ]
+    return perturb(truth, torch.cat(motion), isocenter)
 
 
 def bone_points(subject: Subject, n: int = 20, seed: int = 0) -> Float[Tensor, "n 3"]:

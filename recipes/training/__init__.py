@@ -8,7 +8,7 @@ resume bit for bit, data parallelism under ``torchrun``, and a validation pass.
 
 from recipes.training.config import SCALES, TrainConfig, get_scale, load_config_file, parse_overrides
 from recipes.training.distributed import Distributed
-from recipes.training.pairs import Pair, PairSampler, Subject, ct_subject, phantom_subject
+from recipes.training.pairs import Pair, PairSampler, Subject, ct_subject, phantom_subject, volume_subject
 from recipes.training.train import CHECKPOINT_FORMAT, Trainer, TrainResult, load_checkpoint, train, training_geometry
 from recipes.training.validation import SUCCESS_TRE_MM, ValidationReport, validate
 
@@ -30,6 +30,7 @@ __all__ = [
     "load_config_file",
     "parse_overrides",
     "phantom_subject",
+    "volume_subject",
     "train",
     "training_geometry",
     "validate",

@@ -25,7 +25,7 @@ from xrender.preprocess import apply_mask, prepare_prost
 from xrender.render import render
 from xrender.volume import Volume
 
-__all__ = ["Pair", "PairSampler", "Subject", "ct_subject", "phantom_subject"]
+__all__ = ["Pair", "PairSampler", "Subject", "ct_subject", "phantom_subject", "volume_subject"]
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,34 @@ def ct_subject(
         bone_threshold_hu: masking threshold when there is no segmentation.
         mask_path: a label map on the CT's grid; non-zero labels are the moving volume.
     """
-    hu = read_volume(path)
     mask = None if mask_path is None else read_volume(mask_path)
+    return volume_subject(Path(path).name, read_volume(path), size, bone_threshold_hu, mask)
+
+
+def volume_subject(
+    name: str,
+    hu: Volume,
+    size: int,
+    bone_threshold_hu: float | None,
+    mask: Volume | None = None,
+    landmarks: Float[Tensor, "N 3"] | None = None,
+) -> Subject:
+    """A CT volume in HU, resampled to a ``size³`` cube covering its largest extent (world frame kept).
+
+    Args:
+        name: for messages.
+        hu: the CT.
+        size: voxels per side.
+        bone_threshold_hu: masking threshold when there is no ``mask``.
+        mask: a label map on the CT's grid; non-zero labels are the moving volume.
+        landmarks: world points (mm) for the TRE.
+    """
     extent = float((torch.tensor(hu.shape[::-1], dtype=torch.float64) * hu.spacing.double().cpu()).max())
     prepared = prepare_prost(hu, size=size, spacing_mm=extent / size)
     if mask is not None:
         prepared_mask = prepare_prost(mask, size=size, spacing_mm=extent / size, background=0.0)
-        return _subject(Path(path).name, prepared, prepared_mask.with_data(prepared_mask.data.round()), None, None)
-    return _subject(Path(path).name, prepared, None, bone_threshold_hu, None)
+        return _subject(name, prepared, prepared_mask.with_data(prepared_mask.data.round()), None, landmarks)
+    return _subject(name, prepared, None, bone_threshold_hu, landmarks)
 
 
 @dataclass(frozen=True)
