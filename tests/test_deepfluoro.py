@@ -167,7 +167,7 @@ def test_drr_at_the_ground_truth_matches_the_image(sim_file, index):
     inner = (slice(8, -8), slice(8, -8))  # the collimator border is dark in the image only
     error = (drr.double() - projection.image)[inner].abs().max() / projection.image[inner].max()
     assert float(error) < 1e-5
-    # Without xreg's half-voxel correction, the same DRR no longer matches exactly.
+    # The correction moves the stored CT by +0.5 mm along each axis, nothing else.
     with DeepFluoro(sim_file) as data:
         stored_origin = data.volume("phantom", xreg_alignment=False)
     assert torch.allclose(stored_origin.origin + 0.5, ct.origin)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from _dicom_files import write_dicom
 from _tiny_search import TINY_SET
-from test_dicom import write_dicom
 from typer.testing import CliRunner
 
 from recipes.registration.command import RegistrationRequest, fixed_image

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from test_dicom import write_dicom
+from _dicom_files import write_dicom
 
 import xrender.xray as xray
 from xrender.geometry.camera import ConeBeam

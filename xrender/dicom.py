@@ -100,7 +100,7 @@ from xrender.geometry.camera import ConeBeam
 from xrender.geometry.rotations import euler_to_matrix
 from xrender.geometry.se3 import make_pose
 from xrender.geometry.views import VIEW_AXES
-from xrender.xray import LUMINANCE_WEIGHTS
+from xrender.xray import LUMINANCE_WEIGHTS, checked_image_file
 
 __all__ = [
     "DISPLAY_ORIENTATIONS",
@@ -405,13 +405,7 @@ def read_dicom_xray(path: PathLike, *, frame: int = 0) -> DicomXRay:
             Interpretation, a frame that is not 2-D, or NaN or infinite values. Every message
             names ``path`` and what was expected.
     """
-    path = Path(path)
-    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
-        raise ValueError(f"read_dicom_xray: expected a non-negative int frame, got {frame!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder; expected one DICOM file")
+    path = checked_image_file(path, frame, "read_dicom_xray")
     try:
         ds = pydicom.dcmread(path)
     except _READ_ERRORS as error:

@@ -49,6 +49,7 @@ __all__ = [
     "XRayImage",
     "XRayPreprocessing",
     "bin_image",
+    "checked_image_file",
     "fit_to_geometry",
     "preprocess_xray",
     "read_xray",
@@ -216,6 +217,25 @@ _READERS: Mapping[str, _Reader] = MappingProxyType(
 )
 
 
+def checked_image_file(path: PathLike, frame: int, caller: str) -> Path:
+    """``path`` as a `Path` once it names a non-empty file and ``frame`` is a non-negative int.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``frame`` is not a non-negative int, ``path`` is a folder or an empty file.
+    """
+    path = Path(path)
+    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+        raise ValueError(f"{caller}: expected a non-negative int frame, got {frame!r}")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; {caller} reads one image file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: could not read: the file is empty (0 bytes)")
+    return path
+
+
 def read_xray(path: PathLike, *, frame: int = 0) -> XRayImage:
     """Read one 2-D X-ray image.
 
@@ -239,15 +259,7 @@ def read_xray(path: PathLike, *, frame: int = 0) -> XRayImage:
             expected and the actual shape), a ``frame`` that does not exist, or NaN or infinite
             values. Every message names ``path``.
     """
-    path = Path(path)
-    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
-        raise ValueError(f"read_xray: expected a non-negative int frame, got {frame!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder; read_xray reads one image file")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path}: could not read: the file is empty (0 bytes)")
+    path = checked_image_file(path, frame, "read_xray")
     suffix = match_suffix(path, _READERS)
     if suffix is not None:
         reader = _READERS[suffix]

@@ -70,6 +70,7 @@ __all__ = [
     "LANDMARK_NAMES",
     "PAPER_SPECIMENS",
     "PELVIS_LABELS",
+    "XREG_OFFSET_MM",
     "DeepFluoro",
     "DeepFluoroProjection",
     "ProjectionParameters",
@@ -98,6 +99,10 @@ PELVIS_LABELS: tuple[int, ...] = (1, 2, 3, 4)
 
 #: Pixels cropped from each side of a full-resolution image (collimator edges), as the authors do.
 BORDER_PX = 50
+
+#: xreg moves every ground-truth pose by −0.5 mm along each volume axis before rendering; the
+#: reader moves the CT by +0.5 mm instead (module docstring).
+XREG_OFFSET_MM = 0.5
 
 #: Largest deviation from orthonormality accepted in a stored rigid transform (float32 storage).
 _RIGID_TOLERANCE = 1e-4
@@ -275,6 +280,15 @@ def preprocess_projection(
     )
 
 
+def _aligned(volume: Volume, xreg_alignment: bool) -> Volume:
+    """``volume`` moved by `XREG_OFFSET_MM` along each world axis (or as it is)."""
+    if not xreg_alignment:
+        return volume
+    affine = volume.affine.clone()
+    affine[:3, 3] += XREG_OFFSET_MM
+    return Volume(volume.data, affine)
+
+
 def _vector(dataset: Any) -> np.ndarray:
     return np.asarray(dataset[()], dtype=np.float64).reshape(-1)
 
@@ -312,6 +326,8 @@ class DeepFluoro:
         if "proj-params" not in self._file:
             self._file.close()
             raise ValueError(f"{self.path}: no 'proj-params' group; not a DeepFluoro file (see DeepFluoro's layout)")
+        self._params: ProjectionParameters | None = None
+        self._landmarks: dict[str, Landmarks] = {}
 
     def __enter__(self) -> DeepFluoro:
         return self
@@ -355,7 +371,12 @@ class DeepFluoro:
         return sorted(int(k) for k in self._get(f"{self.resolve(specimen)}/projections"))
 
     def projection_parameters(self) -> ProjectionParameters:
-        """The shared C-arm parameters (``proj-params``)."""
+        """The shared C-arm parameters (``proj-params``), read once per file."""
+        if self._params is None:
+            self._params = self._read_projection_parameters()
+        return self._params
+
+    def _read_projection_parameters(self) -> ProjectionParameters:
         group = self._get("proj-params")
         try:
             return ProjectionParameters(
@@ -386,33 +407,29 @@ class DeepFluoro:
 
         Args:
             specimen: an ID or the paper's number.
-            xreg_alignment: move the CT by +0.5 mm along x, y and z, xreg's correction of the
-                ground truth (module docstring); ``False``: the stored origin.
+            xreg_alignment: move the CT by `XREG_OFFSET_MM` along x, y and z, xreg's correction
+                of the ground truth (module docstring); ``False``: the stored origin.
             dtype: floating dtype of the data.
         """
-        volume = self._image_volume(f"{self.resolve(specimen)}/vol", dtype)
-        if not xreg_alignment:
-            return volume
-        affine = volume.affine.clone()
-        affine[:3, 3] += 0.5
-        return Volume(volume.data, affine)
+        return _aligned(self._image_volume(f"{self.resolve(specimen)}/vol", dtype), xreg_alignment)
 
     def segmentation(self, specimen: str | int, *, xreg_alignment: bool = True) -> Volume:
         """The CT's label map (on the CT's grid; `PELVIS_LABELS` are the pelvis), placed like `volume`."""
-        key = self.resolve(specimen)
-        labels = self._image_volume(f"{key}/vol-seg/image", torch.float32)
-        if not xreg_alignment:
-            return labels
-        affine = labels.affine.clone()
-        affine[:3, 3] += 0.5
-        return Volume(labels.data, affine)
+        return _aligned(self._image_volume(f"{self.resolve(specimen)}/vol-seg/image", torch.float32), xreg_alignment)
+
+    def ct_shape(self, specimen: str | int) -> tuple[int, int, int]:
+        """The CT's ``(D, H, W)``, without reading its voxels."""
+        return tuple(self._get(f"{self.resolve(specimen)}/vol/pixels").shape)
 
     def landmarks(self, specimen: str | int) -> Landmarks:
-        """The specimen's 3-D landmarks (mm, LPS), in `LANDMARK_NAMES` order where present."""
-        group = self._get(f"{self.resolve(specimen)}/vol-landmarks")
-        names = _ordered(group)
-        points = torch.tensor(np.array([_vector(group[n]) for n in names]).reshape(-1, 3), dtype=torch.float64)
-        return Landmarks(names, points)
+        """The specimen's 3-D landmarks (mm, LPS), in `LANDMARK_NAMES` order where present; read once."""
+        key = self.resolve(specimen)
+        if key not in self._landmarks:
+            group = self._get(f"{key}/vol-landmarks")
+            names = _ordered(group)
+            points = torch.tensor(np.array([_vector(group[n]) for n in names]).reshape(-1, 3), dtype=torch.float64)
+            self._landmarks[key] = Landmarks(names, points)
+        return self._landmarks[key]
 
     def projection(self, specimen: str | int, index: int) -> DeepFluoroProjection:
         """One projection, oriented as seen from the source, with its converted geometry and pose.
@@ -474,7 +491,7 @@ def describe_deepfluoro(path: Path) -> str:
             f"{'specimen':<10} {'paper #':>7} {'projections':>11} {'3-D landmarks':>13}  CT (D, H, W)",
         ]
         for key in data.specimens():
-            shape = tuple(data._get(f"{key}/vol/pixels").shape)
+            shape = data.ct_shape(key)
             lines.append(
                 f"{key:<10} {number.get(key, '-')!s:>7} {len(data.projection_indices(key)):>11} "
                 f"{len(data.landmarks(key)):>13}  {shape}"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from xrender.attenuation import hu_to_mu
-from xrender.datasets.deepfluoro import BORDER_PX, LANDMARK_NAMES
+from xrender.datasets.deepfluoro import BORDER_PX, LANDMARK_NAMES, XREG_OFFSET_MM
 from xrender.geometry import ConeBeam, get_pose_distribution, perturb, standard_pose
 from xrender.io import atomic_output
 from xrender.phantom import pelvis_phantom
@@ -95,9 +95,9 @@ def write_simulated_deepfluoro(
     iso = hu.isocenter.double()
     draws = get_pose_distribution("prost-train").sample(projections, seed=seed, dtype=torch.float64)
     truth = perturb(standard_pose("pa", geometry.sid, iso).expand(projections, 4, 4), draws, iso)
-    # The ground truth expects the CT 0.5 mm further along each axis than stored (xreg's correction).
+    # The ground truth expects the CT XREG_OFFSET_MM further along each axis than stored (xreg's correction).
     affine = hu.affine.clone()
-    affine[:3, 3] += 0.5
+    affine[:3, 3] += XREG_OFFSET_MM
     shifted = hu_to_mu(Volume(hu.data, affine))
     with torch.no_grad():
         images = render(shifted, geometry, truth, beer_lambert=True, i0=i0)[:, 0].double().numpy()
