@@ -1,19 +1,26 @@
-"""Registration metrics: the 3-D TRE, rotation and translation errors, reprojection distance, success."""
+"""Registration metrics: the 3-D TRE, rotation and translation errors, reprojection distance, success, capture range."""
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy.optimize import minimize
+from scipy.stats import binomtest
 
 from xrender.geometry import euler_to_matrix, get_preset, make_pose, perturb, se3_exp, standard_pose
 from xrender.metrics import (
+    LOGISTIC_SCALE_MM,
+    capture_range,
     is_success,
     reprojection_distance,
     rotation_error,
     target_registration_error,
     translation_error,
+    wilson_interval,
 )
 
 POINTS = torch.tensor([[0.0, 0, 0], [100.0, 0, 0], [0, 50.0, 20.0]], dtype=torch.float64)
@@ -102,3 +109,132 @@ def test_reprojection_distance_errors():
         reprojection_distance(moved, reference, torch.zeros(0, 3, dtype=torch.float64), get_preset("prost"))
     with pytest.raises(ValueError, match="estimate"):
         reprojection_distance(moved[:3], reference, torch.zeros(1, 3, dtype=torch.float64), get_preset("prost"))
+
+
+# --------------------------------------------------------------------------- capture range
+def _logistic_draws(n: int, a: float, b: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    tre = rng.uniform(0.0, 200.0, n)
+    return tre, rng.uniform(size=n) < 1 / (1 + np.exp(-(a + b * tre)))
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (8, 10), (10, 10), (1, 1), (17, 40)])
+def test_wilson_interval_matches_scipy(k, n):
+    expected = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(k, n) == pytest.approx((expected.low, expected.high), abs=1e-12)
+    low, high = wilson_interval(k, n, confidence=0.8)
+    assert expected.low <= low <= k / n <= high <= expected.high  # narrower at a lower level, holds the rate
+
+
+def test_wilson_interval_golden_value():
+    assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=5e-5)
+
+
+def test_capture_range_recovers_a_known_r50():
+    """Flags drawn from σ(4 − 0.05 x): R50 = 80 mm; the fit is the penalised MLE (checked with scipy)."""
+    tre, ok = _logistic_draws(3000, 4.0, -0.05, seed=1)
+    capture = capture_range(tre, ok, np.arange(0.0, 201.0, 20.0), resamples=300)
+    assert capture.r50_mm == pytest.approx(80.0, abs=3.0)
+    assert capture.slope_per_mm == pytest.approx(-0.05, rel=0.1)
+    low, high = capture.r50_ci_mm
+    assert low < capture.r50_mm < high
+    assert low < 80.0 < high
+    assert high - low < 10.0
+
+    z, y, ridge = tre / LOGISTIC_SCALE_MM, ok.astype(float), 1e-3
+
+    def loss(theta):
+        eta = theta[0] + theta[1] * z
+        return -(y * eta - np.logaddexp(0.0, eta)).sum() + 0.5 * ridge * (theta**2).sum()
+
+    best = minimize(loss, np.zeros(2), method="BFGS", options={"gtol": 1e-9}).x
+    assert capture.intercept == pytest.approx(best[0], rel=1e-5)
+    assert capture.slope_per_mm == pytest.approx(best[1] / LOGISTIC_SCALE_MM, rel=1e-5)
+
+
+def test_capture_range_bins_count_rates_and_intervals():
+    tre = [1.0, 5.0, 15.0, 20.0, 25.0, 99.0]  # 20 mm is the last edge: the last bin; 99 mm is outside
+    ok = [True, False, True, True, False, True]
+    capture = capture_range(tre, ok, [0.0, 10.0, 20.0, 30.0, 40.0], resamples=10)
+    assert capture.counts == (2, 1, 2, 0)
+    assert capture.successes == (1, 1, 1, 0)
+    assert capture.rates == (0.5, 1.0, 0.5, None)
+    assert capture.intervals[0] == wilson_interval(1, 2)
+    assert capture.intervals[3] is None
+    assert capture.trials == 6  # the fit uses every trial
+    document = capture.to_dict()
+    assert json.loads(json.dumps(document, allow_nan=False)) == document
+    assert document["bin_edges_mm"] == [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert document["rate_intervals"][3] is None
+    np.testing.assert_allclose(
+        capture.success_probability([0.0, 50.0]),
+        1 / (1 + np.exp(-(capture.intercept + capture.slope_per_mm * np.array([0.0, 50.0])))),
+    )
+
+
+def test_capture_range_of_separated_trials_puts_r50_in_the_gap():
+    tre = np.linspace(0.0, 100.0, 21)  # successes up to 45 mm, failures from 50 mm
+    capture = capture_range(tre, tre < 48.0, [0.0, 50.0, 100.0], resamples=200)
+    assert 45.0 < capture.r50_mm < 50.0
+    assert capture.slope_per_mm < 0
+    assert all(math.isfinite(v) for v in (capture.intercept, capture.slope_per_mm, *capture.r50_ci_mm))
+    assert capture.r50_ci_mm[0] <= capture.r50_mm <= capture.r50_ci_mm[1]
+    assert capture.r50_ci_mm[0] > 35.0
+    assert capture.r50_ci_mm[1] < 60.0
+
+
+def test_capture_range_when_every_trial_succeeds_or_fails():
+    tre = np.linspace(0.0, 100.0, 11)
+    every = capture_range(tre, np.ones(11, bool), [0.0, 100.0], resamples=50)
+    assert every.r50_mm == math.inf  # the fit never falls to 50 %
+    assert every.slope_per_mm >= 0
+    assert math.isfinite(every.intercept)
+    assert every.r50_ci_mm == (math.inf, math.inf)
+    assert every.to_dict()["r50_mm"] is None
+    assert every.r50_text() == "∞ mm [∞, ∞]"
+    none = capture_range(tre, np.zeros(11, bool), [0.0, 100.0], resamples=50)
+    assert none.r50_mm == 0.0  # below 50 % already at 0 mm
+    assert none.r50_ci_mm == (0.0, 0.0)
+    assert none.to_dict()["r50_mm"] == 0.0
+
+
+def test_capture_range_bootstrap_is_seeded():
+    tre, ok = _logistic_draws(60, 3.0, -0.04, seed=2)
+    a = capture_range(tre, ok, [0.0, 100.0, 200.0], seed=7, resamples=100)
+    b = capture_range(torch.tensor(tre), torch.tensor(ok), [0.0, 100.0, 200.0], seed=7, resamples=100)
+    c = capture_range(tre, ok, [0.0, 100.0, 200.0], seed=8, resamples=100)
+    assert a == b
+    assert a.r50_mm == c.r50_mm
+    assert a.r50_ci_mm != c.r50_ci_mm
+    assert a.r50_ci_mm[0] <= a.r50_mm <= a.r50_ci_mm[1]
+    assert a.r50_text() == f"{a.r50_mm:.0f} mm [{a.r50_ci_mm[0]:.0f}, {a.r50_ci_mm[1]:.0f}]"
+
+
+@pytest.mark.parametrize(
+    ("tre", "ok", "edges", "options", "match"),
+    [
+        ([1.0, 2.0], [True], [0.0, 5.0], {}, "2 initial TREs but 1 success values"),
+        ([], [], [0.0, 5.0], {}, "at least one trial"),
+        ([[1.0]], [[True]], [0.0, 5.0], {}, r"initial_tre_mm: expected shape \(N,\)"),
+        ([1.0, -2.0], [True, False], [0.0, 5.0], {}, "finite values >= 0"),
+        ([1.0, math.nan], [True, False], [0.0, 5.0], {}, "finite values >= 0"),
+        ([1.0], [True], [5.0], {}, "edges_mm: expected at least two increasing"),
+        ([1.0], [True], [5.0, 1.0], {}, "edges_mm: expected at least two increasing"),
+        ([1.0], [True], [0.0, 5.0], {"resamples": 0}, "resamples: expected an int >= 1"),
+        ([1.0], [True], [0.0, 5.0], {"seed": -1}, "seed: expected an int >= 0"),
+        ([1.0], [True], [0.0, 5.0], {"confidence": 1.0}, r"confidence: expected a number in \(0, 1\)"),
+        ([1.0], [True], [0.0, 5.0], {"ridge": 0.0}, "ridge: expected a positive number"),
+    ],
+)
+def test_capture_range_errors(tre, ok, edges, options, match):
+    with pytest.raises(ValueError, match=match):
+        capture_range(tre, ok, edges, **options)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [((1, 0), "trials >= 1"), ((3, 2), r"0 <= successes <= trials \(2\)"), ((1, 2, 0.0), "confidence")],
+)
+def test_wilson_interval_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        wilson_interval(*args)

@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from matplotlib.container import ErrorbarContainer
 from PIL import Image
 
+from xrender.metrics import capture_range, wilson_interval
 from xrender.plot import (
     EDGE_COLOR,
     overlay_frame,
@@ -119,42 +121,52 @@ def test_registration_overlay_without_landmarks_and_bad_points():
         plot_registration_overlay(_xray(), _square(), true_pixels=torch.zeros(3))
 
 
-def test_capture_range_rates_per_bin(tmp_path):
+def _capture(rates_ok, edges=(0.0, 10.0, 20.0, 30.0)):
     tre = torch.tensor([1.0, 2.0, 3.0, 11.0, 12.0, 13.0])
-    success = {"ncc": torch.tensor([True, True, False, True, False, False]), "mi": torch.ones(6, dtype=torch.bool)}
-    figure = plot_capture_range({"ncc": tre, "mi": tre}, success, bins=[0.0, 10.0, 20.0, 30.0], threshold_mm=5.0)
+    return capture_range(tre, torch.tensor(rates_ok), list(edges), resamples=50)
+
+
+def test_capture_range_plots_rates_intervals_fit_and_r50(tmp_path):
+    ncc = _capture([True, True, False, True, False, False])
+    mi = _capture([True] * 6)
+    figure = plot_capture_range({"ncc": ncc, "mi": mi}, threshold_mm=5.0)
     (ax,) = figure.axes
-    ncc, mi = ax.lines
-    np.testing.assert_array_equal(ncc.get_xdata(), [5.0, 15.0, 25.0])
-    np.testing.assert_allclose(ncc.get_ydata(), [2 / 3, 1 / 3, math.nan])  # the empty bin is a gap
-    np.testing.assert_allclose(mi.get_ydata(), [1.0, 1.0, math.nan])
-    assert ncc.get_label() == "ncc (3/6)"
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    ncc_bins, ncc_r50, mi_bins = bars  # mi's R50 is infinite: no diamond
+    x, y = ncc_bins.lines[0].get_data()
+    np.testing.assert_allclose(y, [2 / 3, 1 / 3])  # the empty bin (20-30 mm) is left out
+    np.testing.assert_allclose(x - x[0], [0.0, 10.0])  # at the bin centres, shifted alike
+    assert x[0] < 5.0 < mi_bins.lines[0].get_data()[0][0]  # the two methods sit either side of the centre
+    low, high = wilson_interval(2, 3)
+    segments = ncc_bins.lines[2][0].get_segments()
+    np.testing.assert_allclose([segments[0][0][1], segments[0][1][1]], [low, high])  # Wilson error bar
+    r50_x, r50_y = ncc_r50.lines[0].get_data()
+    assert r50_x[0] == pytest.approx(ncc.r50_mm)
+    assert r50_y[0] == 0.5
+    curves = [line for line in ax.lines if line.get_label().startswith(("ncc", "mi"))]
+    assert [c.get_label().split(" ")[0] for c in curves] == ["ncc", "mi"]
+    curve_x, curve_y = curves[0].get_data()
+    np.testing.assert_allclose(curve_y, ncc.success_probability(curve_x))
+    assert curve_x[0] == 0.0
+    assert curve_x[-1] == 30.0
+    assert ax.get_xlim() == (0.0, 30.0)  # out to the largest bin edge
+    assert curves[0].get_label() == f"ncc (3/6): R50 {ncc.r50_text()}"
+    assert curves[1].get_label().endswith("(never below 50 %)")
     assert ax.get_ylabel() == "success rate (final TRE < 5 mm)"
     assert save_figure(figure, tmp_path / "capture.png", dpi=40).exists()
 
 
-def test_capture_range_with_a_bin_count_spans_all_runs():
-    figure = plot_capture_range(
-        {"a": torch.tensor([0.0, 10.0]), "b": torch.tensor([20.0])},
-        {"a": torch.tensor([True, False]), "b": torch.tensor([True])},
-        bins=2,
-    )
-    a, b = figure.axes[0].lines
-    np.testing.assert_array_equal(a.get_xdata(), [5.0, 15.0])  # edges 0, 10, 20
-    np.testing.assert_allclose(a.get_ydata(), [1.0, 0.0])
-    np.testing.assert_allclose(b.get_ydata(), [math.nan, 1.0])  # the last edge belongs to the last bin
+def test_capture_range_axis_spans_every_method():
+    short = _capture([True] * 6, edges=(0.0, 20.0))
+    long = _capture([True] * 6, edges=(0.0, 50.0, 200.0))
+    assert plot_capture_range({"a": short, "b": long}).axes[0].get_xlim() == (0.0, 200.0)
 
 
 def test_capture_range_errors():
-    tre = {"a": torch.tensor([1.0, 2.0])}
-    with pytest.raises(ValueError, match="initial_tre_mm has methods"):
-        plot_capture_range(tre, {"b": torch.tensor([True, False])})
-    with pytest.raises(ValueError, match="2 initial TREs but 3 success values"):
-        plot_capture_range(tre, {"a": torch.tensor([True, False, True])})
-    with pytest.raises(ValueError, match="increasing bin edges"):
-        plot_capture_range(tre, {"a": torch.tensor([True, False])}, bins=[5.0, 1.0])
     with pytest.raises(ValueError, match="at least one method"):
-        plot_capture_range({}, {})
+        plot_capture_range({})
+    with pytest.raises(ValueError, match="'a': expected a CaptureRange"):
+        plot_capture_range({"a": [0.5, 0.5]})
 
 
 def _read_gif(path) -> tuple[list[np.ndarray], list[int]]:

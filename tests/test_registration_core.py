@@ -28,6 +28,7 @@ from xrender.registration import (
     pose_from_motion,
     register,
 )
+from xrender.registration.optimizers import SEED_LIMIT, run_seed
 from xrender.render import render
 from xrender.xray import bin_image
 
@@ -100,6 +101,12 @@ def test_stop_rule_reasons():
     assert rule.reason([5.0, 4.0, 3.0, 2.0, 1.0], 0.0) == "iterations"
     assert StopRule(max_seconds=1.0).reason([1.0], 2.0) == "time"
     assert StopRule().reason([1.0] * 50, 0.0) is None  # no plateau rule by default
+
+
+def test_stop_rule_looks_one_iteration_ahead_of_the_time_budget():
+    rule = StopRule(max_seconds=1.0)
+    assert rule.reason([1.0], 0.4, next_seconds=0.5) is None
+    assert rule.reason([1.0], 0.6, next_seconds=0.5) == "time"  # the next iteration would end at 1.1 s
 
 
 @pytest.mark.parametrize(
@@ -186,6 +193,44 @@ def test_cmaes_stays_inside_its_bounds():
     torch.testing.assert_close(result.params, limit * TARGET.sign(), atol=0.2, rtol=0)  # pressed to the wall
 
 
+def test_cmaes_ipop_restarts_double_the_population():
+    f = objective()
+    result = CMAES(popsize=6, restarts=2, seed=5, stop=StopRule(max_iterations=5)).minimize(f)
+    assert result.stop_reason == "iterations; 2 restarts"
+    assert result.evaluations == 5 * (6 + 12 + 24)  # three runs of five generations
+    assert f.similarity.calls == 15  # still one batched call per generation
+    single = CMAES(popsize=6, seed=5, stop=StopRule(max_iterations=5)).minimize(objective())
+    assert result.cost <= single.cost  # the best of all runs, the first run included
+    again = CMAES(popsize=6, restarts=2, seed=5, stop=StopRule(max_iterations=5)).minimize(objective())
+    torch.testing.assert_close(again.params, result.params, rtol=0, atol=0)  # seeded, restarts included
+
+
+def test_cmaes_restarts_stop_within_the_time_budget():
+    stop = StopRule(max_iterations=40, max_seconds=0.3)
+    result = CMAES(popsize=6, restarts=50, stop=stop).minimize(objective())
+    assert result.stop_reason.startswith("time; ")
+    assert int(result.stop_reason.split("; ")[1].split()[0]) >= 1  # it restarted ...
+    assert result.seconds < 0.3 + 0.15  # ... and kept (up to jitter) to the budget
+
+
+def test_cmaes_continues_an_ipop_search():
+    f = objective()
+    result = CMAES(popsize=6, restarts=2, first_run=1, stop=StopRule(max_iterations=3)).minimize(f)
+    assert result.evaluations == 3 * (12 + 24)  # runs 1 and 2
+    assert result.stop_reason == "iterations; 1 restarts"
+
+
+def test_any_seed_works_for_the_population_optimizers():
+    assert run_seed(7, 0) == 8  # the first run keeps its historical seed
+    assert run_seed(2**32 - 1, 0) == 1  # folded into cma's range, never 0 (cma's "use the time")
+    assert all(1 <= run_seed(2**40 + 7, r) < SEED_LIMIT for r in range(3))
+    assert len({run_seed(3, r) for r in range(4)}) == 4
+    huge = 2**40 + 7
+    assert CMAES(popsize=6, seed=huge, stop=StopRule(max_iterations=2)).minimize(objective()).evaluations == 12
+    nevergrad = NevergradOptimizer(name="OnePlusOne", popsize=2, seed=huge, stop=StopRule(max_iterations=2))
+    assert nevergrad.minimize(objective()).evaluations == 4
+
+
 def test_plateau_stops_early():
     result = CMAES(popsize=8, stop=StopRule(max_iterations=500, plateau_tol=1e-6)).minimize(objective())
     assert result.stop_reason in {"plateau"} or result.stop_reason.startswith("cma:")
@@ -203,6 +248,10 @@ def test_optimizer_registry_and_errors():
         CMAES(sigma=(1, 2, 3))
     with pytest.raises(ValueError, match="popsize"):
         CMAES(popsize=1)
+    with pytest.raises(ValueError, match="restarts: expected an int >= 0"):
+        CMAES(restarts=-1)
+    with pytest.raises(ValueError, match=r"first_run: expected 0 <= first_run <= restarts \(1\), got 2"):
+        CMAES(restarts=1, first_run=2)
     with pytest.raises(ValueError, match="method"):
         GradientOptimizer(method="rmsprop")
 

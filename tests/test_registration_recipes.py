@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from pathlib import Path
@@ -26,14 +27,33 @@ from recipes.registration import (
     make_trials,
     summarize,
 )
-from recipes.registration.report import markdown_table
+from recipes.registration.evaluation import (
+    initial_poses,
+    register_within,
+    target_points,
+    trial_generator,
+    trial_seed,
+)
+from recipes.registration.methods import spends_time_budget
+from recipes.registration.report import capture_edges, capture_ranges, capture_table, markdown_table
 from recipes.training import Distributed, phantom_subject
 from xrender.cli import app
-from xrender.geometry import get_preset, perturb, standard_pose
+from xrender.geometry import get_pose_distribution, get_preset, perturb, standard_pose
 from xrender.io import write_volume
+from xrender.metrics import target_registration_error
 from xrender.phantom import pelvis_phantom
-from xrender.registration import IntensityStage, LearnedDescentStage, NevergradOptimizer, RegressionStage
+from xrender.registration import (
+    IntensityStage,
+    LearnedDescentStage,
+    NevergradOptimizer,
+    RegistrationProblem,
+    RegressionStage,
+    register,
+)
 from xrender.render import render
+
+#: A seed above 2**32: per-trial seeds must still fit cma, numpy and torch.
+HUGE_SEED = 2**40 + 7
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +111,31 @@ def test_settings_overrides():
         MethodSettings().replace(population=4)
 
 
+def test_restarts_reach_the_global_first_level_only():
+    assert build_method("cmaes")[0].levels[0].optimizer.restarts == 0  # off by default
+    context = MethodContext(MethodSettings().replace(restarts=2))
+    (stage,) = build_method("cmaes", context)
+    assert [level.optimizer.restarts for level in stage.levels] == [2, 0]
+    _, refine = build_method("cmaes+cmaes", context)
+    assert [level.optimizer.restarts for level in refine.levels] == [0, 0]
+
+
+@pytest.mark.parametrize("name", ["restarts", "equal_time_restarts"])
+def test_restart_settings_are_checked(name):
+    with pytest.raises(ValueError, match=f"method setting {name}: expected an int >= 0"):
+        MethodSettings().replace(**{name: -1})
+
+
+def test_search_only_methods_spend_a_time_budget():
+    assert spends_time_budget("cmaes")
+    assert spends_time_budget("cmaes+cmaes")
+    assert not spends_time_budget("prost+cmaes")
+    assert not spends_time_budget("nevergrad:PSO")
+    assert not spends_time_budget("ncc-adam")
+    with pytest.raises(ValueError, match="unknown stage 'warp'"):
+        spends_time_budget("warp")
+
+
 def test_trials_are_seeded_and_follow_the_distributions(subject, carm):
     config = EvaluationConfig(trials=3, seed=5)
     a, b = make_trials(subject, carm, config), make_trials(subject, carm, config)
@@ -141,26 +186,207 @@ def test_evaluate_records_and_summary(subject, carm):
 def test_evaluate_fails_fast_on_a_bad_method(subject, carm):
     with pytest.raises(ValueError, match="unknown stage"):
         evaluate(subject, carm, ["cmaes", "nope"], MethodContext(), EvaluationConfig(trials=1), progress=False)
+    config = EvaluationConfig(trials=1, equal_time="prost+cmaes")
+    with pytest.raises(ValueError, match=r"--equal-time \(equal_time\): 'prost\+cmaes' is not one of the methods"):
+        evaluate(subject, carm, ["cmaes"], MethodContext(), config, progress=False)
+
+
+def test_evaluate_with_a_huge_seed(subject, carm):
+    context = MethodContext(MethodSettings().replace(**TINY))
+    config = EvaluationConfig(trials=1, seed=HUGE_SEED)
+    records = evaluate(subject, carm, ["cmaes", "nevergrad:OnePlusOne"], context, config, progress=False)
+    assert [r.method for r in records] == ["cmaes", "nevergrad:OnePlusOne"]
+    assert all(math.isfinite(r.mtre_mm) for r in records)
+
+
+def test_equal_time_gives_search_only_methods_the_reference_time(subject, carm):
+    context = MethodContext(MethodSettings().replace(**TINY))
+    config = EvaluationConfig(trials=2, seed=1, equal_time="ncc-adam")
+    records = evaluate(subject, carm, ["cmaes", "ncc-adam"], context, config, progress=False)
+    by = {(r.method, r.trial): r for r in records}
+    for trial in range(2):
+        assert by["ncc-adam", trial].budget_seconds is None  # the reference defines the budget ...
+        assert by["cmaes", trial].budget_seconds == by["ncc-adam", trial].seconds  # ... of its own trial
+    summary = summarize(records)
+    assert summary["cmaes"]["median_budget_seconds"] > 0
+    assert summary["ncc-adam"]["median_budget_seconds"] is None
+    plain = evaluate(subject, carm, ["cmaes"], context, EvaluationConfig(trials=2, seed=1), progress=False)
+    assert [r.budget_seconds for r in plain] == [None, None]
+
+
+@pytest.fixture(scope="module")
+def tiny_problem(subject, carm):
+    trials = make_trials(subject, carm, EvaluationConfig(trials=1, seed=2))
+    problem = RegistrationProblem(subject.full, carm, trials.xrays[:1], subject.moving)
+    stages = build_method("cmaes", MethodContext(MethodSettings().replace(**TINY), seed=11))
+    return problem, trials.initial[0], stages
+
+
+def test_register_within_a_short_budget_is_the_plain_registration(tiny_problem):
+    problem, initial, stages = tiny_problem
+    plain = register(problem, initial, stages)
+    within = register_within(problem, initial, stages, 1e-3)
+    torch.testing.assert_close(within.pose, plain.pose, rtol=0, atol=0)
+    assert [s.name for s in within.stages] == ["cmaes", "cmaes"]  # the first level, then the rest
+
+
+def test_register_within_spends_the_budget_on_ipop_restarts(tiny_problem):
+    problem, initial, stages = tiny_problem
+    plain = register(problem, initial, stages)
+    budget = plain.seconds + 1.0
+    within = register_within(problem, initial, stages, budget)
+    restarted = within.stages[2]
+    assert restarted.stop_reason.startswith("time")  # the budget, not the restart count, ended it
+    assert restarted.evaluations > within.stages[0].evaluations  # doubled populations
+    assert min(restarted.history + within.stages[0].history) <= min(within.stages[0].history)
+    assert budget - 0.5 < within.seconds < budget + 0.5
+    assert len(within.stages) in (3, 4)  # the fine level reruns only if the restarts did better
+
+
+@pytest.mark.parametrize(
+    ("method", "budget", "restarts", "match"),
+    [
+        ("ncc-adam", 1.0, 8, "IntensityStage searching with CMAES"),
+        ("cmaes", 0.0, 8, "positive budget_seconds"),
+        ("cmaes", 1.0, 0, r"restarts \(equal_time_restarts\): expected an int >= 1"),
+    ],
+)
+def test_register_within_errors(tiny_problem, method, budget, restarts, match):
+    problem, initial, _ = tiny_problem
+    with pytest.raises(ValueError, match=match):
+        register_within(problem, initial, build_method(method), budget, restarts=restarts)
+
+
+def test_capture_edges_and_table(subject, carm):
+    context = MethodContext(MethodSettings().replace(**TINY))
+    records = evaluate(subject, carm, ["ncc-adam"], context, EvaluationConfig(trials=4, seed=2), progress=False)
+    assert capture_edges(records, (0, 20, 40)) == (0.0, 20.0, 40.0)
+    edges = capture_edges(records)  # 4 trials: two bins from the smallest to the largest initial TRE
+    tre = sorted(r.initial_mtre_mm for r in records)
+    assert edges == pytest.approx((tre[0], (tre[0] + tre[-1]) / 2, tre[-1]))
+    ranges = capture_ranges(records, (0.0, 100.0, 1000.0), resamples=20)
+    capture = ranges["ncc-adam"]
+    assert sum(capture.counts) == 4
+    lines = capture_table(ranges).splitlines()
+    assert lines[0] == "| method | R50 (mm) [95% CI] | 0–100 mm | 100–1000 mm |"
+    cells = [f"{k}/{n} ({k / n:.0%})" if n else "—" for k, n in zip(capture.successes, capture.counts)]
+    assert lines[2] == f"| ncc-adam | {capture.r50_text(unit='')} | {cells[0]} | {cells[1]} |"
 
 
 @pytest.mark.parametrize(
     ("options", "match"),
-    [({"trials": 0}, "trials"), ({"seed": -1}, "seed"), ({"true_distribution": "wide"}, "pose distribution")],
+    [
+        ({"trials": 0}, "trials"),
+        ({"seed": -1}, "seed"),
+        ({"true_distribution": "nope"}, "pose distribution"),
+        ({"stratify": (20.0,)}, r"stratify \(--stratify\): expected two or more finite bin edges >= 0"),
+        ({"stratify": ("a", "b")}, r"stratify \(--stratify\): expected two or more finite bin edges >= 0"),
+        ({"stratify": (-5.0, 20.0)}, r"stratify \(--stratify\): expected two or more finite bin edges >= 0"),
+        ({"stratify": (0.0, math.inf)}, r"stratify \(--stratify\): expected two or more finite bin edges >= 0"),
+        ({"stratify": (0.0, 20.0, 20.0)}, r"stratify \(--stratify\): expected increasing bin edges"),
+        ({"equal_time": " "}, r"equal_time \(--equal-time\): expected a method name"),
+    ],
 )
 def test_evaluation_config_errors(options, match):
     with pytest.raises(ValueError, match=match):
         EvaluationConfig(**options)
 
 
+# --------------------------------------------------------------------------- seeds and trials
+def test_trial_seeds_are_31_bit_for_any_seed():
+    assert trial_seed(0, 0) == 1484405855  # SeedSequence((0, 0)): pinned, so a run can be repeated
+    assert trial_seed(HUGE_SEED, 0) == 119442698
+    seeds = [trial_seed(seed, trial) for seed in (0, 1, 4295, HUGE_SEED, 10**30) for trial in range(5)]
+    assert all(0 <= s < 2**31 for s in seeds)
+    assert len(set(seeds)) == len(seeds)  # no two (seed, trial) pairs share a seed here
+    assert EvaluationConfig(seed=HUGE_SEED).seed == HUGE_SEED
+
+
+def test_unstratified_trials_are_a_plain_draw_per_trial(subject, carm):
+    """Trial k: its generator draws the true motion, then the initial offset (the behaviour kept from before)."""
+    config = EvaluationConfig(trials=3, seed=HUGE_SEED)
+    trials = make_trials(subject, carm, config)
+    iso = subject.full.isocenter.double()
+    reference = standard_pose("ap", carm.sid, iso)
+    for k in range(3):
+        generator = trial_generator(config, k)
+        true = get_pose_distribution("prost-train").sample(1, generator=generator, dtype=torch.float64)
+        offset = get_pose_distribution("prost-initial").sample(1, generator=generator, dtype=torch.float64)
+        truth = perturb(reference[None], true, iso)
+        torch.testing.assert_close(trials.truth[k : k + 1], truth, rtol=0, atol=0)
+        torch.testing.assert_close(trials.initial[k : k + 1], perturb(truth, offset, iso), rtol=0, atol=0)
+
+
+STRATA = (0.0, 20.0, 50.0, 120.0)
+
+
+def _targets(config: EvaluationConfig, n: int) -> list[float]:
+    """The target TRE of each trial, drawn as `make_trials` draws it (after the true motion)."""
+    targets = []
+    for k in range(n):
+        generator = trial_generator(config, k)
+        get_pose_distribution(config.true_distribution).sample(1, generator=generator, dtype=torch.float64)
+        low, high = STRATA[k % 3], STRATA[k % 3 + 1]
+        targets.append(low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64)))
+    return targets
+
+
+def test_stratified_trials_hit_their_target_tre_in_their_bin(subject, carm):
+    config = EvaluationConfig(trials=6, seed=3, initial_distribution="wide", stratify=STRATA)
+    trials = make_trials(subject, carm, config)
+    points = target_points(subject, config)
+    tre = target_registration_error(trials.initial, trials.truth, points)
+    expected = torch.tensor(_targets(config, 6), dtype=torch.float64)
+    torch.testing.assert_close(tre, expected, rtol=1e-9, atol=1e-9)
+    bins = torch.bucketize(tre, torch.tensor(STRATA[1:-1], dtype=torch.float64))
+    assert bins.tolist() == [0, 1, 2, 0, 1, 2]  # trial k in bin k mod 3
+    more = make_trials(subject, carm, EvaluationConfig(trials=8, seed=3, initial_distribution="wide", stratify=STRATA))
+    torch.testing.assert_close(more.initial[:6], trials.initial, rtol=0, atol=0)  # trial k does not move
+    plain = make_trials(subject, carm, EvaluationConfig(trials=6, seed=3, initial_distribution="wide"))
+    torch.testing.assert_close(plain.truth, trials.truth, rtol=0, atol=0)  # stratifying leaves the true poses
+
+
+def test_stratified_trials_aim_at_the_given_points(subject, carm):
+    config = EvaluationConfig(trials=3, seed=3, stratify=STRATA)
+    points = subject.landmarks[:2].double()
+    trials = make_trials(subject, carm, config, points)
+    torch.testing.assert_close(
+        target_registration_error(trials.initial, trials.truth, points),
+        torch.tensor(_targets(config, 3), dtype=torch.float64),
+    )
+
+
+def test_stratified_initial_poses_about_given_truths(subject, carm):
+    config = EvaluationConfig(trials=3, seed=1, stratify=STRATA)
+    truth = make_trials(subject, carm, EvaluationConfig(trials=3)).truth
+    iso = subject.full.isocenter.double()
+    points = target_points(subject, config)
+    initial = initial_poses(truth, iso, config, points)
+    assert bool((target_registration_error(initial, truth, points) < 120.0).all())
+    with pytest.raises(ValueError, match=r"stratified draw .* needs the TRE target points"):
+        initial_poses(truth, iso, config)
+
+
+def test_a_bin_out_of_reach_is_an_error(subject, carm):
+    config = EvaluationConfig(trials=1, stratify=(1e5, 2e5))
+    with pytest.raises(ValueError, match=r"none reaches an initial mean TRE of .* lower the largest bin edge"):
+        make_trials(subject, carm, config)
+
+
 # --------------------------------------------------------------------------- commands
+def _invoke_tiny(args: list[str]):
+    """Run ``xrender ARGS`` with the tiny search settings; it must succeed."""
+    result = CliRunner().invoke(app, [*args, *(arg for item in TINY_SET for arg in ("--set", item))])
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_cli_evaluate_writes_json_table_plot_and_overlays(tmp_path):
     out = tmp_path / "eval"
-    args = ["evaluate", "--phantom", "--methods", "cmaes,nevergrad:OnePlusOne", "--trials", "2", "--seed", "3"]
+    args = ["evaluate", "--phantom", "--methods", "cmaes,nevergrad:OnePlusOne", "--trials", "2"]
+    args += ["--seed", str(HUGE_SEED)]  # seeds from 4295 up used to fail inside cma
     args += ["--volume-size", "24", "--no-progress"]
-    for item in TINY_SET:
-        args += ["--set", item]
-    result = CliRunner().invoke(app, [*args, "--out", str(out), "--overlays", "1"])
-    assert result.exit_code == 0, result.output
+    _invoke_tiny([*args, "--out", str(out), "--overlays", "1"])
     document = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert set(document["methods"]) == {"cmaes", "nevergrad:OnePlusOne"}
     for figures in document["methods"].values():
@@ -168,23 +394,65 @@ def test_cli_evaluate_writes_json_table_plot_and_overlays(tmp_path):
             assert key in figures
         assert figures["median_seconds"] > 0
     assert len(document["trials"]) == 4
-    assert document["config"]["seed"] == 3
-    assert "| cmaes | 2 |" in (out / "results.md").read_text(encoding="utf-8")
+    assert document["config"]["seed"] == HUGE_SEED
+    report = (out / "results.md").read_text(encoding="utf-8")
+    assert "| cmaes | 2 |" in report
+    assert "## Capture range" in report
+    capture = document["methods"]["cmaes"]["capture_range"]
+    assert sum(capture["counts"]) == 2
+    assert len(capture["bin_edges_mm"]) == 3  # two trials per method: two bins
     assert (out / "capture_range.png").stat().st_size > 0
     assert sorted(p.name for p in (out / "overlays").iterdir()) == [
         "cmaes_trial0.png",
         "nevergrad-OnePlusOne_trial0.png",
     ]
-    again = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "again"), "--overlays", "0"])
-    assert again.exit_code == 0, again.output
+    _invoke_tiny([*args, "--out", str(tmp_path / "again"), "--overlays", "0"])
     repeat = json.loads((tmp_path / "again" / "results.json").read_text(encoding="utf-8"))
     assert [t["pose"] for t in repeat["trials"]] == [t["pose"] for t in document["trials"]]
+
+
+def test_cli_evaluate_stratified_at_equal_time(tmp_path):
+    out = tmp_path / "strata"
+    args = ["evaluate", "--phantom", "--methods", "cmaes,ncc-adam", "--equal-time", "ncc-adam"]
+    args += ["--stratify", "0:40:20", "--per-bin", "1", "--initial-poses", "wide", "--seed", "5"]
+    args += ["--volume-size", "24", "--no-progress", "--overlays", "0", "--out", str(out)]
+    result = _invoke_tiny(args)
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert document["config"]["stratify"] == [0.0, 20.0, 40.0]
+    assert document["config"]["equal_time"] == "ncc-adam"
+    trials = document["trials"]
+    assert [t["trial"] for t in trials] == [0, 1, 0, 1]  # --per-bin 1 over two bins: two trials
+    assert [t["initial_mtre_mm"] < 20.0 for t in trials] == [True, False, True, False]  # trial k in bin k mod 2
+    reference = {t["trial"]: t["seconds"] for t in trials if t["method"] == "ncc-adam"}
+    assert {t["trial"]: t["budget_seconds"] for t in trials if t["method"] == "cmaes"} == reference
+    for figures in document["methods"].values():
+        capture = figures["capture_range"]
+        assert capture["bin_edges_mm"] == [0.0, 20.0, 40.0]
+        assert capture["counts"] == [1, 1]
+        assert {"rates", "rate_intervals", "logistic_a", "logistic_b_per_mm", "r50_mm", "r50_ci_mm"} <= set(capture)
+    report = (out / "results.md").read_text(encoding="utf-8")
+    assert "| method | R50 (mm) [95% CI] | 0–20 mm | 20–40 mm |" in report
+    assert "Equal time: each trial's wall time of ncc-adam is the budget; cmaes used" in report
+    assert "R50 (mm)" in result.output
+    assert (out / "capture_range.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["evaluate", "--trials", "1"], "a CT path, --phantom or --deepfluoro"),
+        (["evaluate", "--phantom", "--per-bin", "3"], "--per-bin: applies only with --stratify"),
+        (["evaluate", "--phantom", "--stratify", "0:40:20", "--per-bin", "3", "--trials", "4"], "leave out --trials"),
+        (["evaluate", "--phantom", "--stratify", "0:200"], "--stratify: expected START:STOP:STEP or E0,E1"),
+        (["evaluate", "--phantom", "--stratify", "0:10:3"], "STOP − START must be a positive multiple of STEP"),
+        (["evaluate", "--phantom", "--stratify", "0:10:-5"], "--stratify: expected START:STOP:STEP"),
+        (["evaluate", "--phantom", "--stratify", "a,b"], "--stratify: expected START:STOP:STEP or E0,E1"),
+        (["evaluate", "--phantom", "--stratify", "20,10"], "stratify (--stratify): expected increasing bin edges"),
+        (["evaluate", "--phantom", "--equal-time", "prost+cmaes"], "'prost+cmaes' is not one of the methods (cmaes)"),
+        (
+            ["evaluate", "--deepfluoro", "none.h5", "--specimen", "1", "--stratify", "0:20:10"],
+            "--stratify: applies to simulated trials",
+        ),
         (["evaluate", "--phantom", "--specimen", "1"], "--specimen: applies only with --deepfluoro"),
         (["evaluate", "--phantom", "--methods", "warp"], "unknown stage"),
         (["evaluate", "--phantom", "--methods", "prost"], "ProST model"),
@@ -211,10 +479,7 @@ def test_cli_register_a_png_xray(tmp_path):
     out = tmp_path / "reg"
     args = ["register", str(ct), str(tmp_path / "xray.png"), "--binning", "4", "--init", "2,0,0,5,0,10"]
     args += ["--volume-size", "24", "--out", str(out), "--gif", "--no-progress"]
-    for item in TINY_SET:
-        args += ["--set", item]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
+    _invoke_tiny(args)
     document = json.loads((out / "pose.json").read_text(encoding="utf-8"))
     pose = torch.tensor(document["pose_camera_to_world"], dtype=torch.float64)
     assert pose.shape == (4, 4)

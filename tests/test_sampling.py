@@ -8,13 +8,20 @@ from xrender.geometry.sampling import PoseDistribution, available_pose_distribut
 
 
 def test_named_distributions_match_the_paper():
-    assert available_pose_distributions() == ["prost-initial", "prost-train"]
+    assert available_pose_distributions() == ["prost-initial", "prost-train", "wide"]
     train = get_pose_distribution("prost-train")
     assert train.rotation_std_deg == (9.5, 9.5, 9.5)
     assert train.translation_std_mm == (22.0, 22.0, 22.0)
     initial = get_pose_distribution("prost-initial")
     assert initial.rotation_std_deg == (25.0, 25.0, 25.0)
     assert initial.translation_std_mm == (25.0, 25.0, 60.0)
+
+
+def test_wide_is_twice_the_journal_distribution():
+    wide, journal = get_pose_distribution("wide"), get_pose_distribution("prost-initial")
+    assert wide.rotation_std_deg == (50.0, 50.0, 50.0)
+    assert wide.translation_std_mm == (50.0, 50.0, 120.0)
+    torch.testing.assert_close(wide.sample_params(3, seed=2), 2 * journal.sample_params(3, seed=2))
 
 
 def test_seeded_draws_are_reproducible():
@@ -48,7 +55,7 @@ def test_means_shift_draws():
 
 
 def test_bad_distribution_inputs():
-    with pytest.raises(ValueError, match="unknown pose distribution 'x'; available: prost-initial, prost-train"):
+    with pytest.raises(ValueError, match="unknown pose distribution 'x'; available: prost-initial, prost-train, wide"):
         get_pose_distribution("x")
     with pytest.raises(ValueError, match="standard deviations >= 0"):
         PoseDistribution((-1.0, 0.0, 0.0), (0.0, 0.0, 0.0))

@@ -193,6 +193,24 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(code=2) from None
 
 
+def _parse_bins(text: str) -> tuple[float, ...]:
+    """``"0:200:20"`` (start:stop:step, stop included) or ``"0,20,50,100"`` → bin edges (mm) for ``--stratify``."""
+    form = f"--stratify: expected START:STOP:STEP or E0,E1,… in mm (e.g. 0:200:20), got {text!r}"
+    try:
+        values = [float(v) for v in text.replace(":", ",").split(",")]
+    except ValueError:
+        raise ValueError(form) from None
+    if ":" not in text:
+        return tuple(values)
+    if len(values) != 3 or not all(math.isfinite(v) for v in values) or values[2] <= 0:
+        raise ValueError(form)
+    start, stop, step = values
+    count = (stop - start) / step
+    if count < 1 or abs(count - round(count)) > 1e-9:
+        raise ValueError(f"{form}: STOP − START must be a positive multiple of STEP")
+    return tuple(start + k * step for k in range(round(count) + 1))
+
+
 @app.command(name="evaluate")
 def evaluate_command(
     ct: Annotated[Path | None, typer.Argument(help="A CT file or DICOM folder in HU (omit with --phantom).")] = None,
@@ -226,6 +244,17 @@ def evaluate_command(
     overlays: Annotated[int, typer.Option(min=0, help="Overlay PNGs for the first N trials per method.")] = 3,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    stratify: Annotated[
+        str | None,
+        typer.Option(help="Stratify trials by initial mean TRE over bins 'START:STOP:STEP' or 'E0,E1,…' (mm)."),
+    ] = None,
+    per_bin: Annotated[
+        int | None, typer.Option(min=1, help="With --stratify: trials per bin (sets --trials to bins × N).")
+    ] = None,
+    equal_time: Annotated[
+        str | None,
+        typer.Option(help="Give search-only methods (cmaes) this method's wall time per trial, e.g. prost+cmaes."),
+    ] = None,
 ) -> None:
     """Compare registration methods on simulated X-rays of a CT, or on DeepFluoro's real ones (torchrun-aware)."""
     from recipes.registration.command import EvaluationRequest, run_evaluation
@@ -234,7 +263,22 @@ def evaluate_command(
     try:
         if sum([ct is not None, phantom, deepfluoro is not None]) != 1:
             raise ValueError("expected one of a CT path, --phantom or --deepfluoro FILE")
-        config = EvaluationConfig(trials or 20, seed, true_poses, initial_poses, "ap", success_mm)
+        edges = None if stratify is None else _parse_bins(stratify)
+        if per_bin is not None:
+            if edges is None:
+                raise ValueError("--per-bin: applies only with --stratify")
+            if trials is not None:
+                raise ValueError("--per-bin: sets the number of trials; leave out --trials")
+            trials = per_bin * (len(edges) - 1)
+        config = EvaluationConfig(
+            trials=trials or 20,
+            seed=seed,
+            true_distribution=true_poses,
+            initial_distribution=initial_poses,
+            success_mm=success_mm,
+            stratify=edges,
+            equal_time=equal_time,
+        )
         request = EvaluationRequest(
             deepfluoro=deepfluoro,
             specimen=specimen,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
-from jaxtyping import Bool, Float, UInt8
+from jaxtyping import Float, UInt8
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
@@ -25,6 +25,7 @@ from torch.nn.functional import conv2d, pad
 from xrender._checks import check_finite, check_shape
 from xrender.io import atomic_output, match_suffix
 from xrender.landmarks import Landmarks
+from xrender.metrics import CaptureRange
 from xrender.render.output import window_8bit
 from xrender.volume import Volume
 
@@ -301,81 +302,72 @@ def plot_registration_overlay(
     return fig
 
 
-def _as_numpy(values: Tensor | np.ndarray | Sequence[float], name: str) -> np.ndarray:
-    array = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
-    if array.ndim != 1:
-        raise ValueError(f"plot_capture_range: {name}: expected shape (N,), got {array.shape}")
-    return array
+def plot_capture_range(ranges: Mapping[str, CaptureRange], *, threshold_mm: float = 10.0) -> Figure:
+    """Success against the initial mean TRE, per method: how far from the truth it still converges.
 
-
-def plot_capture_range(
-    initial_tre_mm: Mapping[str, Float[Tensor, " N"]],
-    success: Mapping[str, Bool[Tensor, " N"]],
-    *,
-    bins: int | Sequence[float] = 10,
-    threshold_mm: float = 10.0,
-) -> Figure:
-    """Success rate against the initial error: how far from the truth each method still converges.
-
-    Runs are grouped by their initial mean TRE into ``bins``; each method's line gives the
-    fraction of successful runs per bin, at the bin centres. Bins without runs leave a gap.
+    For each method (`xrender.metrics.capture_range`): the success rate of each bin at the bin
+    centre, with its Wilson interval as an error bar (empty bins are left out; methods are offset
+    a little sideways so their bars do not hide each other), the fitted logistic curve, and R50 —
+    where the curve crosses 50 % — as a diamond on the dashed 50 % line with its bootstrap interval
+    as a horizontal bar (clipped to the axis). The legend, below the axes, gives each method's successes and R50.
+    The x axis runs from the smallest to the largest bin edge, in mm.
 
     Args:
-        initial_tre_mm: method name → initial mean TRE of each run ``(N,)``, mm (the same
-            tensor may serve several methods).
-        success: method name → whether each run succeeded ``(N,)``; same keys and lengths.
-        bins: the number of equal-width bins between the smallest and the largest initial TRE
-            of all methods, or increasing bin edges in mm (runs outside them are left out).
-        threshold_mm: the final TRE below which a run counts as a success, for the axis label
-            (``success`` already holds the verdicts).
+        ranges: method name → its `CaptureRange`, in legend order.
+        threshold_mm: the final TRE below which a run counts as a success, for the axis label.
 
     Returns:
-        A figure with one axes, a line per method in the order of ``success``.
+        A figure with one axes.
 
     Raises:
-        ValueError: no methods, different keys, lengths that differ between a method's TRE and
-            its verdicts, fewer than one bin, or bin edges that do not increase.
+        ValueError: no methods, or something that is not a `CaptureRange`.
     """
-    if not success:
+    if not ranges:
         raise ValueError("plot_capture_range: expected at least one method")
-    if set(initial_tre_mm) != set(success):
-        raise ValueError(
-            f"plot_capture_range: initial_tre_mm has methods {sorted(initial_tre_mm)} but success has {sorted(success)}"
-        )
-    runs = {}
-    for method, verdicts in success.items():
-        tre = _as_numpy(initial_tre_mm[method], f"initial_tre_mm[{method!r}]").astype(np.float64)
-        ok = _as_numpy(verdicts, f"success[{method!r}]").astype(bool)
-        if tre.shape != ok.shape:
+    for method, capture in ranges.items():
+        if not isinstance(capture, CaptureRange):
             raise ValueError(
-                f"plot_capture_range: method {method!r} has {tre.size} initial TREs but {ok.size} success values"
+                f"plot_capture_range: {method!r}: expected a CaptureRange (xrender.metrics.capture_range), "
+                f"got {type(capture).__name__}"
             )
-        runs[method] = (tre, ok)
-    if isinstance(bins, int):
-        if bins < 1:
-            raise ValueError(f"plot_capture_range: expected at least one bin, got {bins}")
-        every = np.concatenate([tre for tre, _ in runs.values()])
-        low, high = (float(every.min()), float(every.max())) if every.size else (0.0, 1.0)
-        edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
-    else:
-        edges = np.asarray(bins, dtype=np.float64)
-        if edges.ndim != 1 or edges.size < 2 or not bool(np.all(np.diff(edges) > 0)):
-            raise ValueError(f"plot_capture_range: expected increasing bin edges, got {list(edges)}")
-    centres = (edges[:-1] + edges[1:]) / 2
+    low = min(c.edges_mm[0] for c in ranges.values())
+    high = max(c.edges_mm[-1] for c in ranges.values())
+    narrowest = min(float(np.diff(c.edges_mm).min()) for c in ranges.values())
+    curve = np.linspace(low, high, 400)
 
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = Figure(figsize=(7, 4.2 + 0.2 * len(ranges)), layout="constrained")
     ax = fig.subplots()
-    for method, (tre, ok) in runs.items():
-        total, _ = np.histogram(tre, edges)
-        hits, _ = np.histogram(tre[ok], edges)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(total > 0, hits / np.maximum(total, 1), np.nan)
-        ax.plot(centres, rate, "o-", label=f"{method} ({int(ok.sum())}/{ok.size})")
+    ax.axhline(0.5, color="0.6", lw=0.8, ls="--")
+    for k, (method, capture) in enumerate(ranges.items()):
+        color = f"C{k}"
+        edges = np.asarray(capture.edges_mm)
+        shift = (k - (len(ranges) - 1) / 2) * 0.12 * narrowest / max(1, len(ranges) - 1)
+        filled = [i for i, rate in enumerate(capture.rates) if rate is not None]
+        centres = (edges[:-1] + edges[1:])[filled] / 2 + shift
+        rates = np.array([capture.rates[i] for i in filled], dtype=np.float64)
+        bounds = np.array([capture.intervals[i] for i in filled], dtype=np.float64).reshape(-1, 2)
+        ax.errorbar(centres, rates, yerr=[rates - bounds[:, 0], bounds[:, 1] - rates], fmt="o", color=color, capsize=3)
+        never = "" if math.isfinite(capture.r50_mm) else " (never below 50 %)"
+        label = f"{method} ({sum(capture.successes)}/{sum(capture.counts)}): R50 {capture.r50_text()}{never}"
+        ax.plot(curve, capture.success_probability(curve), "-", color=color, label=label)
+        if low <= capture.r50_mm <= high:
+            ci = np.clip(np.asarray(capture.r50_ci_mm), low, high)
+            ax.errorbar(
+                [capture.r50_mm],
+                [0.5],
+                xerr=[[capture.r50_mm - min(ci[0], capture.r50_mm)], [max(ci[1], capture.r50_mm) - capture.r50_mm]],
+                fmt="D",
+                color=color,
+                ms=7,
+                mec="black",
+                capsize=4,
+            )
+    ax.set_xlim(low, high)
+    ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("initial mean TRE (mm)")
     ax.set_ylabel(f"success rate (final TRE < {threshold_mm:g} mm)")
-    ax.set_ylim(-0.03, 1.03)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(fontsize=8, loc="outside lower center")
     return fig
 
 

@@ -1,7 +1,8 @@
 """The ``xrender evaluate`` and ``xrender register`` commands, as plain functions of request dataclasses.
 
 `run_evaluation` draws seeded trials on a CT (or the phantom), registers each with every method and
-writes ``results.json``, ``results.md``, ``capture_range.png`` and a few overlays. `run_registration`
+writes ``results.json``, ``results.md`` (the summary and the capture-range table: R50 and success
+per bin), ``capture_range.png`` and a few overlays. `run_registration`
 registers one real X-ray to a CT and writes the pose, an overlay and optionally a GIF of the search.
 """
 
@@ -17,9 +18,17 @@ from typing import Any
 import torch
 
 from recipes.registration.deepfluoro import load_specimen, specimen_config
-from recipes.registration.evaluation import EvaluationConfig, TrialSet, evaluate, make_trials
+from recipes.registration.evaluation import EvaluationConfig, TrialSet, check_equal_time, evaluate, make_trials
 from recipes.registration.methods import MethodContext, MethodSettings, build_method
-from recipes.registration.report import markdown_table, write_capture_range, write_json, write_overlay
+from recipes.registration.report import (
+    capture_edges,
+    capture_ranges,
+    capture_table,
+    markdown_table,
+    write_capture_range,
+    write_json,
+    write_overlay,
+)
 from recipes.training import Distributed, Subject, TrainConfig, ct_subject, parse_overrides, phantom_subject
 from xrender.checkpoint import load_state
 from xrender.dicom import is_dicom, read_carm
@@ -146,6 +155,8 @@ def trial_source(request: EvaluationRequest) -> TrialSource:
         )
     if request.specimen is None:
         raise ValueError("--deepfluoro: expected --specimen (an ID such as 17-1882, or the paper's number 1-6)")
+    if request.config.stratify is not None:
+        raise ValueError("--stratify: applies to simulated trials (a CT or --phantom), not to --deepfluoro")
     specimen = load_specimen(
         request.deepfluoro,
         request.specimen,
@@ -173,6 +184,7 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     context = MethodContext(settings, models.prost, models.regressor)
     for method in request.methods:
         build_method(method, context)
+    check_equal_time(request.config, request.methods)
     source = trial_source(request)
     subject, geometry, config = source.subject_at(request.volume_size), source.geometry, source.config
     trials = source.trials(subject)
@@ -219,14 +231,36 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
             "binning": request.binning,
         }
     name = source.name
-    document = write_json(request.json_path or request.out / "results.json", records, settings_record, name)
-    table = markdown_table(document["methods"])
+    ranges = capture_ranges(records, capture_edges(records, config.stratify), seed=config.seed)
+    json_path = request.json_path or request.out / "results.json"
+    document = write_json(json_path, records, settings_record, name, ranges)
+    table = markdown_table(document["methods"]) + _equal_time_note(config, document["methods"])
+    capture = capture_table(ranges)
     with atomic_output(request.out / "results.md") as staging:
-        staging.write_text(f"# Registration on {name}: {config.trials} trials\n\n{table}", encoding="utf-8")
-    write_capture_range(request.out / "capture_range.png", records, config.success_mm)
+        staging.write_text(
+            f"# Registration on {name}: {config.trials} trials\n\n{table}\n"
+            f"## Capture range (success against the initial mean TRE)\n\n{capture}",
+            encoding="utf-8",
+        )
+    write_capture_range(request.out / "capture_range.png", ranges, config.success_mm)
     echo(table)
-    echo(f"wrote {request.json_path or request.out / 'results.json'}, results.md, capture_range.png, overlays/")
+    echo(capture)
+    echo(f"wrote {json_path}, results.md, capture_range.png, overlays/")
     return document
+
+
+def _equal_time_note(config: EvaluationConfig, summary: dict[str, Any]) -> str:
+    """A line on the equal-time budgets under the summary table (empty without ``--equal-time``)."""
+    if config.equal_time is None:
+        return ""
+    spent = {m: f for m, f in summary.items() if f["median_budget_seconds"] is not None}
+    if not spent:
+        return f"\nEqual time: no search-only method to give the wall time of {config.equal_time} to.\n"
+    parts = [
+        f"{m} used a median {f['median_seconds']:.1f} s of a median {f['median_budget_seconds']:.1f} s budget"
+        for m, f in spent.items()
+    ]
+    return f"\nEqual time: each trial's wall time of {config.equal_time} is the budget; " + "; ".join(parts) + ".\n"
 
 
 def _geometry(preset: str, geometry_file: Path | None) -> ConeBeam:

@@ -15,6 +15,10 @@ the initial-pose distribution); a search stage after another one **refines** tha
 
 `METHODS_IN_PAPER` lists the comparison of the paper: ``cmaes``, ``prost+cmaes``, ``regression``.
 All settings live in `MethodSettings` (CPU-sized defaults).
+
+A method made of `BUDGET_STAGES` only (``cmaes``, ``cmaes+cmaes`` …) can spend a wall-time budget
+on IPOP restarts of its first level (`spends_time_budget`): the evaluation's equal-time comparison
+gives it the time another method took (`recipes.registration.evaluation.register_within`).
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ from xrender.registration import (
 from xrender.similarity.prost import ProSTNetwork
 
 __all__ = [
+    "BUDGET_STAGES",
     "METHODS_IN_PAPER",
     "STAGES",
     "MethodContext",
     "MethodSettings",
     "available_stages",
     "build_method",
+    "spends_time_budget",
 ]
 
 Six = tuple[float, float, float, float, float, float]
@@ -79,6 +85,9 @@ class MethodSettings(ConfigRecord):
         prost_steps: the most learned-descent steps.
         prost_plateau_tol: the learned descent's plateau rule (``None``: off).
         max_seconds: time budget of each level (``None``: none).
+        restarts: IPOP restarts of a global CMA-ES search's first level (`CMAES.restarts`; 0: none).
+        equal_time_restarts: the most IPOP restarts an equal-time budget may buy the first level
+            of a search-only method (`recipes.registration.evaluation.register_within`).
     """
 
     global_sigma: Six = (15.0, 15.0, 15.0, 25.0, 25.0, 60.0)
@@ -102,8 +111,16 @@ class MethodSettings(ConfigRecord):
     prost_steps: int = 100
     prost_plateau_tol: float | None = None
     max_seconds: float | None = None
+    restarts: int = 0
+    equal_time_restarts: int = 8
 
     field_kind: ClassVar[str] = "method setting"
+
+    def __post_init__(self) -> None:
+        for name in ("restarts", "equal_time_restarts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"method setting {name}: expected an int >= 0, got {value!r}")
 
     def stop(self, iterations: int) -> StopRule:
         """The stop rule of one level."""
@@ -127,26 +144,34 @@ class MethodContext:
     seed: int = 0
 
 
-def _search_levels(context: MethodContext, refine: bool, make: Callable[..., Any]) -> tuple[Level, Level]:
+def _search_levels(
+    context: MethodContext, refine: bool, make: Callable[..., Any], first: dict[str, Any]
+) -> tuple[Level, Level]:
     s = context.settings
     sigma, bounds = (s.refine_sigma, s.refine_bounds) if refine else (s.global_sigma, s.global_bounds)
     popsize = s.refine_popsize if refine else s.popsize
     generations = s.refine_generations if refine else s.generations
     prior = None if refine else PosePrior(std=s.prior_std, weight=s.prior_weight)
     fine_sigma = tuple(v / 4 for v in sigma)
-    coarse = make(sigma=sigma, popsize=popsize[0], bounds=bounds, seed=context.seed, stop=s.stop(generations[0]))
+    coarse = make(
+        sigma=sigma, popsize=popsize[0], bounds=bounds, seed=context.seed, stop=s.stop(generations[0]), **first
+    )
     fine = make(sigma=fine_sigma, popsize=popsize[1], bounds=sigma, seed=context.seed + 1, stop=s.stop(generations[1]))
     return Level(s.coarse_size, coarse, prior), Level(s.fine_size, fine)
 
 
-def _search_stage(context: MethodContext, refine: bool, make: Callable[..., Any], name: str) -> Stage:
+def _search_stage(
+    context: MethodContext, refine: bool, make: Callable[..., Any], name: str, first: dict[str, Any] | None = None
+) -> Stage:
+    """A two-level search stage; ``first`` holds extra options of its first level's optimiser."""
     s = context.settings
-    levels = _search_levels(context, refine, make)
+    levels = _search_levels(context, refine, make, first or {})
     return IntensityStage(levels, s.similarity, dict(s.similarity_options), name=name)
 
 
 def _cmaes(context: MethodContext, refine: bool, argument: str | None) -> Stage:
-    return _search_stage(context, refine, CMAES, "cmaes")
+    first = {} if refine else {"restarts": context.settings.restarts}
+    return _search_stage(context, refine, CMAES, "cmaes", first)
 
 
 def _nevergrad(context: MethodContext, refine: bool, argument: str | None) -> Stage:
@@ -201,9 +226,29 @@ STAGES: dict[str, StageFactory] = {
 }
 
 
+#: Stages that can spend a wall-time budget on IPOP restarts of their first level (CMA-ES searches).
+BUDGET_STAGES = frozenset({"cmaes"})
+
+
 def available_stages() -> list[str]:
     """Stage names a method name may chain with ``+``."""
     return sorted(STAGES)
+
+
+def _stage_specs(name: str) -> list[tuple[str, str | None]]:
+    """``"prost+nevergrad:PSO"`` → ``[("prost", None), ("nevergrad", "PSO")]``.
+
+    Raises:
+        ValueError: an empty or unknown stage name (the message lists the known ones).
+    """
+    specs = [spec.strip().partition(":") for spec in str(name).split("+")]
+    for stage_name, _, _ in specs:
+        if stage_name not in STAGES:
+            raise ValueError(
+                f"method {name!r}: unknown stage {stage_name!r}; stages: {', '.join(available_stages())} "
+                "(chain them with '+', e.g. 'prost+cmaes')"
+            )
+    return [(stage, argument or None) for stage, _, argument in specs]
 
 
 def build_method(name: str, context: MethodContext | None = None) -> list[Stage]:
@@ -214,14 +259,16 @@ def build_method(name: str, context: MethodContext | None = None) -> list[Stage]
             whose model is missing from ``context``.
     """
     context = context or MethodContext()
-    specs = [spec.strip().partition(":") for spec in str(name).split("+")]
-    for stage_name, _, _ in specs:
-        if stage_name not in STAGES:
-            raise ValueError(
-                f"method {name!r}: unknown stage {stage_name!r}; stages: {', '.join(available_stages())} "
-                "(chain them with '+', e.g. 'prost+cmaes')"
-            )
-    return [STAGES[stage](context, k > 0, argument or None) for k, (stage, _, argument) in enumerate(specs)]
+    return [STAGES[stage](context, k > 0, argument) for k, (stage, argument) in enumerate(_stage_specs(name))]
+
+
+def spends_time_budget(name: str) -> bool:
+    """Whether method ``name`` is search-only — made of `BUDGET_STAGES` alone — and so can spend a time budget.
+
+    Raises:
+        ValueError: as `build_method`, for an unknown stage.
+    """
+    return all(stage in BUDGET_STAGES for stage, _ in _stage_specs(name))
 
 
 def with_seed(context: MethodContext, seed: int) -> MethodContext:

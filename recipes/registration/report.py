@@ -1,17 +1,24 @@
-"""Writing an evaluation: the JSON results, a markdown table, the capture-range plot and overlays.
+"""Writing an evaluation: the JSON results, markdown tables, the capture-range plot and overlays.
 
 The JSON has a top-level ``methods`` object keyed by method name (`summarize`'s figures per
-method), plus ``config`` (how the trials were drawn), ``subject`` and every ``trials`` record.
+method, and with capture ranges a ``capture_range`` block: `xrender.metrics.CaptureRange.to_dict`),
+plus ``config`` (how the trials were drawn), ``subject`` and every ``trials`` record.
+
+Capture-range bins (`capture_edges`) are the stratification's when the trials were stratified;
+otherwise about four trials per bin and method (2–10 equal bins between the smallest and the
+largest initial mean TRE).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -19,11 +26,20 @@ from torch import Tensor
 from recipes.registration.evaluation import TrialRecord, summarize
 from xrender.geometry import ConeBeam, project
 from xrender.io import atomic_output
+from xrender.metrics import CaptureRange, capture_range
 from xrender.plot import plot_capture_range, plot_registration_overlay, save_figure
 from xrender.render import render
 from xrender.volume import Volume
 
-__all__ = ["markdown_table", "write_capture_range", "write_json", "write_overlay"]
+__all__ = [
+    "capture_edges",
+    "capture_ranges",
+    "capture_table",
+    "markdown_table",
+    "write_capture_range",
+    "write_json",
+    "write_overlay",
+]
 
 _COLUMNS = (
     ("success", "success_rate", "{:.0%}"),
@@ -53,12 +69,77 @@ def markdown_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join([header, rule, *rows]) + "\n"
 
 
+def capture_edges(records: Sequence[TrialRecord], stratify: Sequence[float] | None = None) -> tuple[float, ...]:
+    """Bin edges (mm) of the capture range: ``stratify`` if given, else about four trials per bin and method.
+
+    Without ``stratify``: ``min(10, max(2, trials per method // 4))`` equal bins from the smallest
+    to the largest initial mean TRE of all records.
+
+    Raises:
+        ValueError: no records.
+    """
+    if stratify is not None:
+        return tuple(float(e) for e in stratify)
+    if not records:
+        raise ValueError("capture_edges: expected at least one trial record")
+    methods = {r.method for r in records}
+    bins = min(10, max(2, len(records) // (4 * len(methods))))
+    tre = [r.initial_mtre_mm for r in records]
+    low, high = min(tre), max(tre)
+    return tuple(float(e) for e in np.linspace(low, high if high > low else low + 1.0, bins + 1))
+
+
+def capture_ranges(
+    records: Sequence[TrialRecord], edges: Sequence[float], *, seed: int = 0, resamples: int = 1000
+) -> dict[str, CaptureRange]:
+    """Per method, in record order: its `xrender.metrics.capture_range` over ``edges`` (bootstrap seeded ``seed``)."""
+    ranges = {}
+    for method in dict.fromkeys(r.method for r in records):
+        rows = [r for r in records if r.method == method]
+        ranges[method] = capture_range(
+            [r.initial_mtre_mm for r in rows], [r.success for r in rows], edges, seed=seed, resamples=resamples
+        )
+    return ranges
+
+
+def capture_table(ranges: Mapping[str, CaptureRange]) -> str:
+    """One row per method: R50 with its bootstrap interval, then ``successes/trials`` per bin.
+
+    Assumes every method shares the first method's bins (as `capture_ranges` gives them). An
+    infinite R50 (∞) means the fitted success never falls to 50 %; ``—`` marks an empty bin.
+    """
+    first = next(iter(ranges.values()))
+    edges = first.edges_mm
+    labels = [f"{low:.4g}–{high:.4g} mm" for low, high in itertools.pairwise(edges)]
+    level = f"{first.confidence:.0%}"
+    header = f"| method | R50 (mm) [{level} CI] | " + " | ".join(labels) + " |"
+    rule = "| --- " * (len(labels) + 2) + "|"
+    rows = []
+    for method, capture in ranges.items():
+        cells = [
+            "—" if rate is None else f"{k}/{n} ({rate:.0%})"
+            for k, n, rate in zip(capture.successes, capture.counts, capture.rates)
+        ]
+        rows.append(f"| {method} | {capture.r50_text(unit='')} | " + " | ".join(cells) + " |")
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
 def write_json(
-    path: str | os.PathLike, records: Sequence[TrialRecord], config: Mapping[str, Any], subject: str
+    path: str | os.PathLike,
+    records: Sequence[TrialRecord],
+    config: Mapping[str, Any],
+    subject: str,
+    ranges: Mapping[str, CaptureRange] | None = None,
 ) -> dict[str, Any]:
-    """Write ``{"methods": summary, "config", "subject", "trials"}`` atomically; return it."""
+    """Write ``{"methods": summary, "config", "subject", "trials"}`` atomically; return it.
+
+    With ``ranges``, each method's summary gets its ``capture_range`` block.
+    """
+    summary = summarize(records)
+    for method, capture in (ranges or {}).items():
+        summary[method]["capture_range"] = capture.to_dict()
     document = {
-        "methods": summarize(records),
+        "methods": summary,
         "config": dict(config),
         "subject": subject,
         "trials": [r.to_dict() for r in records],
@@ -68,13 +149,9 @@ def write_json(
     return document
 
 
-def write_capture_range(path: str | os.PathLike, records: Sequence[TrialRecord], threshold_mm: float) -> Path:
-    """Success rate against the initial mean TRE, one line per method."""
-    methods = list(dict.fromkeys(r.method for r in records))
-    initial = {m: torch.tensor([r.initial_mtre_mm for r in records if r.method == m]) for m in methods}
-    success = {m: torch.tensor([r.success for r in records if r.method == m]) for m in methods}
-    bins = min(10, max(2, len(records) // (4 * len(methods))))  # about four trials per bin and method
-    return save_figure(plot_capture_range(initial, success, bins=bins, threshold_mm=threshold_mm), path)
+def write_capture_range(path: str | os.PathLike, ranges: Mapping[str, CaptureRange], threshold_mm: float) -> Path:
+    """The capture-range figure (`xrender.plot.plot_capture_range`) of ``ranges``."""
+    return save_figure(plot_capture_range(ranges, threshold_mm=threshold_mm), path)
 
 
 def write_overlay(

@@ -11,6 +11,8 @@ Named distributions (`get_pose_distribution`), from the paper and its code:
   translation. The paper draws the true pose and the initial pose *independently* from it.
 * ``"prost-initial"`` — journal version's initial poses: N(0, 25°) per Euler angle, N(0, 25 mm)
   in-plane (u, v) and N(0, 60 mm) in depth.
+* ``"wide"`` — twice the journal's σ, for capture-range curves that reach far offsets: N(0, 50°)
+  per Euler angle, N(0, 50 mm) in-plane and N(0, 120 mm) in depth. Not from the paper.
 
 Draws are reproducible: the same ``generator`` seed (or int ``seed``) gives the same poses on
 every platform, because sampling happens on the CPU in float64 and is then moved.
@@ -132,3 +134,4 @@ def get_pose_distribution(name: str) -> PoseDistribution:
 
 register_pose_distribution("prost-train", lambda: PoseDistribution((9.5, 9.5, 9.5), (22.0, 22.0, 22.0)))
 register_pose_distribution("prost-initial", lambda: PoseDistribution((25.0, 25.0, 25.0), (25.0, 25.0, 60.0)))
+register_pose_distribution("wide", lambda: PoseDistribution((50.0, 50.0, 50.0), (50.0, 50.0, 120.0)))

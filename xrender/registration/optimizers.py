@@ -6,7 +6,7 @@ Every optimiser starts at the objective's reference pose ($x = 0$), searches mot
 
 | name | optimiser |
 | --- | --- |
-| ``"cmaes"`` | `CMAES` — CMA-ES (``cma``): σ per degree of freedom, population, bounds |
+| ``"cmaes"`` | `CMAES` — CMA-ES (``cma``): σ per degree of freedom, population, bounds, IPOP restarts |
 | ``"nevergrad"`` | `NevergradOptimizer` — any nevergrad optimiser by name (``TwoPointsDE``, ``PSO`` …) |
 | ``"adam"`` | `GradientOptimizer` — ``torch.optim.Adam`` on the similarity's gradient. |
 | ``"sgd"`` | `GradientOptimizer` — ``torch.optim.SGD`` with momentum. |
@@ -45,10 +45,12 @@ __all__ = [
     "OPTIMIZERS",
     "GradientOptimizer",
     "NevergradOptimizer",
+    "SEED_LIMIT",
     "OptimizationResult",
     "Optimizer",
     "available_optimizers",
     "get_optimizer",
+    "run_seed",
 ]
 
 #: xreg's CMA-ES widths for pelvis registration: (15°, 15°, 30°) and (50, 50, 100) mm.
@@ -82,7 +84,11 @@ class OptimizationResult:
 
 
 class _Tracker:
-    """Best-so-far, history, trajectory, clock and stop checks shared by the optimisers."""
+    """Best-so-far, history, trajectory, clock and stop checks shared by the optimisers.
+
+    The iteration budget and the plateau rule apply to the current run (`begin_run`), the time
+    budget to all runs together.
+    """
 
     def __init__(self, stop: StopRule, objective: PoseObjective, progress: bool, name: str) -> None:
         self.stop, self.objective = stop, objective
@@ -92,7 +98,19 @@ class _Tracker:
         self.history: list[float] = []
         self.trajectory = [torch.zeros(6, dtype=torch.float64)]
         self.clock = time.perf_counter()
+        self.run_start = 0
+        self.last_tick = self.clock
+        self.last_seconds = 0.0  # how long the last iteration took
         self.bar = tqdm(total=stop.max_iterations, desc=name, disable=not progress, leave=False)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time since the optimiser started."""
+        return time.perf_counter() - self.clock
+
+    def begin_run(self) -> None:
+        """Start a new run (a restart): its iterations and plateau are counted afresh."""
+        self.run_start = len(self.history)
 
     def offer(self, params: Tensor, costs: Tensor) -> None:
         """Record a batch of evaluated candidates ``(N, 6)`` with their costs ``(N,)``."""
@@ -109,7 +127,9 @@ class _Tracker:
         self.trajectory.append(current.detach().to(torch.float64).cpu().clone())
         self.bar.update(1)
         self.bar.set_postfix(cost=f"{self.best_cost:.4f}")
-        return self.stop.reason(self.history, time.perf_counter() - self.clock)
+        now = time.perf_counter()
+        self.last_seconds, self.last_tick = now - self.last_tick, now
+        return self.stop.reason(self.history[self.run_start :], now - self.clock, self.last_seconds)
 
     def result(self, reason: str) -> OptimizationResult:
         self.bar.close()
@@ -167,26 +187,79 @@ class _PopulationOptions:
         return torch.as_tensor(np.asarray(z), dtype=torch.float64) * torch.tensor(self.sigma, dtype=torch.float64)
 
 
+#: numpy's legacy seeding (``cma``, ``np.random.RandomState``) takes seeds below this.
+SEED_LIMIT = 2**32
+
+
+def run_seed(seed: int, run: int) -> int:
+    """The seed of CMA-ES's ``run``-th run (0: the first), folded into ``[1, 2**32 - 1]`` (``cma`` reads 0 as "time").
+
+    Run 0 uses ``seed + 1`` (for every seed below ``2**32 - 1``); a restart ``r`` uses a value
+    drawn from ``numpy.random.SeedSequence((seed, r))``, so restarts do not share a seed with
+    another level's ``seed + 1``.
+    """
+    source = seed if run == 0 else int(np.random.SeedSequence((seed, run)).generate_state(1)[0])
+    return 1 + source % (SEED_LIMIT - 1)
+
+
 @dataclass(frozen=True)
 class CMAES(_PopulationOptions, Optimizer):
-    """CMA-ES (``cma.CMAEvolutionStrategy``) over σ-scaled motion parameters.
+    """CMA-ES (``cma.CMAEvolutionStrategy``) over σ-scaled motion parameters, with optional IPOP restarts.
+
+    With ``restarts > 0`` it is IPOP-CMA-ES (Auger & Hansen 2005): when a run stops (its
+    iteration budget, the plateau rule or one of CMA-ES's own criteria), a new run starts from the
+    same mean (``x = 0``) and widths with the population doubled, up to ``restarts`` times or until
+    ``stop.max_seconds`` — which counts all runs together — is spent; the best candidate of all
+    runs is returned. A restart that would not finish its first generation within the time budget
+    (twice the last generation's time) is not started. Run ``r`` has ``popsize · 2**r`` candidates
+    per generation and the seed ``run_seed(seed, r)``; ``first_run`` continues an IPOP search that
+    already made that many runs (runs ``first_run … restarts``).
 
     Attributes:
         sigma: initial search widths ``(ωx, ωy, ωz [deg], tu, tv, tdepth [mm])``; default xreg's.
-        popsize: candidates per generation, scored in one batched call.
+        popsize: candidates per generation (of the first run), scored in one batched call.
         bounds: half-widths of the search box about the start (degrees, mm), or ``None``.
-        seed: seeds CMA-ES's sampler (same seed, same run).
-        stop: iteration/time budgets and plateau rule; CMA-ES's own termination criteria
-            (``tolfun``, ``tolx`` …) also apply and are reported as ``"cma:<name>"``.
+        seed: seeds CMA-ES's sampler (same seed, same run; any int >= 0, see `run_seed`).
+        stop: iteration budget and plateau rule of each run, the time budget of all runs; CMA-ES's
+            own termination criteria (``tolfun``, ``tolx`` …) also end a run and are reported as
+            ``"cma:<name>"``.
+        restarts: the index of the last IPOP run (0: a single run).
+        first_run: the index of the first run (0: a fresh search).
     """
 
+    restarts: int = 0
+    first_run: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 0:
+            raise ValueError(f"restarts: expected an int >= 0 (IPOP restarts of CMA-ES), got {self.restarts!r}")
+        if isinstance(self.first_run, bool) or not isinstance(self.first_run, int):
+            raise ValueError(f"first_run: expected an int, got {self.first_run!r}")
+        if not 0 <= self.first_run <= self.restarts:
+            raise ValueError(f"first_run: expected 0 <= first_run <= restarts ({self.restarts}), got {self.first_run}")
+
     def minimize(self, objective: PoseObjective, *, progress: bool = False) -> OptimizationResult:
-        options: dict[str, Any] = {"popsize": self.popsize, "seed": self.seed + 1, "verbose": -9}
         box = self.scaled_bounds()
-        if box is not None:
-            options["bounds"] = [list(-box), list(box)]
-        strategy = cma.CMAEvolutionStrategy(np.zeros(6), 1.0, options)
         tracker = _Tracker(self.stop, objective, progress, "CMA-ES")
+        run = self.first_run
+        while True:
+            popsize, seed = self.popsize * 2**run, run_seed(self.seed, run)
+            options: dict[str, Any] = {"popsize": popsize, "seed": seed, "verbose": -9}
+            if box is not None:
+                options["bounds"] = [list(-box), list(box)]
+            reason = self._run(cma.CMAEvolutionStrategy(np.zeros(6), 1.0, options), objective, tracker)
+            done = reason == "time" or run == self.restarts
+            if not done and self.stop.reason([], tracker.seconds, 2 * tracker.last_seconds) == "time":
+                reason, done = "time", True  # a doubled generation would not fit in the budget
+            if done:
+                made = run - self.first_run
+                return tracker.result(reason if made == 0 else f"{reason}; {made} restarts")
+            run += 1
+            tracker.begin_run()
+
+    def _run(self, strategy: cma.CMAEvolutionStrategy, objective: PoseObjective, tracker: _Tracker) -> str:
+        """One CMA-ES run until a stop; return its reason."""
         while True:
             z = strategy.ask()
             params = self.to_params(z)
@@ -197,7 +270,7 @@ class CMAES(_PopulationOptions, Optimizer):
             reason = tracker.end_iteration(self.to_params(strategy.mean), float(costs.min()))
             reason = reason or next((f"cma:{k}" for k in strategy.stop()), None)
             if reason is not None:
-                return tracker.result(reason)
+                return reason
 
 
 @dataclass(frozen=True)
@@ -213,7 +286,7 @@ class NevergradOptimizer(_PopulationOptions, Optimizer):
             ``num_workers``.
         bounds: half-widths of the search box about the start, or ``None``. Differential evolution
             and PSO draw their first population uniformly over the box, ignoring ``sigma``.
-        seed: seeds the parametrization's random state.
+        seed: seeds the parametrization's random state (any int >= 0, taken modulo ``2**32``).
         stop: iteration/time budgets and plateau rule (budget = iterations × popsize).
     """
 
@@ -230,7 +303,7 @@ class NevergradOptimizer(_PopulationOptions, Optimizer):
         box = self.scaled_bounds()
         if box is not None:
             parametrization.set_bounds(-box, box)
-        parametrization.random_state = np.random.RandomState(self.seed)
+        parametrization.random_state = np.random.RandomState(self.seed % SEED_LIMIT)
         budget = self.stop.max_iterations * self.popsize
         optimizer = ng.optimizers.registry[self.name](parametrization, budget=budget, num_workers=self.popsize)
         tracker = _Tracker(self.stop, objective, progress, self.name)

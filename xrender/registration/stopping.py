@@ -2,7 +2,9 @@
 
 A `StopRule` is checked once per iteration (a descent step, a CMA-ES generation) with the
 history of the iteration's best cost. The plateau rule is the paper's: stop when the standard
-deviation of the last ``plateau_window`` values falls below ``plateau_tol``.
+deviation of the last ``plateau_window`` values falls below ``plateau_tol``. The time budget is
+a limit not to pass: the optimisers stop when the next iteration, expected to last as long as the
+last one, would end after it.
 """
 
 from __future__ import annotations
@@ -42,11 +44,18 @@ class StopRule:
         if self.plateau_tol is not None and not (math.isfinite(self.plateau_tol) and self.plateau_tol >= 0):
             raise ValueError(f"StopRule.plateau_tol: expected a number >= 0 or None, got {self.plateau_tol!r}")
 
-    def reason(self, history: Sequence[float], seconds: float) -> str | None:
-        """Why to stop after the iterations in ``history`` (costs, one per iteration), or ``None`` to go on."""
+    def reason(self, history: Sequence[float], seconds: float, next_seconds: float = 0.0) -> str | None:
+        """Why to stop after the iterations in ``history`` (costs, one per iteration), or ``None`` to go on.
+
+        Args:
+            history: the best cost of each iteration so far.
+            seconds: wall time spent so far.
+            next_seconds: how long the next iteration is expected to take: ``"time"`` when
+                ``seconds + next_seconds`` reaches ``max_seconds``.
+        """
         if len(history) >= self.max_iterations:
             return "iterations"
-        if self.max_seconds is not None and seconds >= self.max_seconds:
+        if self.max_seconds is not None and seconds + next_seconds >= self.max_seconds:
             return "time"
         window = history[-self.plateau_window :]
         plateau = self.plateau_tol is not None and len(window) == self.plateau_window
