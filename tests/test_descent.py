@@ -23,8 +23,9 @@ class GeodesicScore(nn.Module):
         self.truth = truth
         self.isocenter = ISO
 
-    def forward(self, pose, fixed):
-        return -(target_gradient(pose, self.truth, ISO) ** 2).sum(-1)
+    def forward(self, pose, fixed):  # a batch of k poses per true pose, in order (the line search's candidates)
+        truth = self.truth.repeat_interleave(pose.shape[0] // self.truth.shape[0], dim=0)
+        return -(target_gradient(pose, truth, ISO) ** 2).sum(-1)
 
 
 def _poses(n=4):
@@ -44,6 +45,28 @@ def test_descent_with_an_ideal_similarity_converges():
     assert result.scores.shape == (151, 4)
     assert torch.equal(result.trajectory[0], start)
     assert (result.scores[-1] > result.scores[0]).all()
+
+
+def test_line_search_converges_and_never_lowers_the_score():
+    truth, start = _poses()
+    result = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, steps=60, line_search=True)
+    after = target_registration_error(result.pose, truth, POINTS)
+    assert (after < 1).all(), after
+    assert (result.scores.diff(dim=0) >= -1e-12).all()  # every accepted move raises the score (to rounding)
+    plain = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, steps=60)
+    assert (after < target_registration_error(plain.pose, truth, POINTS)).all()  # longer steps where they pay
+
+
+def test_line_search_does_not_move_when_no_step_helps():
+    truth, start = _poses(2)
+
+    class Peaked(GeodesicScore):  # the start is a strict local maximum: every move lowers the score
+        def forward(self, pose, fixed):
+            peak = start.repeat_interleave(pose.shape[0] // start.shape[0], dim=0)
+            return -(target_gradient(pose, peak, ISO) ** 2).sum(-1)
+
+    result = pose_descent(Peaked(truth), torch.zeros(2, 1, 2, 2), start, steps=3, line_search=True)
+    assert torch.allclose(result.pose, start, atol=1e-9)
 
 
 def test_batched_equals_one_by_one():

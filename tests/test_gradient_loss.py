@@ -16,6 +16,7 @@ from xrender.similarity.gradient_loss import (
     normalize_twist,
     pose_gradient,
     pose_value_and_gradient,
+    similarity_value_and_gradient,
     target_gradient,
 )
 
@@ -155,3 +156,44 @@ def test_double_backward_reaches_the_weights_as_finite_differences_say(name):
             w.view(-1)[1] += h
         numeric = float(plus - minus) / (2 * h)
         assert math.isclose(analytic, numeric, rel_tol=1e-4, abs_tol=1e-10), (part, analytic, numeric)
+
+
+@pytest.mark.parametrize("name", GRADIENT_LOSSES.names())
+def test_jacobian_path_gives_the_reference_g_net_and_weight_gradients(name):
+    """The pose-Jacobian render (fused, first order) against the double backward through grid_sample, float64."""
+    results = {}
+    for backend in ("grid_sample", "fused-cpu"):
+        volume, carm, similarity, true, initial = tiny_setup(backend=backend)
+        with torch.no_grad():
+            target = render(volume, carm, true, n_samples=12)
+        values, g_net = similarity_value_and_gradient(similarity, initial, target, create_graph=True)
+        loss = get_gradient_loss(name)(g_net, target_gradient(initial, true, similarity.isocenter)).mean()
+        loss.backward()
+        grads = {k: p.grad.clone() for k, p in similarity.network.named_parameters()}
+        results[backend] = (values.detach(), g_net.detach(), loss.detach(), grads)
+    (v_ref, g_ref, loss_ref, w_ref), (v, g, loss, w) = results["grid_sample"], results["fused-cpu"]
+    assert torch.allclose(v, v_ref, rtol=1e-10)
+    assert g_ref.abs().max() > 0
+    assert torch.allclose(g, g_ref, rtol=1e-8, atol=1e-12)
+    assert torch.allclose(loss, loss_ref, rtol=1e-9)
+    assert set(w) == set(w_ref)
+    for key in w_ref:
+        assert torch.allclose(w[key], w_ref[key], rtol=1e-7, atol=1e-12), key
+    assert w_ref["features.convs.0.weight"].abs().max() > 0  # the 3-D branch's first layer is reached
+
+
+def test_similarity_gradient_without_a_fast_path_is_autograd():
+    """A plain pose similarity is differentiated by autograd: the same as `pose_value_and_gradient`."""
+
+    class Score(torch.nn.Module):
+        isocenter = ISO
+
+        def forward(self, pose: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+            return -(pose[:, :3, 3] - fixed.flatten(1)[:, :3]).square().sum(-1)
+
+    pose, fixed = _pose(4)[None], torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    value, g = similarity_value_and_gradient(Score(), pose, fixed, create_graph=False)
+    expected = pose_value_and_gradient(lambda T: Score()(T, fixed), pose, ISO, create_graph=False)
+    assert torch.equal(value, expected[0])
+    assert torch.equal(g, expected[1])
+    assert g.abs().max() > 0

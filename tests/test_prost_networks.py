@@ -60,6 +60,18 @@ def test_embedding_head_scores_minus_embedding_distance():
     assert bool((twin(moving, moving.roll(1, 0)) < 0).all())
 
 
+def test_siamese_embedding_head_scores_a_repeated_image_against_itself_as_zero():
+    """Untrained, the moving encoder on the image repeated over its 3 channels equals the fixed encoder on the image."""
+    image = torch.rand(2, 1, 32, 32, dtype=torch.float64)
+    head = EmbeddingHead().double()
+    e_moving, e_fixed = head.embed(image.expand(-1, 3, -1, -1), image)
+    assert torch.allclose(e_moving, e_fixed, rtol=1e-5, atol=1e-7)  # the weights were split in float32
+    assert torch.allclose(head(image.expand(-1, 3, -1, -1), image), torch.zeros(2, dtype=torch.float64), atol=1e-10)
+    assert bool((head(image.expand(-1, 3, -1, -1), image.flip(0)) < 0).all())
+    independent = EmbeddingHead(siamese=False).double()
+    assert bool((independent(image.expand(-1, 3, -1, -1), image) < -1e-6).all())
+
+
 def test_feature_volume_net_is_the_repeated_volume_at_init():
     net = FeatureVolumeNet()
     volume = torch.rand(1, 6, 5, 4)

@@ -45,6 +45,7 @@ from xrender.phantom import pelvis_phantom
 from xrender.registration import (
     IntensityStage,
     LearnedDescentStage,
+    LearnedSearchStage,
     NevergradOptimizer,
     RegistrationProblem,
     RegressionStage,
@@ -96,6 +97,44 @@ def test_prost_stage_needs_a_model_and_gets_it():
     stage, _ = build_method("prost+cmaes", MethodContext(prost=network))  # type: ignore[arg-type]
     assert isinstance(stage, LearnedDescentStage)
     assert stage.network is network
+
+
+def test_prost_stage_optimizers_by_argument():
+    network = object()
+    context = MethodContext(prost=network)  # type: ignore[arg-type]
+    descent, refine = build_method("prost:line-search+cmaes", context)
+    assert isinstance(descent, LearnedDescentStage)
+    assert descent.line_search
+    assert refine.levels[0].optimizer.sigma == MethodSettings().refine_sigma
+    (plain,) = build_method("prost:descent", context)
+    assert isinstance(plain, LearnedDescentStage)
+    assert not plain.line_search
+    (search,) = build_method("prost:cmaes", context)
+    assert isinstance(search, LearnedSearchStage)
+    assert search.network is network
+    assert search.optimizer.sigma == MethodSettings().global_sigma  # a first stage searches globally ...
+    assert search.prior is not None  # ... with the pose prior
+    with pytest.raises(ValueError, match="prost:descent, prost:line-search, prost:cmaes"):
+        build_method("prost:simplex", context)
+
+
+def test_learned_stages_run_on_a_tiny_network(subject, carm):
+    from xrender.similarity.prost import ProSTNetwork
+
+    network = ProSTNetwork((16, 16), head_options={"widths": (2, 4, 4), "inner_widths": (2, 2, 2)}).eval()
+    trials = make_trials(subject, carm, EvaluationConfig(trials=1, seed=3))
+    problem = RegistrationProblem(subject.full, carm, trials.xrays[:1], subject.moving)
+    tiny = MethodSettings().replace(**TINY, prost_steps=3)
+    for name in ("prost:line-search", "prost:cmaes"):
+        (stage,) = build_method(name, MethodContext(tiny, prost=network, seed=5))
+        result = stage.run(problem, trials.initial[0])
+        assert result.name == name
+        assert result.pose.shape == (4, 4)
+        assert torch.isfinite(result.pose).all()
+        assert torch.equal(result.trajectory[0], trials.initial[0].to(torch.float64))
+        assert result.history
+        assert result.evaluations >= len(result.history)
+        assert min(result.history) <= result.history[0]  # the search never ends worse than it started
 
 
 def test_unknown_stage_lists_the_known_ones():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import socket
 
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 
 from recipes.training import (
     Distributed,
+    PairSampler,
     TrainConfig,
     Trainer,
     get_scale,
@@ -22,11 +25,24 @@ from recipes.training import (
     phantom_subject,
     training_geometry,
 )
+from recipes.training.curve import CURVE_SETS, LearningCurve, offset_motions
+from recipes.training.optim import cosine_factor
 from xrender.checkpoint import CheckpointError
 from xrender.cli import app
+from xrender.geometry import get_pose_distribution
+from xrender.geometry.perturbation import perturbation_between
+from xrender.geometry.rotations import matrix_to_axis_angle
 from xrender.similarity.prost import ProSTNetwork
 
-TINY = TrainConfig(volume_size=16, detector_size=16, validation_poses=2, validation_steps=2, checkpoint_every=5)
+TINY = TrainConfig(
+    volume_size=16,
+    detector_size=16,
+    batch_size=2,
+    validation_poses=2,
+    validation_steps=2,
+    checkpoint_every=5,
+    curve_every=0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +54,43 @@ def _weights(network):
     return {k: v.clone() for k, v in network.state_dict().items()}
 
 
-def test_resume_continues_bit_for_bit(subjects, tmp_path):
-    config = TINY.replace(iterations=20, validation_poses=0)
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt_at(iteration):
+    def on_step(k, loss):
+        if k == iteration:
+            raise _Interrupted
+
+    return on_step
+
+
+@pytest.mark.parametrize(("optimizer", "schedule"), [("adam", "cosine"), ("sgd", "cyclic")])
+def test_an_interrupted_run_resumes_bit_for_bit(subjects, tmp_path, optimizer, schedule):
+    config = TINY.replace(iterations=12, validation_poses=0, optimizer=optimizer, lr_schedule=schedule)
     straight = Trainer(config, subjects).run(progress=False)
 
     checkpoint = tmp_path / "run.ckpt"
-    Trainer(config.replace(iterations=10), subjects, checkpoint=checkpoint).run(progress=False)
+    with pytest.raises(_Interrupted):  # killed after iteration 7: the last checkpoint holds iteration 5
+        Trainer(config, subjects, checkpoint=checkpoint).run(progress=False, on_step=_interrupt_at(7))
     state = load_checkpoint(checkpoint)
-    assert state["iteration"] == 10
+    assert state["iteration"] == 5
     resumed = Trainer(config, subjects, checkpoint=checkpoint, resume=state).run(progress=False)
 
-    assert resumed.iteration == 20
+    assert resumed.iteration == 12
     assert resumed.losses == straight.losses
     for name, value in _weights(straight.network).items():
         assert torch.equal(resumed.network.state_dict()[name], value), name
+
+
+def test_a_run_continued_to_a_further_goal_replays_a_goal_free_schedule(subjects, tmp_path):
+    config = TINY.replace(iterations=12, validation_poses=0, lr_schedule="constant")
+    straight = Trainer(config, subjects).run(progress=False)
+    checkpoint = tmp_path / "run.ckpt"
+    Trainer(config.replace(iterations=6), subjects, checkpoint=checkpoint).run(progress=False)
+    resumed = Trainer(config, subjects, checkpoint=checkpoint, resume=load_checkpoint(checkpoint)).run(progress=False)
+    assert resumed.losses == straight.losses
 
 
 def test_training_changes_the_weights_and_validates(subjects):
@@ -70,7 +109,8 @@ def test_training_changes_the_weights_and_validates(subjects):
 
 
 def test_minutes_limit_stops_before_the_iterations(subjects):
-    result = Trainer(TINY.replace(iterations=None, minutes=1e-4, validation_poses=0), subjects).run(progress=False)
+    config = TINY.replace(iterations=None, minutes=1e-4, validation_poses=0, lr_schedule="constant")
+    result = Trainer(config, subjects).run(progress=False)
     assert result.iteration <= 1
 
 
@@ -133,6 +173,14 @@ def test_config_overrides_and_files(tmp_path):
         load_config_file(tmp_path / "c.yaml")
     with pytest.raises(ValueError, match="divisor"):
         training_geometry(TINY.replace(detector_size=100))
+    for name, value in (("optimizer", "rmsprop"), ("lr_schedule", "step"), ("pairing", "random")):
+        with pytest.raises(ValueError, match=rf"TrainConfig\.{name}: expected one of"):
+            TINY.replace(**{name: value})
+    with pytest.raises(ValueError, match=r"cosine.*needs iterations"):
+        TINY.replace(iterations=None, minutes=1.0)
+    with pytest.raises(ValueError, match="offset_scale"):
+        TINY.replace(offset_scale=(0.5, 0.1))
+    assert TINY.replace(offset_scale=[0.2, 0.4]).offset_scale == (0.2, 0.4)  # lists from JSON become tuples
 
 
 def test_resume_with_another_process_count_is_refused(subjects, tmp_path):
@@ -217,3 +265,76 @@ def test_training_on_several_subjects_draws_from_each(subjects):
     assert len(trainer.similarities) == 2
     assert trainer.similarities[0].network is trainer.similarities[1].network  # one set of weights
     assert trainer.run(progress=False).iteration == 2
+
+
+def test_learning_curve_is_scored_at_start_every_n_and_end_and_written(subjects, tmp_path):
+    config = TINY.replace(iterations=5, validation_poses=0, curve_every=2, curve_poses=2)
+    trainer = Trainer(config, subjects, curve_path=tmp_path / "curve")
+    trainer.run(progress=False)
+    points = trainer.curve.points
+    assert [p.iteration for p in points] == [0, 2, 4, 5]
+    assert points[0].loss is None
+    assert all(p.loss is not None for p in points[1:])
+    assert [p.seconds for p in points] == sorted(p.seconds for p in points)
+    assert points[-1].seconds > 0
+    for point in points:
+        assert set(point.cosines) == set(CURVE_SETS)
+        assert all(-1 <= c <= 1 for pair in point.cosines.values() for c in pair)
+    data = json.loads((tmp_path / "curve.json").read_text())
+    assert data["sets"] == list(CURVE_SETS)
+    assert len(data["points"]) == 4
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    assert LearningCurve.from_dict(data) == trainer.curve
+
+
+def test_a_resumed_run_continues_the_curve(subjects, tmp_path):
+    config = TINY.replace(iterations=4, validation_poses=0, curve_every=2, curve_poses=2)
+    Trainer(config.replace(iterations=2), subjects, checkpoint=tmp_path / "c.ckpt").run(progress=False)
+    resumed = Trainer(config, subjects, resume=load_checkpoint(tmp_path / "c.ckpt"))
+    resumed.run(progress=False)
+    assert [p.iteration for p in resumed.curve.points] == [0, 2, 4]
+
+
+def test_offset_motions_have_the_exact_magnitudes():
+    motions = offset_motions(50, 5.0, 10.0, torch.Generator().manual_seed(0), torch.float64)
+    angles = matrix_to_axis_angle(motions[:, :3, :3]).norm(dim=-1)
+    assert torch.allclose(angles, torch.full((50,), math.radians(5.0), dtype=torch.float64))
+    assert torch.allclose(motions[:, :3, 3].norm(dim=-1), torch.full((50,), 10.0, dtype=torch.float64))
+    assert motions[:, :3, 3].abs().amax(0).min() > 5  # directions spread over every axis
+
+
+def test_offset_pairing_scales_the_initial_distribution(subjects):
+    """With offset_scale (s, s), the initial pose is the true pose moved by s × a draw of the distribution."""
+    geometry = training_geometry(TINY)
+    iso = subjects[0].full.isocenter
+    for scale in (1.0, 0.25):
+        sampler = PairSampler(
+            subjects,
+            geometry,
+            true_poses="prost-train",
+            initial_poses="prost-initial",
+            augmentation=None,
+            seed=3,
+            pairing="offset",
+            offset_scale=(scale, scale),
+        )
+        pair = sampler.draw(4)
+        replay = torch.Generator().manual_seed(3)
+        torch.randint(1, (1,), generator=replay)  # the subject draw
+        get_pose_distribution("prost-train").sample(4, generator=replay, dtype=torch.float32)
+        params = get_pose_distribution("prost-initial").sample_params(4, generator=replay, dtype=torch.float64)
+        expected = get_pose_distribution("prost-initial").to_matrix(params * scale)
+        moved = perturbation_between(pair.initial_pose.double(), pair.true_pose.double(), iso)
+        assert torch.allclose(moved, expected, atol=1e-4)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_lr_min(subjects):
+    config = TINY.replace(iterations=100, warmup_iterations=10, lr_min=1e-5, lr_max=1e-3)
+    factors = [cosine_factor(k, config) for k in range(101)]
+    assert factors[0] == pytest.approx(0.1 * (0.01 + 0.99 * 0.5 * (1 + math.cos(0))), rel=1e-12)
+    assert max(factors) == pytest.approx(factors[9])
+    assert factors[9] < 1
+    assert factors[100] == pytest.approx(0.01)
+    assert all(a >= b for a, b in itertools.pairwise(factors[9:]))
+    trainer = Trainer(config.replace(iterations=3, validation_poses=0, optimizer="sgd", lr_schedule="cyclic"), subjects)
+    assert isinstance(trainer.optimizer, torch.optim.SGD)

@@ -24,7 +24,9 @@ app.add_typer(benchmark_app, name="benchmark")  # `xrender benchmark render …`
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the outputs.")] = Path("xrender-demo"),
     size: Annotated[int, typer.Option(min=8, max=512, help="Phantom voxels per side.")] = 128,
-    trials: Annotated[int, typer.Option(min=0, help="Simulated X-rays to register (0: skip registration).")] = 4,
+    trials: Annotated[
+        int, typer.Option(min=0, help="Simulated X-rays to register, one per 40 mm of initial error (0: skip).")
+    ] = 5,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Run the main job on the embedded phantom: figures, then CMA-ES vs ProST → CMA-ES registration."""

@@ -29,7 +29,7 @@ from recipes.registration.report import (
     write_json,
     write_overlay,
 )
-from recipes.training import Distributed, Subject, TrainConfig, ct_subject, parse_overrides, phantom_subject
+from recipes.training import Distributed, Subject, ct_subject, parse_overrides, phantom_subject
 from xrender.checkpoint import load_state
 from xrender.dicom import is_dicom, read_carm
 from xrender.geometry import ConeBeam, euler_to_matrix, get_preset, make_pose, perturb, standard_pose
@@ -70,8 +70,8 @@ def load_models(model: Path | None, regressor: Path | None) -> Models:
     if model is not None:
         state = load_state(model, file_format=NETWORK_FORMAT, version=1)
         network = ProSTNetwork.from_state(state, origin=str(model)).eval()
-        config = state.get("summary", {}).get("config")
-        size = TrainConfig.from_dict(config).volume_size if config else None
+        config = state.get("summary", {}).get("config") or {}
+        size = int(config["volume_size"]) if "volume_size" in config else None  # any version's training config
     return Models(network, size, None if regressor is None else PoseRegressor.load(regressor).eval())
 
 

@@ -10,7 +10,7 @@ the initial-pose distribution); a search stage after another one **refines** tha
 | ``cmaes`` | CMA-ES on gradient NCC of DRRs, coarse (32 px) then fine (64 px) — the paper's baseline and its stage 2. |
 | ``nevergrad[:N]`` | the same search with nevergrad's ``N`` (default ``TwoPointsDE``), without a box |
 | ``ncc-adam`` | Adam on multiscale NCC's pose gradient, coarse to fine — DiffDRR-style. |
-| ``prost`` | descent along a learned ProST similarity's pose gradient (needs a ProST model). |
+| ``prost[:O]`` | stage 1 on a learned ProST similarity (needs a model); ``O`` in `PROST_OPTIMIZERS`. |
 | ``regression`` | a pose-regression network's prediction (needs a regressor). |
 
 `METHODS_IN_PAPER` lists the comparison of the paper: ``cmaes``, ``prost+cmaes``, ``regression``.
@@ -33,6 +33,7 @@ from xrender.registration import (
     GradientOptimizer,
     IntensityStage,
     LearnedDescentStage,
+    LearnedSearchStage,
     Level,
     NevergradOptimizer,
     PosePrior,
@@ -44,6 +45,7 @@ from xrender.similarity.prost import ProSTNetwork
 
 __all__ = [
     "BUDGET_STAGES",
+    "PROST_OPTIMIZERS",
     "METHODS_IN_PAPER",
     "STAGES",
     "MethodContext",
@@ -84,6 +86,8 @@ class MethodSettings(ConfigRecord):
         adam_translation_mm: its translation step scale per iteration (mm).
         prost_steps: the most learned-descent steps.
         prost_plateau_tol: the learned descent's plateau rule (``None``: off).
+        prost_rotation_step_deg: the learned descent's first rotation step (degrees).
+        prost_translation_step_mm: the learned descent's first translation step (mm).
         max_seconds: time budget of each level (``None``: none).
         restarts: IPOP restarts of a global CMA-ES search's first level (`CMAES.restarts`; 0: none).
         equal_time_restarts: the most IPOP restarts an equal-time budget may buy the first level
@@ -110,6 +114,8 @@ class MethodSettings(ConfigRecord):
     adam_translation_mm: float = 2.0
     prost_steps: int = 100
     prost_plateau_tol: float | None = None
+    prost_rotation_step_deg: float = 2.0
+    prost_translation_step_mm: float = 4.0
     max_seconds: float | None = None
     restarts: int = 0
     equal_time_restarts: int = 8
@@ -199,11 +205,41 @@ def _ncc_adam(context: MethodContext, refine: bool, argument: str | None) -> Sta
     return IntensityStage(levels, "multiscale-ncc", {"patch_sizes": (None, patch)}, name="ncc-adam")
 
 
+def _prost_descent(context: MethodContext, refine: bool, line_search: bool) -> Stage:
+    s = context.settings
+    return LearnedDescentStage(
+        context.prost,
+        steps=s.prost_steps,
+        rotation_step_deg=s.prost_rotation_step_deg,
+        translation_step_mm=s.prost_translation_step_mm,
+        plateau_tol=s.prost_plateau_tol,
+        line_search=line_search,
+        name="prost" if not line_search else "prost:line-search",
+    )
+
+
+def _prost_cmaes(context: MethodContext, refine: bool) -> Stage:
+    (level, _) = _search_levels(context, refine, CMAES, {})  # the search's first level, on the learned score
+    return LearnedSearchStage(context.prost, level.optimizer, prior=level.prior, name="prost:cmaes")
+
+
+#: How a ``prost`` stage uses the learned similarity: ``prost`` / ``prost:descent`` (its pose gradient,
+#: fixed decaying steps), ``prost:line-search`` (its pose gradient, step lengths chosen on its score),
+#: ``prost:cmaes`` (CMA-ES on its score, with the search settings of a ``cmaes`` stage's first level).
+PROST_OPTIMIZERS: dict[str, Callable[[MethodContext, bool], Stage]] = {
+    "descent": lambda context, refine: _prost_descent(context, refine, line_search=False),
+    "line-search": lambda context, refine: _prost_descent(context, refine, line_search=True),
+    "cmaes": _prost_cmaes,
+}
+
+
 def _prost(context: MethodContext, refine: bool, argument: str | None) -> Stage:
     if context.prost is None:
         raise ValueError("the 'prost' stage needs a trained ProST model (--model / MethodContext.prost)")
-    s = context.settings
-    return LearnedDescentStage(context.prost, steps=s.prost_steps, plateau_tol=s.prost_plateau_tol)
+    name = argument or "descent"
+    if name not in PROST_OPTIMIZERS:
+        raise ValueError(f"stage 'prost:{name}': expected prost:{', prost:'.join(PROST_OPTIMIZERS)}")
+    return PROST_OPTIMIZERS[name](context, refine)
 
 
 def _regression(context: MethodContext, refine: bool, argument: str | None) -> Stage:

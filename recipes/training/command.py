@@ -46,6 +46,8 @@ def _subjects(request: TrainingRequest, size: int, threshold: float | None) -> l
 def run_training(request: TrainingRequest, echo: Callable[[str], None] = print) -> Path:
     """Build the config (scale → file → ``--set`` → ``--iterations``/``--minutes``), train, write ``out``.
 
+    Beside ``out`` go the checkpoint (``.ckpt``) and the learning curve (``.curve.json``, ``.curve.png``).
+
     With ``resume``, the checkpoint's config is used; ``--iterations``/``--minutes`` (else the
     checkpoint's own goal) say how far to continue.
 
@@ -68,9 +70,12 @@ def run_training(request: TrainingRequest, echo: Callable[[str], None] = print) 
         config = config.replace(iterations=data.iterations, minutes=data.minutes)  # resume to the saved goal
     subjects = _subjects(request, data.volume_size, data.bone_threshold_hu)
     checkpoint = request.checkpoint or request.out.with_suffix(".ckpt")
+    curve = request.out.with_suffix(".curve")
     distributed = Distributed.from_environment()
     try:
-        trainer = Trainer(config, subjects, distributed=distributed, checkpoint=checkpoint, resume=state)
+        trainer = Trainer(
+            config, subjects, distributed=distributed, checkpoint=checkpoint, resume=state, curve_path=curve
+        )
         if distributed.is_main:
             echo(f"ProST network ({trainer.config.head} head), trainable parameters:\n{trainer.describe()}")
             echo(f"training on {', '.join(s.name for s in subjects)} ({distributed.world_size} process(es))")
@@ -84,6 +89,11 @@ def run_training(request: TrainingRequest, echo: Callable[[str], None] = print) 
             )
             if result.validation is not None:
                 echo(f"validation: {result.validation}")
+            if trainer.curve.points:
+                last = trainer.curve.points[-1]
+                cosines = ", ".join(f"{name} {r:+.2f}/{t:+.2f}" for name, (r, t) in last.cosines.items())
+                echo(f"gradient cosines (rotation/translation): {cosines}")
+                echo(f"learning curve: {curve}.json, {curve}.png")
             echo(f"wrote {written} and checkpoint {checkpoint}")
         return request.out
     finally:

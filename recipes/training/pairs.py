@@ -2,13 +2,22 @@
 
 A `Subject` holds one CT twice, as μ (mm⁻¹) on a ``volume_size³`` cube: the **full** volume, which
 renders the target X-rays, and the **moving** volume (masked to bone), which the network turns into
-features. `PairSampler` draws, for a random subject, a true pose and an independent initial pose
-(perturbations of the AP view about the isocentre, `xrender.geometry.perturb`), renders the target
-at the true pose and augments it.
+features. `PairSampler` draws, for a random subject, a true pose (a perturbation of the AP view
+about the isocentre, `xrender.geometry.perturb`) and an initial pose, renders the target at the
+true pose and augments it. How the initial pose is drawn is the **pairing** (`PAIRINGS`):
+
+* ``"independent"`` (the MICCAI paper): a draw of the initial-pose distribution about the AP view,
+  independent of the true pose;
+* ``"offset"``: the true pose moved by a draw of the initial-pose distribution whose six numbers
+  are scaled by $\\lambda$, log-uniform in ``offset_scale``: a mixture of offsets from near
+  (small $\\lambda$) to the registration's own initial offsets ($\\lambda = 1$), so that the
+  gradient is taught both far from the true pose and close to it.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,16 +25,17 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from xrender._registry import Registry
 from xrender.attenuation import hu_to_mu
 from xrender.augment import TargetAugmentation
-from xrender.geometry import ConeBeam, get_pose_distribution, perturb, standard_pose
+from xrender.geometry import ConeBeam, PoseDistribution, get_pose_distribution, perturb, standard_pose
 from xrender.io import read_volume
 from xrender.phantom import pelvis_phantom
 from xrender.preprocess import apply_mask, prepare_prost
 from xrender.render import render
 from xrender.volume import Volume
 
-__all__ = ["Pair", "PairSampler", "Subject", "ct_subject", "phantom_subject", "volume_subject"]
+__all__ = ["PAIRINGS", "Pair", "PairSampler", "Subject", "ct_subject", "phantom_subject", "volume_subject"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,37 @@ class Pair:
     initial_pose: Float[Tensor, "B 4 4"]
     fixed: Float[Tensor, "B 1 H W"]
 
+    def to(self, device: torch.device | str) -> Pair:
+        """The same pair with its tensors on ``device``."""
+        return Pair(self.subject, self.true_pose.to(device), self.initial_pose.to(device), self.fixed.to(device))
+
+
+#: Draws initial poses ``(n, 4, 4)`` from true poses ``(n, 4, 4)``, the reference view, the isocentre,
+#: the initial-pose distribution, the offset scale range and a generator (see the module docstring).
+Pairing = Callable[[Tensor, Tensor, Tensor, PoseDistribution, tuple[float, float], torch.Generator], Tensor]
+
+
+def _independent(
+    true: Tensor, reference: Tensor, isocenter: Tensor, initial: PoseDistribution, scale: tuple[float, float], g
+) -> Tensor:
+    return perturb(reference, initial.sample(true.shape[0], generator=g, dtype=true.dtype), isocenter)
+
+
+def _offset(
+    true: Tensor, reference: Tensor, isocenter: Tensor, initial: PoseDistribution, scale: tuple[float, float], g
+) -> Tensor:
+    n = true.shape[0]
+    params = initial.sample_params(n, generator=g, dtype=torch.float64)
+    low, high = math.log(scale[0]), math.log(scale[1])
+    factor = torch.exp(low + (high - low) * torch.rand(n, 1, generator=g, dtype=torch.float64))
+    return perturb(true, initial.to_matrix(params * factor).to(true.dtype), isocenter)
+
+
+#: Pairings by name: how `PairSampler` draws an initial pose for a true pose.
+PAIRINGS: Registry[Pairing] = Registry("pairing", object)
+PAIRINGS.register("independent", lambda: _independent)
+PAIRINGS.register("offset", lambda: _offset)
+
 
 class PairSampler:
     """Draws `Pair` batches from its own seeded generator (its state is saved in checkpoints).
@@ -124,10 +165,13 @@ class PairSampler:
     Args:
         subjects: the CTs.
         geometry: the C-arm.
-        true_poses: name of the true-pose distribution.
-        initial_poses: name of the initial-pose distribution.
+        true_poses: name of the true-pose distribution (about the AP view).
+        initial_poses: name of the initial-pose distribution (about the AP view or the true pose,
+            by ``pairing``).
         augmentation: applied to targets; ``None`` renders clean targets (validation).
         seed: generator seed.
+        pairing: a name in `PAIRINGS`.
+        offset_scale: ``(low, high)`` range of the offset scale of the ``"offset"`` pairing.
     """
 
     def __init__(
@@ -139,6 +183,8 @@ class PairSampler:
         initial_poses: str,
         augmentation: TargetAugmentation | None,
         seed: int,
+        pairing: str = "independent",
+        offset_scale: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         if not subjects:
             raise ValueError("PairSampler: expected at least one subject")
@@ -146,6 +192,8 @@ class PairSampler:
         self.geometry = geometry
         self.true_poses = get_pose_distribution(true_poses)
         self.initial_poses = get_pose_distribution(initial_poses)
+        self.pairing = PAIRINGS.get(pairing)
+        self.offset_scale = (float(offset_scale[0]), float(offset_scale[1]))
         self.augmentation = augmentation
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -155,14 +203,9 @@ class PairSampler:
         subject = self.subjects[index]
         full = subject.full
         reference = standard_pose("ap", self.geometry.sid, full.isocenter)
-        true, initial = (
-            perturb(
-                reference,
-                distribution.sample(batch_size, generator=self.generator, dtype=full.data.dtype),
-                full.isocenter,
-            )
-            for distribution in (self.true_poses, self.initial_poses)
-        )
+        motion = self.true_poses.sample(batch_size, generator=self.generator, dtype=full.data.dtype)
+        true = perturb(reference, motion, full.isocenter)
+        initial = self.pairing(true, reference, full.isocenter, self.initial_poses, self.offset_scale, self.generator)
         with torch.no_grad():
             fixed = render(full, self.geometry, true)
             if self.augmentation is not None:

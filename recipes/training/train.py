@@ -28,13 +28,15 @@ import torch
 from tqdm.auto import tqdm
 
 from recipes.training.config import TrainConfig
+from recipes.training.curve import CurvePoint, LearningCurve, gradient_cosines, held_out_sets
 from recipes.training.distributed import Distributed
+from recipes.training.optim import build_optimizer, build_schedule
 from recipes.training.pairs import Pair, PairSampler, Subject
 from recipes.training.validation import ValidationReport, validate
 from xrender.augment import TargetAugmentation
 from xrender.checkpoint import CheckpointError, load_state, save_state
 from xrender.geometry import ConeBeam, get_preset
-from xrender.similarity.gradient_loss import get_gradient_loss, pose_gradient, target_gradient
+from xrender.similarity.gradient_loss import get_gradient_loss, similarity_value_and_gradient, target_gradient
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity, describe_parameters
 
 __all__ = [
@@ -52,6 +54,9 @@ CHECKPOINT_FORMAT = "xrender.prost-training"
 
 #: Seed offset of the held-out validation pairs, far from any training seed.
 VALIDATION_SEED_OFFSET = 1_000_003
+
+#: Seed offset of the held-out learning-curve pairs.
+CURVE_SEED_OFFSET = 2_000_003
 
 
 def training_geometry(config: TrainConfig) -> ConeBeam:
@@ -122,6 +127,8 @@ class Trainer:
         checkpoint: where checkpoints go (main process).
         resume: a checkpoint state (`load_checkpoint`) to continue from; its config is used,
             updated with ``config.iterations`` and ``config.minutes``.
+        curve_path: where the learning curve goes (``curve_path.json`` and ``.png``, main
+            process, rewritten at each point); ``None``: kept in memory (`Trainer.curve`).
     """
 
     def __init__(
@@ -132,6 +139,7 @@ class Trainer:
         distributed: Distributed | None = None,
         checkpoint: Path | None = None,
         resume: dict[str, Any] | None = None,
+        curve_path: Path | None = None,
     ) -> None:
         if resume is not None:
             config = saved_config(resume).replace(iterations=config.iterations, minutes=config.minutes)
@@ -141,7 +149,10 @@ class Trainer:
         self.geometry = training_geometry(config)
         torch.manual_seed(config.seed)  # the initial weights
         self.network = ProSTNetwork(
-            (self.geometry.height, self.geometry.width), head=config.head, feature_widths=config.feature_widths
+            (self.geometry.height, self.geometry.width),
+            head=config.head,
+            head_options=config.head_options,
+            feature_widths=config.feature_widths,
         ).to(self.dist.device)
         self.similarities = [
             ProSTSimilarity(
@@ -149,30 +160,22 @@ class Trainer:
                 self.geometry,
                 self.network,
                 step_mm=config.step_voxels * float(s.moving.spacing.min()),
+                backend=config.render_backend,
             ).to(self.dist.device)
             for s in subjects
         ]
         self.subjects = subjects
         self.loss = get_gradient_loss(config.loss)
-        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=config.lr_min, momentum=config.momentum)
-        self.scheduler = torch.optim.lr_scheduler.CyclicLR(
-            self.optimizer,
-            base_lr=config.lr_min,
-            max_lr=config.lr_max,
-            step_size_up=config.lr_half_cycle,
-            cycle_momentum=False,
-        )
-        self.sampler = PairSampler(
-            subjects,
-            self.geometry,
-            true_poses=config.true_poses,
-            initial_poses=config.initial_poses,
-            augmentation=TargetAugmentation(p=config.augment_p),
-            seed=config.seed + self.dist.rank,
-        )
+        self.optimizer = build_optimizer(self.network.parameters(), config)
+        self.scheduler = build_schedule(self.optimizer, config)
+        self.sampler = self.pair_sampler(subjects, TargetAugmentation(p=config.augment_p), config.seed + self.dist.rank)
         self.iteration = 0
         self.skipped = 0  # steps whose gradient was not finite (not applied)
         self.losses: list[float] = []
+        self.seconds = 0.0  # training time of every run so far (curve evaluations excluded)
+        self.curve = LearningCurve()
+        self.curve_path = curve_path
+        self._curve_sets: dict[str, Pair] | None = None
         if resume is None:
             self.dist.broadcast_parameters(self.network)
         else:
@@ -194,6 +197,8 @@ class Trainer:
         torch.set_rng_state(mine["torch"])
         self.iteration = int(state["iteration"])
         self.losses = list(state["losses"])
+        self.seconds = float(state.get("seconds", 0.0))
+        self.curve = LearningCurve.from_dict(state.get("curve", {}))
 
     def save_checkpoint(self) -> None:
         """Write the checkpoint (every process takes part; the main one writes)."""
@@ -207,6 +212,8 @@ class Trainer:
                 "iteration": self.iteration,
                 "generators": generators,
                 "losses": self.losses,
+                "seconds": self.seconds,
+                "curve": self.curve.to_dict(),
             }
             save_state(self.checkpoint, state, file_format=CHECKPOINT_FORMAT, version=1)
 
@@ -215,8 +222,9 @@ class Trainer:
         """One optimisation step on ``pair``; returns the loss averaged over the processes."""
         similarity = self.similarities[pair.subject]
         similarity.train()
-        true, initial, fixed = (t.to(self.dist.device) for t in (pair.true_pose, pair.initial_pose, pair.fixed))
-        g_net = pose_gradient(lambda T: similarity(T, fixed), initial, similarity.isocenter)
+        pair = pair.to(self.dist.device)
+        true, initial, fixed = pair.true_pose, pair.initial_pose, pair.fixed
+        _, g_net = similarity_value_and_gradient(similarity, initial, fixed, create_graph=True)
         g_geo = target_gradient(initial, true, similarity.isocenter)
         loss = self.loss(g_net, g_geo).mean()
         self.optimizer.zero_grad(set_to_none=True)
@@ -231,7 +239,11 @@ class Trainer:
         return self.dist.mean(float(loss.detach()))
 
     def run(self, progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
-        """Train until ``config.iterations`` (or ``config.minutes``), then validate on the main process."""
+        """Train until ``config.iterations`` (or ``config.minutes`` of wall time), then validate on the main process.
+
+        The learning curve (`recipes.training.curve`) is scored at the start, every
+        ``config.curve_every`` iterations and at the end.
+        """
         config = self.config
         start = time.perf_counter()
         bar = tqdm(
@@ -243,46 +255,85 @@ class Trainer:
         )
         done_here = 0
         limit = math.inf if config.iterations is None else config.iterations
+        if not self.curve.points:
+            self.record_curve(None)
+        window: list[float] = []
         while self.iteration < limit:
             out_of_time = config.minutes is not None and time.perf_counter() - start > 60 * config.minutes
             if self.dist.agree(out_of_time):
                 break
+            tick = time.perf_counter()
             loss = self.step(self.sampler.draw(config.batch_size))
+            self.seconds += time.perf_counter() - tick
             self.iteration += 1
             done_here += 1
             self.losses.append(loss)
+            window.append(loss)
             recent = self.losses[-50:]
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.1e}")
             bar.update()
             if on_step is not None:
                 on_step(self.iteration, loss)
+            if config.curve_every and self.iteration % config.curve_every == 0:
+                self.record_curve(sum(window) / len(window))
+                window = []
             if self.iteration % config.checkpoint_every == 0:
                 self.save_checkpoint()
         bar.close()
+        if window:
+            self.record_curve(sum(window) / len(window))
         seconds = time.perf_counter() - start
         self.save_checkpoint()
         report = self.validate(progress) if self.dist.is_main and config.validation_poses else None
         summary = {
             "iterations": self.iteration,
             "seconds": seconds,
+            "training_seconds": self.seconds,
             "iterations_per_second": done_here / seconds if seconds > 0 else 0.0,
+            "pairs_per_second": done_here * config.batch_size / seconds if seconds > 0 else 0.0,
             "processes": self.dist.world_size,
             "final_loss": sum(self.losses[-50:]) / max(1, len(self.losses[-50:])),
             "skipped_steps": self.skipped,
+            "curve": self.curve.points[-1].cosines if self.curve.points else None,
             "validation": None if report is None else report.to_dict(),
         }
         return TrainResult(self.network, self.iteration, self.losses, seconds, report, summary)
 
-    def validation_pairs(self, subject: int = 0) -> list[Pair]:
-        """The held-out pairs of ``subject``: clean targets, a seed no training process uses."""
-        sampler = PairSampler(
-            [self.subjects[subject]],
+    # ------------------------------------------------------------------ evaluation
+    def pair_sampler(self, subjects: list[Subject], augmentation: TargetAugmentation | None, seed: int) -> PairSampler:
+        """A `PairSampler` drawing pairs as the config says."""
+        return PairSampler(
+            subjects,
             self.geometry,
             true_poses=self.config.true_poses,
             initial_poses=self.config.initial_poses,
-            augmentation=None,
-            seed=self.config.seed + VALIDATION_SEED_OFFSET,
+            augmentation=augmentation,
+            seed=seed,
+            pairing=self.config.pairing,
+            offset_scale=self.config.offset_scale,
         )
+
+    def record_curve(self, loss: float | None) -> None:
+        """Score the held-out curve sets now and add a point (main process; no-op when ``curve_every`` is 0)."""
+        if not (self.config.curve_every and self.config.curve_poses and self.dist.is_main):
+            return
+        if self._curve_sets is None:
+            sampler = self.pair_sampler(self.subjects[:1], None, self.config.seed + CURVE_SEED_OFFSET)
+            self._curve_sets = held_out_sets(sampler, self.config.curve_poses)
+        similarity = self.similarities[0].eval()
+        try:
+            cosines = {
+                name: gradient_cosines(similarity, pair.to(self.dist.device)) for name, pair in self._curve_sets.items()
+            }
+        finally:
+            similarity.train()
+        self.curve.points.append(CurvePoint(self.iteration, self.seconds, loss, cosines))
+        if self.curve_path is not None:
+            self.curve.write(self.curve_path, title=f"ProST training on {self.subjects[0].name}")
+
+    def validation_pairs(self, subject: int = 0) -> list[Pair]:
+        """The held-out pairs of ``subject``: clean targets, a seed no training process uses."""
+        sampler = self.pair_sampler([self.subjects[subject]], None, self.config.seed + VALIDATION_SEED_OFFSET)
         n, size = self.config.validation_poses, self.config.batch_size
         return [sampler.draw(min(size, n - k)) for k in range(0, n, size)]
 

@@ -13,7 +13,6 @@ Two figures per pass:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import partial
 
 import torch
 from torch import Tensor
@@ -21,7 +20,7 @@ from torch import Tensor
 from recipes.training.pairs import Pair
 from xrender.metrics import SUCCESS_TRE_MM, target_registration_error
 from xrender.registration import pose_descent
-from xrender.similarity.gradient_loss import pose_gradient, target_gradient
+from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
 from xrender.similarity.pose import PoseSimilarity
 
 __all__ = ["SUCCESS_TRE_MM", "ValidationReport", "part_cosines", "validate"]
@@ -71,8 +70,7 @@ def validate(
     """
     cosines, before, after = [], [], []
     for pair in pairs:
-        score = partial(similarity, fixed=pair.fixed)
-        g_net = pose_gradient(score, pair.initial_pose, similarity.isocenter, create_graph=False)
+        _, g_net = similarity_value_and_gradient(similarity, pair.initial_pose, pair.fixed, create_graph=False)
         g_geo = target_gradient(pair.initial_pose, pair.true_pose, similarity.isocenter)
         cosines.append(part_cosines(g_net.detach(), g_geo))
         result = pose_descent(similarity, pair.fixed, pair.initial_pose, steps=steps, progress=progress)

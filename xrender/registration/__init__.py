@@ -5,7 +5,8 @@
 * Optimisers, one interface and a registry (`get_optimizer`): `CMAES` (cma), `NevergradOptimizer`
   (any nevergrad optimiser by name), `GradientOptimizer` (Adam, SGD, L-BFGS); stopped by a `StopRule`.
 * Stages: `IntensityStage` (multi-resolution `Level` objects), `LearnedDescentStage` (ProST stage 1,
-  `pose_descent`), `RegressionStage`; chained by `register`.
+  `pose_descent`), `LearnedSearchStage` (an optimiser on the learned score), `RegressionStage`;
+  chained by `register`.
 """
 
 from xrender.registration.descent import DescentResult, pose_descent
@@ -26,6 +27,7 @@ from xrender.registration.problem import RegistrationProblem
 from xrender.registration.stages import (
     IntensityStage,
     LearnedDescentStage,
+    LearnedSearchStage,
     Level,
     RegressionStage,
     Stage,
@@ -40,6 +42,7 @@ __all__ = [
     "GradientOptimizer",
     "IntensityStage",
     "LearnedDescentStage",
+    "LearnedSearchStage",
     "Level",
     "NevergradOptimizer",
     "OptimizationResult",

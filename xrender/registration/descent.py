@@ -14,7 +14,15 @@ T_{k+1} = \text{perturb}\big(T_k,\ \exp(-[\alpha_k m^r_k,\ \beta_k m^t_k]),\ c\b
 $$
 
 with step sizes $\alpha$ (rotation, degrees → radians) and $\beta$ (translation, mm) shrinking by
-$\gamma$ per step. It stops after ``steps`` steps or, per pose, when the score plateaus (the
+$\gamma$ per step.
+
+With ``line_search=True`` the step lengths are chosen on the score instead, separately for the
+rotation and the translation: each step goes along the current normalised direction
+$-\hat g_k$ (no momentum) with lengths $(\lambda_r \alpha_0, \lambda_t \beta_0)$; the
+9 candidates $(a\lambda_r, b\lambda_t)$, $a, b \in \{2, 1, \tfrac12\}$, are scored in
+one batched call, the best one is taken if it beats the current score and its lengths become
+$(\lambda_r, \lambda_t)$ (at most 8); if none does, the pose stays and both lengths shrink by 4.
+Every accepted move raises the score. It stops after ``steps`` steps or, per pose, when the score plateaus (the
 standard deviation of its last ``plateau_window`` values below ``plateau_tol``, the paper's
 criterion); stopped poses stay where they are. Poses in a batch run independently.
 """
@@ -22,6 +30,7 @@ criterion); stopped poses stay where they are. Poses in a batch run independentl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +42,7 @@ from xrender._checks import check_finite, check_positive, check_shape
 from xrender.geometry.perturbation import perturb
 from xrender.geometry.rotations import nearest_rotation
 from xrender.geometry.se3 import make_pose, se3_exp
-from xrender.similarity.gradient_loss import normalize_twist, pose_value_and_gradient
+from xrender.similarity.gradient_loss import normalize_twist, similarity_value_and_gradient
 from xrender.similarity.pose import PoseSimilarity
 
 __all__ = ["DescentResult", "pose_descent"]
@@ -69,6 +78,7 @@ def pose_descent(
     momentum: float = 0.9,
     plateau_window: int = 10,
     plateau_tol: float | None = None,
+    line_search: bool = False,
     progress: bool = False,
 ) -> DescentResult:
     """Descend the distance ``-similarity(pose, fixed)`` from ``initial`` (see the module docstring).
@@ -85,6 +95,8 @@ def pose_descent(
         plateau_window: number of recent scores the plateau test looks at.
         plateau_tol: stop a pose when the std of its last ``plateau_window`` scores is below
             this; ``None`` never stops early.
+        line_search: choose each step's rotation and translation lengths on the score (see
+            the module docstring); ``decay`` and ``momentum`` are then unused.
         progress: show a tqdm bar.
 
     Returns:
@@ -103,19 +115,23 @@ def pose_descent(
     if plateau_window < 2:
         raise ValueError(f"plateau_window: expected >= 2, got {plateau_window}")
 
-    def score(pose: Tensor) -> Tensor:
-        return similarity(pose, fixed)
-
     pose = initial.detach()
     isocenter = similarity.isocenter.to(pose.dtype)
     scale = torch.tensor([math.radians(rotation_step_deg)] * 3 + [translation_step_mm] * 3, dtype=pose.dtype)
     scale = scale.to(pose.device)
+
+    def moved(pose: Tensor, step: Tensor) -> Tensor:
+        pose = perturb(pose, se3_exp(step), isocenter)
+        # perturb() triples any rounding error in R's orthonormality; re-project so it cannot grow
+        return make_pose(nearest_rotation(pose[..., :3, :3]), pose[..., :3, 3]).detach()
+
     velocity = torch.zeros(*pose.shape[:-2], 6, dtype=pose.dtype, device=pose.device)
+    lengths = torch.ones(pose.shape[0], 2, dtype=pose.dtype, device=pose.device)  # line search: (λ_r, λ_t)
     active = torch.ones(pose.shape[0], dtype=torch.bool, device=pose.device)
     taken = torch.zeros(pose.shape[0], dtype=torch.long, device=pose.device)
     trajectory, scores = [pose], []
-    for k in tqdm(range(steps), desc="descent", disable=not progress, leave=False):
-        value, gradient = pose_value_and_gradient(score, pose, isocenter, create_graph=False)
+    for k in tqdm(range(steps), desc="learned descent", disable=not progress, leave=False):
+        value, gradient = similarity_value_and_gradient(similarity, pose, fixed, create_graph=False)
         scores.append(value)
         with torch.no_grad():
             if plateau_tol is not None and len(scores) >= plateau_window:
@@ -124,14 +140,47 @@ def pose_descent(
                 if not bool(active.any()):  # every pose has stopped: the rest would be no-op steps
                     break
             finite = torch.isfinite(gradient).all(-1, keepdim=True)  # a NaN gradient (degenerate view): no move
-            velocity = momentum * velocity + (1 - momentum) * normalize_twist(torch.where(finite, gradient, 0.0))
-            step = -(decay**k) * scale * velocity * active[:, None].to(pose.dtype)
-            pose = perturb(pose, se3_exp(step), isocenter)
-            # perturb() triples any rounding error in R's orthonormality; re-project so it cannot grow
-            pose = make_pose(nearest_rotation(pose[..., :3, :3]), pose[..., :3, 3]).detach()
+            direction = normalize_twist(torch.where(finite, gradient, 0.0))
+            if line_search:
+                step = -scale * direction * active[:, None].to(pose.dtype)
+                pose, lengths = _line_search(similarity, fixed, pose, value, step, lengths, moved)
+            else:
+                velocity = momentum * velocity + (1 - momentum) * direction
+                step = -(decay**k) * scale * velocity * active[:, None].to(pose.dtype)
+                pose = moved(pose, step)
             taken = taken + active.long()
         trajectory.append(pose)
     if len(scores) < len(trajectory):  # the last pose was not scored inside the loop
         with torch.no_grad():
-            scores.append(score(pose))
+            scores.append(similarity(pose, fixed))
     return DescentResult(pose, torch.stack(trajectory), torch.stack(scores), taken)
+
+
+#: The line search's candidate factors per part, and its longest step (in first steps).
+_FACTORS, _LONGEST = (2.0, 1.0, 0.5), 8.0
+
+
+def _line_search(
+    similarity: PoseSimilarity,
+    fixed: Tensor,
+    pose: Tensor,
+    value: Tensor,
+    step: Tensor,
+    lengths: Tensor,
+    moved: Callable[[Tensor, Tensor], Tensor],
+) -> tuple[Tensor, Tensor]:
+    """The best of the 9 candidate moves per pose, if it beats ``value``; the new ``(λ_r, λ_t)`` lengths."""
+    batch = pose.shape[0]
+    factors = torch.tensor(_FACTORS, dtype=pose.dtype, device=pose.device)
+    grid = torch.cartesian_prod(factors, factors)  # (9, 2): (rotation, translation) factors
+    trial = lengths[:, None, :] * grid  # (B, 9, 2)
+    moves = step[:, None, :] * trial.repeat_interleave(3, dim=-1)  # (B, 9, 6)
+    candidates = moved(pose[:, None].expand(-1, grid.shape[0], 4, 4).reshape(-1, 4, 4), moves.reshape(-1, 6))
+    repeated = fixed[:, None].expand(-1, grid.shape[0], *fixed.shape[1:]).reshape(-1, *fixed.shape[1:])
+    scores = similarity(candidates, repeated).reshape(batch, -1)
+    best = scores.argmax(-1)
+    rows = torch.arange(batch, device=pose.device)
+    accepted = scores[rows, best] > value
+    chosen = candidates.reshape(batch, -1, 4, 4)[rows, best]
+    new_lengths = torch.where(accepted[:, None], trial[rows, best].clamp(max=_LONGEST), lengths / 4)
+    return torch.where(accepted[:, None, None], chosen, pose), new_lengths

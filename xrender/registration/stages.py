@@ -4,7 +4,9 @@
   any `Optimizer` (CMA-ES, nevergrad, Adam, L-BFGS), coarse to fine over `Level` objects (detector
   binning, each with its own optimiser settings and optional pose prior.
 * `LearnedDescentStage` — the ProST paper's stage 1: descent along the pose gradient of a learned
-  ProST similarity (`xrender.registration.descent.pose_descent`).
+  ProST similarity (`xrender.registration.descent.pose_descent`), with fixed decaying steps or a
+  line search on the learned score.
+* `LearnedSearchStage` — any `Optimizer` (CMA-ES …) on the learned ProST score itself.
 * `RegressionStage` — a pose-regression network's prediction from the X-ray alone (the learning
   baseline, or an initialiser for the stages after it).
 """
@@ -29,7 +31,15 @@ from xrender.similarity.pose import RenderedSimilarity
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity
 from xrender.similarity.registry import get_similarity
 
-__all__ = ["IntensityStage", "LearnedDescentStage", "Level", "RegressionStage", "Stage", "StageResult"]
+__all__ = [
+    "IntensityStage",
+    "LearnedDescentStage",
+    "LearnedSearchStage",
+    "Level",
+    "RegressionStage",
+    "Stage",
+    "StageResult",
+]
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,7 @@ class LearnedDescentStage(Stage):
         momentum: weight of the previous directions.
         plateau_window: scores the plateau test looks at.
         plateau_tol: stop when their std is below this (``None``: never).
+        line_search: choose the step lengths on the learned score (`pose_descent`).
         step_mm: sample spacing along rays for the feature projection (``None``: the renderer's default).
         name: for reports.
     """
@@ -162,6 +173,7 @@ class LearnedDescentStage(Stage):
     momentum: float = 0.9
     plateau_window: int = 10
     plateau_tol: float | None = None
+    line_search: bool = False
     step_mm: float | None = None
     name: str = "prost"
 
@@ -180,6 +192,7 @@ class LearnedDescentStage(Stage):
             momentum=self.momentum,
             plateau_window=self.plateau_window,
             plateau_tol=self.plateau_tol,
+            line_search=self.line_search,
             progress=progress,
         )
         taken = int(result.steps_taken[0])
@@ -193,6 +206,50 @@ class LearnedDescentStage(Stage):
             len(history),
             time.perf_counter() - start,
             reason,
+        )
+
+
+@dataclass(frozen=True)
+class LearnedSearchStage(Stage):
+    """Minimise minus the learned ProST score with any `Optimizer` (e.g. CMA-ES), at the network's image size.
+
+    The score's values are searched, not its gradient: a global optimiser can use a learned
+    similarity whose gradient is right only in parts of the space.
+
+    Attributes:
+        network: a trained `ProSTNetwork`.
+        optimizer: the search (from the stage's starting pose).
+        prior: optional Gaussian pose prior about the starting pose.
+        step_mm: sample spacing along rays for the feature projection (``None``: the renderer's default).
+        max_batch: the most poses scored in one call.
+        name: for reports.
+    """
+
+    network: ProSTNetwork
+    optimizer: Optimizer
+    prior: PosePrior | None = None
+    step_mm: float | None = None
+    max_batch: int = 64
+    name: str = "prost-search"
+
+    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
+        start = time.perf_counter()
+        geometry, xray = problem.binned_to(self.network.image_size[0])
+        similarity = ProSTSimilarity(problem.moving_volume, geometry, self.network, step_mm=self.step_mm).eval()
+        pose = pose.detach().to(torch.float64)
+        objective = PoseObjective(similarity, xray, pose, prior=self.prior, max_batch=self.max_batch)
+        result = self.optimizer.minimize(objective, progress=progress)
+        with torch.no_grad():
+            trajectory = objective.poses(result.trajectory.to(xray.device)).cpu()
+            final = objective.poses(result.params[None].to(xray.device))[0].cpu()
+        return StageResult(
+            self.name,
+            final,
+            torch.cat([pose[None].cpu(), trajectory[1:]]),
+            result.history,
+            result.evaluations,
+            time.perf_counter() - start,
+            result.stop_reason,
         )
 
 

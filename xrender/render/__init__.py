@@ -1,6 +1,8 @@
 """Rendering: DRRs by the Projective Spatial Transformer (rays through a moving volume, sampled and summed).
 
 * `render`: the pure function, poses → ``(B, C, H, W)`` line integrals (or intensities).
+* `render_jacobian`: the images and their exact Jacobian with respect to pose parameters, in one
+  fused march (differentiable with respect to the volume, first order).
 * `DRR`: an `torch.nn.Module` holding a volume, a C-arm and the options.
 * `VolumePyramid`, `auto_level`: levels of detail.
 * `BACKENDS`: the ray-marching backends — ``"grid_sample"`` (reference, any device, second-order
@@ -12,6 +14,7 @@ from contextlib import suppress
 from xrender.render.backend import BACKENDS, RenderBackend
 from xrender.render.drr import choose_backend, render
 from xrender.render.grid_sample import GridSampleBackend
+from xrender.render.jacobian import render_jacobian
 from xrender.render.module import DRR
 from xrender.render.pyramid import VolumePyramid, auto_level, downsample_volume
 from xrender.render.rays import (
@@ -40,6 +43,7 @@ __all__ = [
     "content_box",
     "downsample_volume",
     "render",
+    "render_jacobian",
     "sample_bound",
     "sample_counts",
     "to_index_space",

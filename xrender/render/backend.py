@@ -41,6 +41,9 @@ class RenderBackend(ABC):
     #: Whether gradients of the output can themselves be differentiated (second order).
     supports_double_backward: bool = False
 
+    #: Whether `march_jacobian` is implemented (the pose-Jacobian render, `xrender.render.render_jacobian`).
+    supports_jacobian: bool = False
+
     #: Floats of temporaries the backend holds per sample, ``(fixed, per channel)``, so the
     #: renderer can chunk rays under a memory budget; ``(0, 0)``: memory does not grow with the
     #: sample count (a fused kernel), and the renderer neither chunks nor checkpoints.
@@ -72,6 +75,33 @@ class RenderBackend(ABC):
         Returns:
             Line integrals in (voxel value) × mm, one row per ray.
         """
+
+    def march_jacobian(
+        self,
+        data: Float[Tensor, "C D H W"],
+        origins: Float[Tensor, "R 3"],
+        directions: Float[Tensor, "R 3"],
+        near: Float[Tensor, " R"],
+        far: Float[Tensor, " R"],
+        n_samples: Int[Tensor, " R"],
+        max_samples: int,
+    ) -> tuple[Float[Tensor, "R C"], Float[Tensor, "R C 8"]]:
+        """The integrals of `march` and each ray's Jacobian with respect to its own geometry.
+
+        Integrals and Jacobians are linear in ``data``; both are differentiable with respect to
+        it (first order). The rays are constants: they must not require grad.
+
+        Returns:
+            ``(integrals (R, C), jacobians (R, C, 8))`` with ``jacobians[r, c]`` =
+            ``∂ integrals[r, c] / ∂ (origin (3), direction (3), near, far)``.
+
+        Raises:
+            NotImplementedError: the backend has no Jacobian march (`supports_jacobian` is false).
+        """
+        raise NotImplementedError(
+            f"render backend {type(self).__name__} has no ray-Jacobian march; use backend='fused-cpu' (CPU) or "
+            "differentiate the render twice with backend='grid_sample'"
+        )
 
 
 #: Registered backends by name; ``BACKENDS.get(name)`` builds one.

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -47,7 +48,16 @@ from xrender.render.pyramid import VolumePyramid, auto_level
 from xrender.render.rays import ContentBox, clip_to_box, sample_bound, sample_counts, to_index_space, world_rays
 from xrender.volume import Volume
 
-__all__ = ["DEFAULT_MAX_MEMORY_MB", "DEFAULT_STEP_FRACTION", "choose_backend", "render"]
+__all__ = [
+    "DEFAULT_MAX_MEMORY_MB",
+    "DEFAULT_STEP_FRACTION",
+    "RenderPlan",
+    "as_pyramid",
+    "choose_backend",
+    "plan_render",
+    "render",
+    "trace_rays",
+]
 
 #: Default sample spacing as a fraction of the smallest voxel spacing: half a voxel. On the pelvis
 #: phantom (192³, 1.8 mm voxels) it is within 0.75 % (relative L2) of the exact integral, and within
@@ -72,10 +82,17 @@ def choose_backend(name: str, device: torch.device) -> RenderBackend:
     return BACKENDS.get(name)
 
 
-def _checked_volume(volume: object) -> Volume:
+def as_pyramid(volume: Volume | VolumePyramid) -> VolumePyramid:
+    """``volume`` as a `VolumePyramid` (a pyramid is returned as is).
+
+    Raises:
+        TypeError: neither a `Volume` nor a `VolumePyramid`.
+    """
+    if isinstance(volume, VolumePyramid):
+        return volume
     if not isinstance(volume, Volume):
         raise TypeError(f"volume: expected a Volume or a VolumePyramid, got {type(volume).__name__}")
-    return volume
+    return VolumePyramid(volume)
 
 
 def _poses(pose: Tensor, parameterization: str | Parameterization | None) -> Float[Tensor, "B 4 4"]:
@@ -101,6 +118,79 @@ def _pixels(pixels: Tensor | None, geometry: ConeBeam, batch: int, like: Tensor)
     return pixels.reshape(-1, *pixels.shape[-2:]), (pixels.shape[-2],)
 
 
+@dataclass(frozen=True)
+class RenderPlan:
+    """What a render call resolved before marching: the backend, the level, the sampling and the pixels.
+
+    Attributes:
+        marcher: the backend.
+        grid: the pyramid level rendered.
+        box: its content box.
+        sampling: ``{"step_mm": …, "n_samples": …}`` (exactly one set).
+        K: the intrinsic matrix, in the poses' dtype and device.
+        pixels: pixel coordinates ``(1 or B, N, 2)``.
+        shape: the trailing output shape, ``(H, W)`` or ``(N,)``.
+    """
+
+    marcher: RenderBackend
+    grid: Volume
+    box: ContentBox
+    sampling: dict[str, float | int | None]
+    K: Float[Tensor, "3 3"]
+    pixels: Float[Tensor, "B N 2"]
+    shape: tuple[int, ...]
+
+
+def plan_render(
+    volume: Volume | VolumePyramid,
+    geometry: ConeBeam,
+    poses: Float[Tensor, "B 4 4"],
+    *,
+    pixels: Tensor | None,
+    step_mm: float | None,
+    n_samples: int | None,
+    level: int | Literal["auto"],
+    backend: str,
+) -> RenderPlan:
+    """Resolve `render`'s options for ``poses`` (already ``(B, 4, 4)`` and checked); see `render` for each option."""
+    pyramid = as_pyramid(volume)
+    if not isinstance(geometry, ConeBeam):
+        raise TypeError(f"geometry: expected a ConeBeam, got {type(geometry).__name__}")
+    data = pyramid.volume.data
+    marcher = choose_backend(backend, data.device)
+    chosen = auto_level(pyramid.volume, geometry, poses) if level == "auto" else level
+    grid, box = pyramid.level(chosen), pyramid.content_box(chosen)
+    if step_mm is None and n_samples is None:
+        step_mm = DEFAULT_STEP_FRACTION * pyramid.smallest_spacing(chosen)
+    sampling = {"step_mm": step_mm, "n_samples": n_samples}
+    sample_bound(box.diameter_mm, **sampling)  # validates the sampling options
+    uv, shape = _pixels(pixels, geometry, poses.shape[0], poses)
+    K = geometry.intrinsics(dtype=poses.dtype, device=poses.device)
+    return RenderPlan(marcher, grid, box, sampling, K, uv, shape)
+
+
+def trace_rays(
+    affine: Float[Tensor, "4 4"],
+    box: ContentBox,
+    K: Float[Tensor, "3 3"],
+    sampling: dict[str, float | int | None],
+    poses: Float[Tensor, "B 4 4"],
+    pixels: Float[Tensor, "B N 2"],
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:
+    """Index-space rays for every pose and pixel: world rays → index space → clip → count.
+
+    Returns:
+        ``(origins (B, N, 3), directions (B, N, 3), near (B, N), far (B, N), counts (B, N), bound)``,
+        what `RenderBackend.march` takes once flattened.
+    """
+    source, directions = world_rays(pixels, poses, K)
+    origins, directions = to_index_space(affine, source, directions)
+    origins = origins.expand_as(directions)
+    near, far = clip_to_box(origins, directions, box.lower, box.upper)
+    counts, bound = sample_counts(near, far, box.diameter_mm, **sampling)
+    return origins, directions, near, far, counts, bound
+
+
 def _integrate(
     backend: RenderBackend,
     affine: Tensor,
@@ -111,12 +201,8 @@ def _integrate(
     poses: Float[Tensor, "B 4 4"],
     pixels: Float[Tensor, "B N 2"],
 ) -> Float[Tensor, "B N C"]:
-    """Line integrals for every pose and pixel: world rays → index space → clip → count → march."""
-    source, directions = world_rays(pixels, poses, K)
-    origins, directions = to_index_space(affine, source, directions)
-    origins = origins.expand_as(directions)
-    near, far = clip_to_box(origins, directions, box.lower, box.upper)
-    counts, bound = sample_counts(near, far, box.diameter_mm, **sampling)
+    """Line integrals for every pose and pixel (`trace_rays`, then the backend's march)."""
+    origins, directions, near, far, counts, bound = trace_rays(affine, box, K, sampling, poses, pixels)
     rays = (origins.reshape(-1, 3), directions.reshape(-1, 3), near.flatten(), far.flatten(), counts.flatten())
     return backend.march(data, *rays, bound).reshape(*near.shape, -1)
 
@@ -195,28 +281,20 @@ def render(
             non-positive step, count, budget or ``i0``, an invalid level, or an unknown backend.
         TypeError: ``volume`` or ``geometry`` of the wrong type.
     """
-    pyramid = volume if isinstance(volume, VolumePyramid) else VolumePyramid(_checked_volume(volume))
-    if not isinstance(geometry, ConeBeam):
-        raise TypeError(f"geometry: expected a ConeBeam, got {type(geometry).__name__}")
+    pyramid = as_pyramid(volume)
     check_positive(max_memory_mb, "max_memory_mb")
     check_positive(i0, "i0")
     data = pyramid.volume.data
     poses = _poses(pose, parameterization).to(dtype=data.dtype, device=data.device)
-    marcher = choose_backend(backend, data.device)
-    chosen = auto_level(pyramid.volume, geometry, poses) if level == "auto" else level
-    grid, box = pyramid.level(chosen), pyramid.content_box(chosen)
-    if step_mm is None and n_samples is None:
-        step_mm = DEFAULT_STEP_FRACTION * pyramid.smallest_spacing(chosen)
-
-    sampling = {"step_mm": step_mm, "n_samples": n_samples}
-    fixed, per_channel = marcher.floats_per_sample
-    floats_per_ray = sample_bound(box.diameter_mm, **sampling) * (fixed + per_channel * grid.channels)
+    plan = plan_render(
+        pyramid, geometry, poses, pixels=pixels, step_mm=step_mm, n_samples=n_samples, level=level, backend=backend
+    )
+    fixed, per_channel = plan.marcher.floats_per_sample
+    floats_per_ray = sample_bound(plan.box.diameter_mm, **plan.sampling) * (fixed + per_channel * plan.grid.channels)
     budget = int(max_memory_mb * 2**20 / max(1, floats_per_ray * data.element_size()))
     pixels_per_chunk = max(1, budget // poses.shape[0]) if floats_per_ray else math.inf
 
-    uv, shape = _pixels(pixels, geometry, poses.shape[0], poses)
-    K = geometry.intrinsics(dtype=poses.dtype, device=poses.device)
-    integrate = partial(_integrate, marcher, grid.affine, box, K, sampling)
-    integrals = _in_chunks(integrate, grid.data, poses, uv, pixels_per_chunk)  # (B, N, C)
-    images = integrals.transpose(-1, -2).reshape(poses.shape[0], -1, *shape)
+    integrate = partial(_integrate, plan.marcher, plan.grid.affine, plan.box, plan.K, plan.sampling)
+    integrals = _in_chunks(integrate, plan.grid.data, poses, plan.pixels, pixels_per_chunk)  # (B, N, C)
+    images = integrals.transpose(-1, -2).reshape(poses.shape[0], -1, *plan.shape)
     return i0 * torch.exp(-images) if beer_lambert else images

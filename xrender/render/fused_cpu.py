@@ -34,6 +34,17 @@ along one axis and each thread owns whole slabs: it visits every ray but only th
 neighbours fall in its slabs (a contiguous range of ``k``, since the position is linear in ``k``),
 and writes only those neighbours. The result is race-free and deterministic.
 
+**Ray Jacobians as outputs** (`fused_march_jacobian`, the pose-Jacobian render of
+`xrender.render.jacobian`): the same forward pass returns the per-ray Jacobians ``(R, C, 8)``
+themselves. They are linear in the volume; with incoming gradients $\gamma$ on them and $g$ on the
+integrals, every sample $k$ of a ray contributes $\beta\, V(x_k) + (a_0 + (k+\tfrac12) a_1)\cdot
+\nabla V(x_k)$ to the loss, with per-ray $\beta = \Delta g + (\gamma_\text{far} -
+\gamma_\text{near})/n$, $a_0 = \Delta(\gamma_o + \mathrm{near}\,\gamma_e + \gamma_\text{near} e)$
+and $a_1 = \Delta(\Delta \gamma_e + (\gamma_\text{far} - \gamma_\text{near}) e / n)$ (from
+`_write_jac`). The same slab-parallel scatter then adds $\beta w_j + (a_0 + (k+\tfrac12)a_1)\cdot\nabla
+w_j$ to each neighbour $j$, so the volume gradient of a loss on the pose Jacobian costs one first-order
+pass, not a double backward.
+
 Numerics. Sample positions and sums are computed in float64 whatever the volume's dtype; a
 float32 volume is read as float32 and the result rounded to float32 once, so float32 output is
 at least as accurate as ``grid_sample``'s. The kernels are compiled with two of LLVM's fast-math
@@ -62,7 +73,7 @@ from torch import Tensor
 
 from xrender.render.backend import BACKENDS, RenderBackend
 
-__all__ = ["FusedCPUBackend", "DOUBLE_BACKWARD_MESSAGE", "fused_march"]
+__all__ = ["FusedCPUBackend", "DOUBLE_BACKWARD_MESSAGE", "fused_march", "fused_march_jacobian"]
 
 #: The error raised when a graph through the fused kernel is differentiated twice.
 DOUBLE_BACKWARD_MESSAGE = (
@@ -414,28 +425,38 @@ def _forward_jac_cn(vol, origins, directions, near, far, n_samples, out, jac):  
 
 
 @njit(**_JIT)
-def _volume_grad(
-    grad_vol, grad_out, origins, directions, near, far, n_samples, axis, bounds
+def _volume_adjoint(
+    grad_vol, beta, a0, a1, origins, directions, near, far, n_samples, axis, bounds
 ):  # pragma: no cover - compiled
-    """Scatter ``Δ g_c w_j`` into ``grad_vol`` (D, H, W, C).
+    """Scatter each sample's adjoint onto its eight neighbours in ``grad_vol`` (D, H, W, C).
 
+    Sample ``k`` of ray ``r`` adds, for channel ``c`` and neighbour ``j``,
+    ``beta[r, c] w_j + (a0[r, c] + (k + ½) a1[r, c]) · ∇w_j``, with ``w_j`` its trilinear weight and
+    ``∇w_j`` the weight's gradient in index units: the adjoint of ``V(x_k)`` (the march) and of
+    ``∇V(x_k)`` (the ray Jacobians). ``a0`` and ``a1`` may have zero rows: value terms only.
     Slab ``s`` owns the voxels with ``bounds[s] <= index[axis] < bounds[s + 1]``.
     """
     D, H, W, C = grad_vol.shape[0], grad_vol.shape[1], grad_vol.shape[2], grad_vol.shape[3]
     R = origins.shape[0]
+    deriv = a0.shape[0] == R
     for s in prange(bounds.shape[0] - 1):
         lo = bounds[s]
         hi = bounds[s + 1]
+        coef = np.empty((C, 3))
         for r in range(R):
             n = n_samples[r]
             length = far[r] - near[r]
             if n <= 0 or not (length > 0.0):
                 continue
-            go_any = False
+            any_term = False
             for c in range(C):
-                if grad_out[r, c] != 0.0:
-                    go_any = True
-            if not go_any:
+                if beta[r, c] != 0.0:
+                    any_term = True
+                if deriv:
+                    for a in range(3):
+                        if a0[r, c, a] != 0.0 or a1[r, c, a] != 0.0:
+                            any_term = True
+            if not any_term:
                 continue
             dt = length / n
             # Samples whose neighbours can land in [lo, hi): position[axis] in (lo - 1, hi).
@@ -458,7 +479,8 @@ def _volume_grad(
             ex, ey, ez = directions[r, 0], directions[r, 1], directions[r, 2]
             t_first = near[r]
             for k in range(k_lo, k_hi):
-                t = t_first + (k + 0.5) * dt
+                h = k + 0.5
+                t = t_first + h * dt
                 x = ox + t * ex
                 y = oy + t * ey
                 z = oz + t * ez
@@ -480,6 +502,11 @@ def _volume_grad(
                 wx = (1.0 - ax, ax)
                 wy = (1.0 - ay, ay)
                 wz = (1.0 - az, az)
+                sign = (-1.0, 1.0)  # d w / d fraction, per corner side
+                if deriv:  # this sample's gradient coefficients, per channel
+                    for c in range(C):
+                        for a in range(3):
+                            coef[c, a] = a0[r, c, a] + h * a1[r, c, a]
                 for cz in range(2):
                     kk = k0 + cz
                     if kk < 0 or kk >= D:
@@ -495,9 +522,18 @@ def _volume_grad(
                             corner = (cx, cy, cz)
                             if not (own1 if corner[axis] == 1 else own0):
                                 continue
-                            w = dt * wz[cz] * wy[cy] * wx[cx]
-                            for c in range(C):
-                                grad_vol[kk, jj, ii, c] += w * grad_out[r, c]
+                            w = wz[cz] * wy[cy] * wx[cx]
+                            if deriv:
+                                gwx = sign[cx] * wy[cy] * wz[cz]
+                                gwy = wx[cx] * sign[cy] * wz[cz]
+                                gwz = wx[cx] * wy[cy] * sign[cz]
+                                for c in range(C):
+                                    grad_vol[kk, jj, ii, c] += (
+                                        beta[r, c] * w + coef[c, 0] * gwx + coef[c, 1] * gwy + coef[c, 2] * gwz
+                                    )
+                            else:
+                                for c in range(C):
+                                    grad_vol[kk, jj, ii, c] += beta[r, c] * w
 
 
 # ----------------------------------------------------------------------------------------------
@@ -623,15 +659,81 @@ class _FusedMarch(torch.autograd.Function):
             g_near = g[:, 6].to(near.dtype) if need_near else None
             g_far = g[:, 7].to(far.dtype) if need_far else None
         if need_data:
-            geo = _geometry(origins, directions, near, far, n_samples)
-            C, D, H, W = data.shape
-            grad_vol = np.zeros((D, H, W, C), dtype=data.detach().numpy().dtype)
-            if geo[0].shape[0]:
-                with _Threads():
-                    axis, bounds = _slabs((D, H, W), geo[1], numba.get_num_threads())
-                    _volume_grad(grad_vol, go.numpy(), *geo, axis, bounds)
-            g_data = torch.from_numpy(grad_vol).permute(3, 0, 1, 2).contiguous()
+            beta = _ray_steps(near, far, n_samples)[0][:, None] * go
+            g_data = _scatter_adjoint(data, origins, directions, near, far, n_samples, beta)
         return g_data, g_o, g_e, g_near, g_far, None
+
+
+def _ray_steps(near: Tensor, far: Tensor, n_samples: Tensor) -> tuple[Tensor, Tensor]:
+    """Each ray's ``Δ = L / n`` and ``1 / n`` in float64; both 0 for a ray the kernels skip (``n = 0``, ``L <= 0``)."""
+    length = (far - near).detach().to(torch.float64)
+    counts = n_samples.detach().to(torch.float64)
+    marched = (counts > 0) & (length > 0)
+    inverse = torch.where(marched, 1.0 / counts.clamp(min=1.0), 0.0)
+    return torch.where(marched, length * inverse, 0.0), inverse
+
+
+def _scatter_adjoint(
+    data: Tensor,
+    origins: Tensor,
+    directions: Tensor,
+    near: Tensor,
+    far: Tensor,
+    n_samples: Tensor,
+    beta: Tensor,
+    a0: Tensor | None = None,
+    a1: Tensor | None = None,
+) -> Tensor:
+    """The volume gradient ``(C, D, H, W)`` from per-ray coefficients (see `_volume_adjoint`), in ``data``'s dtype."""
+    geo = _geometry(origins, directions, near, far, n_samples)
+    C, D, H, W = data.shape
+    grad_vol = np.zeros((D, H, W, C), dtype=data.detach().numpy().dtype)
+    none = torch.zeros(0, C, 3, dtype=torch.float64)
+    terms = [beta] + [none if a is None else a for a in (a0, a1)]
+    beta_np, a0_np, a1_np = (t.detach().to(torch.float64).contiguous().numpy() for t in terms)
+    if geo[0].shape[0]:
+        with _Threads():
+            axis, bounds = _slabs((D, H, W), geo[1], numba.get_num_threads())
+            _volume_adjoint(grad_vol, beta_np, a0_np, a1_np, *geo, axis, bounds)
+    return torch.from_numpy(grad_vol).permute(3, 0, 1, 2).contiguous()
+
+
+class _FusedMarchJacobian(torch.autograd.Function):
+    """Forward: every ray's integrals ``(R, C)`` and its Jacobian ``(R, C, 8)`` with respect to its origin,
+    direction, near and far (the `_FusedMarch` forward pass). Both outputs are linear in the volume; the
+    backward is their adjoint to the volume: one scatter pass (`_volume_adjoint`). The rays are constants."""
+
+    @staticmethod
+    def forward(ctx: Any, data, origins, directions, near, far, n_samples):  # type: ignore[override]
+        out, jac = _march(data, origins, directions, near, far, n_samples, need_jac=True)
+        ctx.save_for_backward(data, origins, directions, near, far, n_samples)
+        return out, jac.to(out.dtype)
+
+    @staticmethod
+    @_double_backward_guard
+    def backward(ctx: Any, grad_out: Tensor, grad_jac: Tensor):  # type: ignore[override]
+        data, origins, directions, near, far, n_samples = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None, None
+        # Per ray and channel, Σ_k [β V(x_k) + (a0 + (k+½) a1) · ∇V(x_k)] reproduces
+        # Σ grad_out · out + Σ grad_jac · jac (see `_write_jac` for the eight Jacobian entries).
+        go = grad_out.detach().to(torch.float64)
+        gj = grad_jac.detach().to(torch.float64)
+        step, inverse = (t[:, None] for t in _ray_steps(near, far, n_samples))
+        e = directions.detach().to(torch.float64)[:, None, :]
+        g_o, g_e, g_near, g_far = gj[..., 0:3], gj[..., 3:6], gj[..., 6], gj[..., 7]
+        ends = (g_far - g_near) * inverse  # (R, C)
+        beta = step * go + ends
+        a0 = step[..., None] * (g_o + near.detach().to(torch.float64)[:, None, None] * g_e + g_near[..., None] * e)
+        a1 = step[..., None] * (step[..., None] * g_e + ends[..., None] * e)
+        return (
+            _scatter_adjoint(data, origins, directions, near, far, n_samples, beta, a0, a1),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def _result_dtype(*tensors: Tensor) -> torch.dtype:
@@ -717,6 +819,37 @@ def fused_march(
     return _march(data, origins, directions, near, far, n_samples, need_jac=False)[0]  # no graph to record
 
 
+def fused_march_jacobian(
+    data: Float[Tensor, "C D H W"],
+    origins: Float[Tensor, "R 3"],
+    directions: Float[Tensor, "R 3"],
+    near: Float[Tensor, " R"],
+    far: Float[Tensor, " R"],
+    n_samples: Int[Tensor, " R"],
+    max_samples: int,
+) -> tuple[Float[Tensor, "R C"], Float[Tensor, "R C 8"]]:
+    """The integrals of `fused_march` and each ray's Jacobian with respect to its own geometry.
+
+    ``jacobian[r, c]`` is ``∂ out[r, c] / ∂ (origin (3), direction (3), near, far)`` — what
+    `RenderBackend.march_jacobian` returns. Both outputs are linear in ``data`` and
+    differentiable with respect to it (first order, one scatter pass); the rays are constants.
+
+    Raises:
+        ValueError: as `fused_march`, or ray tensors that require grad.
+    """
+    _check_inputs(data, origins, directions, near, far, n_samples, max_samples)
+    for name, t in (("origins", origins), ("directions", directions), ("near", near), ("far", far)):
+        if t.requires_grad:
+            raise ValueError(
+                f"fused-cpu march_jacobian: {name} requires grad, but the ray Jacobian is differentiable only with "
+                "respect to the volume; detach the rays (their derivatives are the Jacobian itself)"
+            )
+    if torch.is_grad_enabled() and data.requires_grad:
+        return _FusedMarchJacobian.apply(data, origins, directions, near, far, n_samples)
+    out, jac = _march(data, origins, directions, near, far, n_samples, need_jac=True)
+    return out, jac.to(out.dtype)
+
+
 class FusedCPUBackend(RenderBackend):
     """Fused numba ray marcher for CPU tensors (first-order gradients only).
 
@@ -726,6 +859,7 @@ class FusedCPUBackend(RenderBackend):
     """
 
     supports_double_backward = False
+    supports_jacobian = True
 
     def march(
         self,
@@ -738,6 +872,18 @@ class FusedCPUBackend(RenderBackend):
         max_samples: int,
     ) -> Float[Tensor, "R C"]:
         return fused_march(data, origins, directions, near, far, n_samples, max_samples)
+
+    def march_jacobian(
+        self,
+        data: Float[Tensor, "C D H W"],
+        origins: Float[Tensor, "R 3"],
+        directions: Float[Tensor, "R 3"],
+        near: Float[Tensor, " R"],
+        far: Float[Tensor, " R"],
+        n_samples: Int[Tensor, " R"],
+        max_samples: int,
+    ) -> tuple[Float[Tensor, "R C"], Float[Tensor, "R C 8"]]:
+        return fused_march_jacobian(data, origins, directions, near, far, n_samples, max_samples)
 
     def __repr__(self) -> str:
         return "FusedCPUBackend()"

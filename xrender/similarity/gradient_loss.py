@@ -44,6 +44,7 @@ mixed units (radians, mm) never meet:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from jaxtyping import Float
@@ -53,6 +54,7 @@ from xrender._checks import check_finite, check_shape
 from xrender._registry import Registry
 from xrender.geometry.perturbation import perturb, perturbation_between
 from xrender.geometry.se3 import double_geodesic_distance, se3_exp, se3_log
+from xrender.similarity.pose import PoseGradientSimilarity, PoseSimilarity
 
 __all__ = [
     "GRADIENT_LOSSES",
@@ -63,11 +65,21 @@ __all__ = [
     "normalize_twist",
     "pose_gradient",
     "pose_value_and_gradient",
+    "similarity_value_and_gradient",
     "target_gradient",
+    "twist_chart",
 ]
 
 #: A batched pose score: camera-to-world poses ``(B, 4, 4)`` → scores ``(B,)``, higher is better.
 PoseScore = Callable[[Tensor], Tensor]
+
+
+def twist_chart(pose: Float[Tensor, "B 4 4"], isocenter: Float[Tensor, "*B 3"]) -> Callable[[Tensor], Tensor]:
+    r"""The chart of pose gradients: volume twists $\xi = (\omega, v)$ ``(B, 6)`` → poses ``perturb(pose, exp(ξ), c)``.
+
+    $\xi = 0$ is ``pose`` itself; see the module docstring for the frame.
+    """
+    return lambda xi: perturb(pose, se3_exp(xi), isocenter)
 
 
 def pose_value_and_gradient(
@@ -99,13 +111,33 @@ def pose_value_and_gradient(
     check_finite(check_shape(pose, "B 4 4", "pose"), "pose")
     xi = torch.zeros(*pose.shape[:-2], 6, dtype=pose.dtype, device=pose.device, requires_grad=True)
     with torch.enable_grad():
-        values = score(perturb(pose, se3_exp(xi), isocenter))
+        values = score(twist_chart(pose, isocenter)(xi))
         check_shape(values, f"{pose.shape[0]}", "score(pose)")
         gradient = None
         if values.requires_grad:
             (gradient,) = torch.autograd.grad(-values.sum(), xi, create_graph=create_graph, allow_unused=True)
     gradient = torch.zeros_like(xi) if gradient is None else gradient
     return (values, gradient) if create_graph else (values.detach(), gradient.detach())
+
+
+def similarity_value_and_gradient(
+    similarity: PoseSimilarity,
+    pose: Float[Tensor, "B 4 4"],
+    fixed: Float[Tensor, "B 1 H W"],
+    *,
+    create_graph: bool = True,
+) -> tuple[Float[Tensor, " B"], Float[Tensor, "B 6"]]:
+    r"""`pose_value_and_gradient` of ``similarity(·, fixed)``, by the similarity's own fast path when it has one.
+
+    A `PoseGradientSimilarity` (e.g. `xrender.similarity.prost.ProSTSimilarity` on the CPU, through
+    the pose-Jacobian render) computes $g_\text{net}$ itself; any other pose similarity is
+    differentiated by autograd. Both give the same values and gradients (to rounding).
+    """
+    if isinstance(similarity, PoseGradientSimilarity):
+        return similarity.value_and_pose_gradient(pose, fixed, create_graph=create_graph)
+    return pose_value_and_gradient(
+        partial(similarity, fixed=fixed), pose, similarity.isocenter, create_graph=create_graph
+    )
 
 
 def pose_gradient(

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from xrender._checks import check_shape
 from xrender.render.module import DRR
 
-__all__ = ["PoseSimilarity", "RenderedSimilarity"]
+__all__ = ["PoseGradientSimilarity", "PoseSimilarity", "RenderedSimilarity"]
 
 
 @runtime_checkable
@@ -31,6 +31,24 @@ class PoseSimilarity(Protocol):
 
     def __call__(self, pose: Float[Tensor, "B 4 4"], fixed: Float[Tensor, "B 1 H W"]) -> Float[Tensor, " B"]:
         """Score ``pose`` against ``fixed``: ``(B,)``, higher is better."""
+        ...
+
+
+@runtime_checkable
+class PoseGradientSimilarity(PoseSimilarity, Protocol):
+    """A pose similarity that computes its own pose gradient (faster than autograd through the score).
+
+    `xrender.similarity.gradient_loss.similarity_value_and_gradient` uses it when present.
+    """
+
+    def value_and_pose_gradient(
+        self, pose: Float[Tensor, "B 4 4"], fixed: Float[Tensor, "B 1 H W"], *, create_graph: bool = True
+    ) -> tuple[Float[Tensor, " B"], Float[Tensor, "B 6"]]:
+        """The scores ``(B,)`` and the gradients of ``-score`` w.r.t. the volume twist ``(B, 6)``.
+
+        Same chart, values and graph semantics as
+        `xrender.similarity.gradient_loss.pose_value_and_gradient`.
+        """
         ...
 
 

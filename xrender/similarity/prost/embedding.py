@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -81,6 +82,11 @@ class EmbeddingHead(nn.Module):
         embedding_channels: channels of the embedding.
         image_size: optional ``(H, W)``, only checked for divisibility by ``2^stages``; the head
             works at any such size.
+        siamese: start the moving encoder as a copy of the fixed one, its first convolution's
+            weights split evenly over the moving channels. The untrained 3-D branch projects the
+            plain DRR into every channel, so the untrained head then compares the two images
+            through one and the same encoder: a similarity that peaks at the true pose before any
+            training, instead of a random one. ``False``: independent initial weights.
 
     Raises:
         ValueError: ``image_size`` not divisible by ``2^stages``.
@@ -94,6 +100,7 @@ class EmbeddingHead(nn.Module):
         inner_widths: Sequence[int] = (32, 96, 128),
         embedding_channels: int = 64,
         image_size: Sequence[int] | None = None,
+        siamese: bool = True,
     ) -> None:
         super().__init__()
         self.moving_channels = moving_channels
@@ -103,6 +110,17 @@ class EmbeddingHead(nn.Module):
             check_image_size(image_size, [self.divisor])
         self.moving_encoder = Encoder(moving_channels, widths, inner_widths, embedding_channels)
         self.fixed_encoder = Encoder(fixed_channels, widths, inner_widths, embedding_channels)
+        if siamese:
+            self._copy_fixed_to_moving()
+
+    @torch.no_grad()
+    def _copy_fixed_to_moving(self) -> None:
+        """Moving encoder := fixed encoder, the first layer's weights averaged over the input channels and spread."""
+        state = self.fixed_encoder.state_dict()
+        first = next(key for key in state if key.endswith("weight"))  # stage 0's 3×3 convolution
+        per_channel = state[first].sum(1, keepdim=True) / self.moving_channels
+        state[first] = per_channel.expand(-1, self.moving_channels, -1, -1).clone()
+        self.moving_encoder.load_state_dict(state)
 
     def embed(
         self, moving: Float[Tensor, "B Cm H W"], fixed: Float[Tensor, "B Cf H W"]

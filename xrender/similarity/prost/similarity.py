@@ -4,8 +4,8 @@ For a pose $T$ and a target X-ray $I$ (line integrals, e.g. $-\log(I/I_0)$):
 
 1. the 3-D branch (`FeatureVolumeNet`) turns the moving volume (μ, usually masked to bone) into
    a 3-channel feature volume $F$ — pose-independent, computed once per call;
-2. the Projective Spatial Transformer (`xrender.render.render`, ``grid_sample`` backend, so
-   differentiable to second order) projects $F$ at $T$ into a 3-channel image;
+2. the Projective Spatial Transformer (`xrender.render.render`) projects $F$ at $T$ into a
+   3-channel image;
 3. the projection and the target are standardised per image and channel (zero mean, unit
    variance — the intensity scale of an X-ray carries no pose information);
 4. a head (``"embedding"``: MICCAI, ``"cross-attention"``: journal; `get_head`) scores them,
@@ -14,12 +14,24 @@ For a pose $T$ and a target X-ray $I$ (line integrals, e.g. $-\log(I/I_0)$):
 The weights live in a `ProSTNetwork` (3-D branch + head), which knows no CT; `ProSTSimilarity`
 binds it to a volume and a C-arm.
 
-The score is differentiable with respect to the pose, the target and the weights, to second
-order — which the gradient-driven loss (`xrender.similarity.gradient_loss`) needs.
+**Pose gradients** (`ProSTSimilarity.value_and_pose_gradient`), which the gradient-driven loss
+(`xrender.similarity.gradient_loss`) trains and registration follows, come two ways with the same
+values:
+
+* with a backend that has a Jacobian march (``"fused-cpu"``, the CPU default), the projection and
+  its exact pose Jacobian $J = \partial P/\partial\xi$ are rendered in one pass
+  (`xrender.render.render_jacobian`), and $g = -\sum_\text{pixels} \partial s/\partial P \cdot J$.
+  Both $P$ and $J$ are linear in $F$ with first-order adjoints, so training back-propagates into
+  the 3-D branch without differentiating the renderer twice; only the 2-D head is differentiated
+  twice.
+* with ``backend="grid_sample"`` (any device; the reference), autograd differentiates the score
+  with respect to the pose with ``create_graph=True``, and the loss's backward is a double
+  backward through ``grid_sample``.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -30,9 +42,11 @@ from xrender._checks import check_positive, check_shape
 from xrender.attenuation import MU_WATER
 from xrender.checkpoint import SavedModule
 from xrender.geometry.camera import ConeBeam
-from xrender.render.drr import render
+from xrender.render.drr import choose_backend, render
+from xrender.render.jacobian import render_jacobian
 from xrender.render.module import tensor_versions
 from xrender.render.pyramid import VolumePyramid
+from xrender.similarity.gradient_loss import pose_value_and_gradient, twist_chart
 from xrender.similarity.prost.features import FeatureVolumeNet
 from xrender.similarity.prost.heads import get_head
 from xrender.volume import Volume
@@ -111,6 +125,9 @@ class ProSTSimilarity(nn.Module):
         network: the trained (or fresh) network.
         step_mm: distance between samples along rays when projecting (see `render`).
         n_samples: samples per ray instead (sample positions then move smoothly with the pose).
+        backend: the render backend (`xrender.render.choose_backend`): ``"auto"`` (``"fused-cpu"``
+            on the CPU: pose gradients through the pose-Jacobian render) or ``"grid_sample"``
+            (any device; the score itself is then differentiable twice with respect to the pose).
 
     In ``eval()`` mode the feature volume is computed once without weight gradients and cached
     until a weight or the volume changes, so registration pays the 3-D branch once; in
@@ -130,6 +147,7 @@ class ProSTSimilarity(nn.Module):
         *,
         step_mm: float | None = None,
         n_samples: int | None = None,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         for value, kind, name in ((volume, Volume, "volume"), (geometry, ConeBeam, "geometry")):
@@ -149,7 +167,8 @@ class ProSTSimilarity(nn.Module):
         self.register_buffer("isocenter", volume.isocenter)
         self.geometry = geometry
         self.network = network
-        self.render_options = {"step_mm": step_mm, "n_samples": n_samples}
+        choose_backend(backend, volume.data.device)  # validates the name now
+        self.render_options = {"step_mm": step_mm, "n_samples": n_samples, "backend": backend}
         self._cache: tuple[tuple[object, ...], VolumePyramid] | None = None
 
     def feature_volume(self) -> VolumePyramid:
@@ -166,7 +185,7 @@ class ProSTSimilarity(nn.Module):
 
     def project(self, pose: Float[Tensor, "B 4 4"]) -> Float[Tensor, "B 3 H W"]:
         """The feature volume's projection (line integrals) at camera-to-world ``pose``."""
-        return render(self.feature_volume(), self.geometry, pose, backend="grid_sample", **self.render_options)
+        return render(self.feature_volume(), self.geometry, pose, **self.render_options)
 
     def forward(self, pose: Float[Tensor, "B 4 4"], fixed: Float[Tensor, "B 1 H W"]) -> Float[Tensor, " B"]:
         """Score ``pose`` against the target ``fixed`` (line integrals), higher is better.
@@ -178,3 +197,45 @@ class ProSTSimilarity(nn.Module):
         check_shape(fixed, f"B 1 {self.geometry.height} {self.geometry.width}", "fixed")
         check_shape(pose, f"{fixed.shape[0]} 4 4", "pose")
         return self.network(self.project(pose.to(self.data.dtype)), fixed)
+
+    def value_and_pose_gradient(
+        self, pose: Float[Tensor, "B 4 4"], fixed: Float[Tensor, "B 1 H W"], *, create_graph: bool = True
+    ) -> tuple[Float[Tensor, " B"], Float[Tensor, "B 6"]]:
+        r"""The scores and $g_\text{net}$, the gradient of ``-score`` with respect to the volume twist.
+
+        The chart and semantics are those of
+        `xrender.similarity.gradient_loss.pose_value_and_gradient`; the computation depends on the
+        backend (see the module docstring), the result does not.
+
+        Args:
+            pose: camera-to-world poses ``(B, 4, 4)``.
+            fixed: target images ``(B, 1, height, width)``.
+            create_graph: keep the graph, so a loss on the gradient reaches the weights.
+
+        Returns:
+            ``(B,)`` scores and ``(B, 6)`` gradients ordered ``(ω, v)``, per radian and per mm.
+
+        Raises:
+            ValueError: malformed ``pose`` or ``fixed`` (see `forward`).
+        """
+        check_shape(fixed, f"B 1 {self.geometry.height} {self.geometry.width}", "fixed")
+        check_shape(pose, f"{fixed.shape[0]} 4 4", "pose")
+        pose = pose.to(self.data.dtype)
+        if choose_backend(self.render_options["backend"], self.data.device).supports_jacobian:
+            values, gradient = self._value_and_jacobian_gradient(pose, fixed, create_graph)
+        else:
+            score = partial(self, fixed=fixed)
+            values, gradient = pose_value_and_gradient(score, pose, self.isocenter, create_graph=create_graph)
+        return (values, gradient) if create_graph else (values.detach(), gradient.detach())
+
+    def _value_and_jacobian_gradient(self, pose: Tensor, fixed: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
+        """Scores and ``∂(−score)/∂ξ`` through the pose-Jacobian render (see the module docstring)."""
+        with torch.enable_grad():
+            xi = pose.new_zeros(pose.shape[0], 6)
+            chart = twist_chart(pose, self.isocenter)
+            images, jacobian = render_jacobian(self.feature_volume(), self.geometry, chart, xi, **self.render_options)
+            if not images.requires_grad:  # eval mode: cached features without a graph
+                images = images.detach().requires_grad_(True)
+            values = self.network(images, fixed)
+            (d_images,) = torch.autograd.grad(values.sum(), images, create_graph=create_graph)
+            return values, -torch.einsum("bchw,bchwp->bp", d_images, jacobian)
