@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from functools import partial
 
 import torch
 
@@ -31,7 +30,7 @@ from xrender.metrics import target_registration_error
 from xrender.registration import pose_descent
 from xrender.render import DRR, render
 from xrender.similarity import RenderedSimilarity, get_similarity
-from xrender.similarity.gradient_loss import pose_gradient, target_gradient
+from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
 from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork, ProSTSimilarity
 
 
@@ -75,7 +74,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, similarity in methods.items():
         t0 = time.perf_counter()
-        g_net = pose_gradient(partial(similarity, fixed=xrays), start, iso, create_graph=False)
+        _, g_net = similarity_value_and_gradient(similarity, start, xrays, create_graph=False)
         cos = part_cosines(g_net, target_gradient(start, truth, iso)).mean(0)
         result = pose_descent(similarity, xrays, start, steps=args.steps, progress=True)
         after = target_registration_error(result.pose, truth, points)

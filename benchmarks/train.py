@@ -28,9 +28,9 @@ import time
 
 import torch
 
-from recipes.training import Trainer, get_scale, phantom_subject
+from recipes.training import Distributed, Trainer, get_scale, phantom_subject
 
-PATHS = {"double backward": "grid_sample", "pose Jacobian": "auto"}
+PATHS = {"double backward": "grid_sample", "pose Jacobian": "fused-cpu"}
 
 
 def measure(path: str, size: int, batch: int, iterations: int, warmup: int, scale: str) -> dict[str, float | str]:
@@ -45,7 +45,7 @@ def measure(path: str, size: int, batch: int, iterations: int, warmup: int, scal
         iterations=warmup + iterations,
     )
     subject = phantom_subject(config.volume_size, config.bone_threshold_hu)
-    trainer = Trainer(config, [subject])
+    trainer = Trainer(config, [subject], distributed=Distributed())  # one process on the CPU
     times: list[float] = []
     for k in range(warmup + iterations):
         pair = trainer.sampler.draw(config.batch_size)

@@ -55,6 +55,8 @@ def test_line_search_converges_and_never_lowers_the_score():
     assert (result.scores.diff(dim=0) >= -1e-12).all()  # every accepted move raises the score (to rounding)
     plain = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, steps=60)
     assert (after < target_registration_error(plain.pose, truth, POINTS)).all()  # longer steps where they pay
+    assert plain.evaluations == 60 + 1  # a score per gradient, and the last pose's
+    assert result.evaluations == 60 * (1 + 9) + 1  # and the nine candidates of every step
 
 
 def test_line_search_does_not_move_when_no_step_helps():

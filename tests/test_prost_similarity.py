@@ -119,3 +119,13 @@ def test_errors(setup):
         similarity(initial, target[:, :, :4])
     with pytest.raises(ValueError, match="pose"):
         similarity(initial[:1], target)
+
+
+def test_unknown_backend_and_malformed_inputs_of_the_pose_gradient_are_refused(setup):
+    volume, carm, similarity, _, initial, target = setup
+    with pytest.raises(ValueError, match="grid_sample"):
+        ProSTSimilarity(volume, carm, similarity.network, backend="bogus")
+    with pytest.raises(ValueError, match="fixed"):
+        similarity.value_and_pose_gradient(initial, target[:, :, :4])
+    with pytest.raises(ValueError, match="pose"):
+        similarity.value_and_pose_gradient(initial[:1], target)

@@ -113,7 +113,8 @@ def test_prost_stage_optimizers_by_argument():
     assert isinstance(search, LearnedSearchStage)
     assert search.network is network
     assert search.optimizer.sigma == MethodSettings().global_sigma  # a first stage searches globally ...
-    assert search.prior is not None  # ... with the pose prior
+    assert search.prior is None  # ... without the prior scaled for NCC
+    assert search.optimizer.seed == 2  # apart from the seeds (0, 1) of the cmaes levels after it
     with pytest.raises(ValueError, match="prost:descent, prost:line-search, prost:cmaes"):
         build_method("prost:simplex", context)
 

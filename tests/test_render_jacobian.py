@@ -7,7 +7,7 @@ import torch
 
 from xrender.geometry import get_parameterization, get_preset, perturb, standard_pose
 from xrender.geometry.se3 import se3_exp
-from xrender.render import render, render_jacobian
+from xrender.render import GridSampleBackend, render, render_jacobian
 from xrender.render.fused_cpu import fused_march_jacobian
 from xrender.similarity.gradient_loss import twist_chart
 from xrender.volume import Volume
@@ -132,13 +132,45 @@ def test_malformed_params_and_poses_are_refused():
         render_jacobian(volume.data, CARM, chart, torch.zeros(2, 6, dtype=torch.float64))
 
 
-def test_fused_march_jacobian_refuses_rays_that_require_grad():
+def _one_ray():
     data = torch.rand(1, 3, 3, 3, dtype=torch.float64)
-    origins = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    origins = torch.zeros(1, 3, dtype=torch.float64)
     directions = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
     near, far = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
-    with pytest.raises(ValueError, match="origins requires grad"):
-        fused_march_jacobian(data, origins, directions, near, far, torch.ones(1, dtype=torch.long), 1)
+    return {"data": data, "origins": origins, "directions": directions, "near": near, "far": far}
+
+
+@pytest.mark.parametrize("name", ["origins", "directions", "near", "far"])
+def test_fused_march_jacobian_refuses_rays_that_require_grad(name):
+    rays = _one_ray()
+    rays[name].requires_grad_(True)
+    with pytest.raises(ValueError, match=f"{name} requires grad"):
+        fused_march_jacobian(*rays.values(), torch.ones(1, dtype=torch.long), 1)
+
+
+def test_fused_march_jacobian_refuses_tensors_off_the_cpu():
+    rays = _one_ray()
+    rays["data"] = rays["data"].to("meta")
+    with pytest.raises(ValueError, match="CPU only"):
+        fused_march_jacobian(*rays.values(), torch.ones(1, dtype=torch.long), 1)
+
+
+def test_a_backend_without_a_jacobian_march_says_which_to_use():
+    assert not GridSampleBackend.supports_jacobian
+    with pytest.raises(NotImplementedError, match="fused-cpu"):
+        GridSampleBackend().march_jacobian(*_one_ray().values(), torch.ones(1, dtype=torch.long), 1)
+
+
+def test_a_pose_map_without_forward_mode_derivatives_is_refused_not_zero():
+    """A detach (or inference mode) would make every tangent vanish: an error, not a zero Jacobian."""
+    volume = _volume()
+    poses = _poses(volume)
+    chart = twist_chart(poses, volume.isocenter)
+    xi = torch.zeros(2, 6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="forward-mode"):
+        render_jacobian(volume, CARM, lambda p: chart(p).detach(), xi)
+    with torch.inference_mode(), pytest.raises(ValueError, match="forward-mode"):
+        render_jacobian(volume, CARM, chart, xi)
 
 
 def test_the_adjoint_cannot_be_differentiated_again():

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from xrender.render.rays import clip_to_box, content_box, sample_counts, to_index_space
+from xrender.geometry import get_preset, perturb
+from xrender.geometry.se3 import make_pose, se3_exp
+from xrender.render.rays import clip_to_box, content_box, ray_tangents, sample_counts, to_index_space, world_rays
 
 F64 = torch.float64
 LOWER = torch.tensor([-1.0, -1.0, -1.0], dtype=F64)
@@ -123,3 +125,48 @@ def test_sample_counts_by_step_and_by_count():
 def test_sample_counts_rejects_bad_options(kwargs):
     with pytest.raises(ValueError):
         sample_counts(torch.zeros(1), torch.ones(1), 1.0, **kwargs)
+
+
+def _rays_of(pose, pixels, K, affine, lower, upper):
+    source, directions = world_rays(pixels, pose, K)
+    origins, directions = to_index_space(affine, source, directions)
+    origins = origins.expand_as(directions)
+    near, far = clip_to_box(origins, directions, lower, upper)
+    return torch.cat([origins, directions, near[..., None], far[..., None]], -1)
+
+
+@pytest.mark.parametrize("source_inside", [False, True])
+def test_ray_tangents_equal_forward_mode_autodiff(source_inside):
+    """The closed-form derivatives of (origin, direction, near, far) against forward-mode AD of the ray set-up."""
+    import torch.autograd.forward_ad as fwad
+
+    generator = torch.Generator().manual_seed(0)
+    carm = get_preset("prost").binned_to(8)
+    K = carm.intrinsics(dtype=F64)
+    pixels = torch.cat([carm.pixel_grid(dtype=F64).reshape(1, -1, 2), torch.tensor([[[-40.0, 3.0]]], dtype=F64)], 1)
+    affine = torch.eye(4, dtype=F64)
+    affine[:3, :3] = torch.diag(torch.tensor([2.0, 3.0, 2.5], dtype=F64))
+    centre = torch.tensor([0.0, 0.0, 700.0 if not source_inside else 0.0], dtype=F64)
+    pose = make_pose(torch.eye(3, dtype=F64), torch.zeros(3, dtype=F64))[None].repeat(2, 1, 1)
+    pose = perturb(pose, se3_exp(0.1 * torch.randn(2, 6, generator=generator, dtype=F64)), centre)
+    lower, upper = torch.tensor([-40.0, -30.0, 200.0], dtype=F64), torch.tensor([40.0, 30.0, 300.0], dtype=F64)
+    if source_inside:  # near clamped at the source for every ray
+        lower, upper = torch.full((3,), -50.0, dtype=F64), torch.full((3,), 50.0, dtype=F64)
+    tangents = torch.randn(3, 2, 4, 4, generator=generator, dtype=F64)
+    (origins, directions, near, far), ours = ray_tangents(pixels, pose, tangents, K, affine, lower, upper)
+    assert ours.shape == (2, pixels.shape[1], 8, 3)
+    expected_rays = _rays_of(pose, pixels, K, affine, lower, upper)
+    torch.testing.assert_close(torch.cat([origins, directions, near[..., None], far[..., None]], -1), expected_rays)
+    for p in range(3):
+        with fwad.dual_level():
+            rays = _rays_of(fwad.make_dual(pose, tangents[p]), pixels, K, affine, lower, upper)
+            expected = fwad.unpack_dual(rays).tangent
+        torch.testing.assert_close(ours[..., p], expected, rtol=1e-10, atol=1e-10)
+    if source_inside:  # near is the source: it does not move
+        assert (near == 0).all()
+        assert ours[..., 6, :].abs().max() == 0
+    else:  # hits, whose ends move, and the pixel far outside the detector, which misses
+        assert (far > near).any()
+        assert (far == near).any()
+        assert ours[..., 6, :].abs().max() > 0
+    assert ours[..., 7, :].abs().max() > 0

@@ -84,13 +84,32 @@ def test_an_interrupted_run_resumes_bit_for_bit(subjects, tmp_path, optimizer, s
         assert torch.equal(resumed.network.state_dict()[name], value), name
 
 
-def test_a_run_continued_to_a_further_goal_replays_a_goal_free_schedule(subjects, tmp_path):
-    config = TINY.replace(iterations=12, validation_poses=0, lr_schedule="constant")
-    straight = Trainer(config, subjects).run(progress=False)
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_a_run_continued_to_a_further_goal_keeps_its_schedule(subjects, tmp_path, schedule):
+    """Continuing a 6-iteration run to 12 = a 12-iteration run whose schedule was set for 6 (cosine: then flat)."""
+    config = TINY.replace(iterations=12, validation_poses=0, lr_schedule=schedule, warmup_iterations=1)
+    straight = Trainer(config.replace(schedule_iterations=6), subjects).run(progress=False)
     checkpoint = tmp_path / "run.ckpt"
-    Trainer(config.replace(iterations=6), subjects, checkpoint=checkpoint).run(progress=False)
-    resumed = Trainer(config, subjects, checkpoint=checkpoint, resume=load_checkpoint(checkpoint)).run(progress=False)
-    assert resumed.losses == straight.losses
+    first = Trainer(config.replace(iterations=6), subjects, checkpoint=checkpoint)
+    assert first.config.schedule_iterations == 6  # fixed when the run starts
+    first.run(progress=False)
+    resumed = Trainer(config, subjects, checkpoint=checkpoint, resume=load_checkpoint(checkpoint))
+    assert resumed.config.schedule_iterations == 6
+    result = resumed.run(progress=False)
+    assert result.losses == straight.losses
+    if schedule == "cosine":
+        assert resumed.scheduler.get_last_lr()[0] == pytest.approx(config.lr_min)
+
+
+def test_a_checkpoint_of_the_previous_version_is_refused(subjects, tmp_path):
+    Trainer(TINY.replace(iterations=1, validation_poses=0), subjects, checkpoint=tmp_path / "c.ckpt").run(
+        progress=False
+    )
+    state = torch.load(tmp_path / "c.ckpt", weights_only=True)
+    state["version"] = 1
+    torch.save(state, tmp_path / "old.ckpt")
+    with pytest.raises(CheckpointError, match=r"old\.ckpt"):
+        load_checkpoint(tmp_path / "old.ckpt")
 
 
 def test_training_changes_the_weights_and_validates(subjects):
@@ -326,6 +345,21 @@ def test_offset_pairing_scales_the_initial_distribution(subjects):
         expected = get_pose_distribution("prost-initial").to_matrix(params * scale)
         moved = perturbation_between(pair.initial_pose.double(), pair.true_pose.double(), iso)
         assert torch.allclose(moved, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [(0.0, 1.0), (0.5, 0.1), (1.0, math.inf)])
+def test_pair_sampler_refuses_a_bad_offset_scale(subjects, scale):
+    with pytest.raises(ValueError, match="offset_scale"):
+        PairSampler(
+            subjects,
+            training_geometry(TINY),
+            true_poses="prost-train",
+            initial_poses="prost-initial",
+            augmentation=None,
+            seed=0,
+            pairing="offset",
+            offset_scale=scale,
+        )
 
 
 def test_cosine_schedule_warms_up_then_decays_to_lr_min(subjects):

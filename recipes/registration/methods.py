@@ -114,8 +114,8 @@ class MethodSettings(ConfigRecord):
     adam_translation_mm: float = 2.0
     prost_steps: int = 100
     prost_plateau_tol: float | None = None
-    prost_rotation_step_deg: float = 2.0
-    prost_translation_step_mm: float = 4.0
+    prost_rotation_step_deg: float = LearnedDescentStage.rotation_step_deg
+    prost_translation_step_mm: float = LearnedDescentStage.translation_step_mm
     max_seconds: float | None = None
     restarts: int = 0
     equal_time_restarts: int = 8
@@ -218,9 +218,26 @@ def _prost_descent(context: MethodContext, refine: bool, line_search: bool) -> S
     )
 
 
+#: Seed offset of a ``prost:cmaes`` search, apart from the seeds of the ``cmaes`` levels that follow it.
+PROST_SEARCH_SEED_OFFSET = 2
+
+
 def _prost_cmaes(context: MethodContext, refine: bool) -> Stage:
-    (level, _) = _search_levels(context, refine, CMAES, {})  # the search's first level, on the learned score
-    return LearnedSearchStage(context.prost, level.optimizer, prior=level.prior, name="prost:cmaes")
+    """CMA-ES on the learned score with a global search's widths, box and budget, without a pose prior.
+
+    The prior's weight is scaled for gradient NCC in [−1, 1]; the learned score has no fixed range.
+    """
+    s = context.settings
+    sigma, bounds = (s.refine_sigma, s.refine_bounds) if refine else (s.global_sigma, s.global_bounds)
+    popsize, generations = (s.refine_popsize, s.refine_generations) if refine else (s.popsize, s.generations)
+    search = CMAES(
+        sigma=sigma,
+        popsize=popsize[0],
+        bounds=bounds,
+        seed=context.seed + PROST_SEARCH_SEED_OFFSET,
+        stop=s.stop(generations[0]),
+    )
+    return LearnedSearchStage(context.prost, search, name="prost:cmaes")
 
 
 #: How a ``prost`` stage uses the learned similarity: ``prost`` / ``prost:descent`` (its pose gradient,

@@ -2,7 +2,8 @@
 
 `train` (or ``xrender train``) assembles xrender's parts: `Subject` CTs (`phantom_subject`,
 `ct_subject`), on-the-fly pose pairs (`PairSampler`), `xrender.similarity.prost.ProSTNetwork`, the
-loss of `xrender.similarity.gradient_loss`, SGD with a cyclic learning rate, atomic checkpoints that
+loss of `xrender.similarity.gradient_loss`, an optimiser and learning-rate schedule by name
+(`recipes.training.optim`), learning curves (`recipes.training.curve`), atomic checkpoints that
 resume bit for bit, data parallelism under ``torchrun``, and a validation pass.
 """
 

@@ -35,7 +35,7 @@ __all__ = ["SCALES", "TrainConfig", "get_scale", "load_config_file", "parse_over
 
 @dataclass(frozen=True)
 class TrainConfig(ConfigRecord):
-    """Settings of `recipes.training.train` (the paper's values unless noted).
+    """Settings of `recipes.training.train` (the CPU scale's defaults; the ``"paper"`` scale sets the paper's).
 
     Attributes:
         volume_size: voxels per side of the cube the CT is resampled to.
@@ -70,6 +70,10 @@ class TrainConfig(ConfigRecord):
         lr_max: highest learning rate of the schedule.
         lr_half_cycle: ``"cyclic"``: iterations from ``lr_min`` to ``lr_max``.
         warmup_iterations: ``"cosine"``: iterations of the linear warm-up.
+        schedule_iterations: ``"cosine"``: the iteration at which the rate reaches ``lr_min`` (and
+            stays); ``None``: ``iterations`` of the run that starts training. A resumed run keeps
+            its checkpoint's, so continuing to a further goal goes on at ``lr_min`` instead of
+            jumping back up.
         momentum: SGD momentum.
         clip_norm: gradient-norm clipping threshold.
         augment_p: probability of each target augmentation (`xrender.augment.TargetAugmentation`);
@@ -107,6 +111,7 @@ class TrainConfig(ConfigRecord):
     lr_max: float = 1e-3
     lr_half_cycle: int = 2000
     warmup_iterations: int = 20
+    schedule_iterations: int | None = None
     momentum: float = 0.9
     clip_norm: float = 10.0
     augment_p: float = 0.0
@@ -135,6 +140,7 @@ class TrainConfig(ConfigRecord):
             "curve_every",
             "curve_poses",
             *(("iterations",) if self.iterations is not None else ()),
+            *(("schedule_iterations",) if self.schedule_iterations is not None else ()),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -159,7 +165,7 @@ class TrainConfig(ConfigRecord):
                 f"TrainConfig.render_backend: expected auto or one of {', '.join(BACKENDS.names())}, "
                 f"got {self.render_backend!r}"
             )
-        if self.lr_schedule == "cosine" and self.iterations is None:
+        if self.lr_schedule == "cosine" and self.iterations is None and self.schedule_iterations is None:
             raise ValueError(
                 "TrainConfig.lr_schedule 'cosine' needs iterations (the schedule's length); got only minutes"
             )

@@ -3,10 +3,11 @@
 * `OPTIMIZERS`: ``"sgd"`` (momentum ``config.momentum``; the paper's) and ``"adam"``.
 * `SCHEDULES`: ``"cyclic"`` (the paper's triangular cycle between ``lr_min`` and ``lr_max``,
   ``lr_half_cycle`` iterations up), ``"cosine"`` (a linear warm-up over ``warmup_iterations`` to
-  ``lr_max``, then a half cosine down to ``lr_min`` at ``config.iterations``) and ``"constant"``
-  (``lr_max``).
+  ``lr_max``, then a half cosine down to ``lr_min`` at ``config.schedule_iterations``, then flat)
+  and ``"constant"`` (``lr_max``).
 
-Every schedule is a function of the iteration only, so a resumed run continues bit for bit.
+Every schedule is a function of the iteration and of settings a checkpoint keeps, so an
+interrupted run resumes bit for bit.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ OPTIMIZERS.register("adam", lambda: lambda params, c: torch.optim.Adam(params, l
 def cosine_factor(iteration: int, config: TrainConfig) -> float:
     """The ``"cosine"`` schedule's learning rate at ``iteration``, as a fraction of ``lr_max``."""
     warm = min(1.0, (iteration + 1) / max(1, config.warmup_iterations))
-    progress = min(1.0, iteration / max(1, config.iterations or 1))
+    length = config.schedule_iterations or config.iterations or 1
+    progress = min(1.0, iteration / max(1, length))
     floor = config.lr_min / config.lr_max
     return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 

@@ -172,6 +172,10 @@ class PairSampler:
         seed: generator seed.
         pairing: a name in `PAIRINGS`.
         offset_scale: ``(low, high)`` range of the offset scale of the ``"offset"`` pairing.
+
+    Raises:
+        ValueError: no subjects, an unknown distribution or pairing, or ``offset_scale`` not
+            ``0 < low <= high``.
     """
 
     def __init__(
@@ -193,7 +197,12 @@ class PairSampler:
         self.true_poses = get_pose_distribution(true_poses)
         self.initial_poses = get_pose_distribution(initial_poses)
         self.pairing = PAIRINGS.get(pairing)
-        self.offset_scale = (float(offset_scale[0]), float(offset_scale[1]))
+        low, high = (float(v) for v in offset_scale)
+        if not 0 < low <= high < math.inf:
+            raise ValueError(
+                f"PairSampler: offset_scale: expected (low, high) with 0 < low <= high, got {offset_scale!r}"
+            )
+        self.offset_scale = (low, high)
         self.augmentation = augmentation
         self.generator = torch.Generator().manual_seed(seed)
 

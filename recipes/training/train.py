@@ -1,14 +1,19 @@
-"""The ProST training loop: on-the-fly pose pairs, the double-backward loss, checkpoints, validation.
+"""The ProST training loop: on-the-fly pose pairs, the gradient-driven loss, checkpoints, curves, validation.
 
 One iteration (per process):
 
-1. draw a batch of (true pose, initial pose, augmented target) for a random subject;
+1. draw a batch of (true pose, initial pose, target) for a random subject;
 2. $g_\\text{net}$ = gradient of the learned distance w.r.t. the pose at the initial pose, with
-   ``create_graph=True``; $g_\\text{geo}$ = the geodesic gradient toward the true pose;
+   its graph (`xrender.similarity.gradient_loss.similarity_value_and_gradient`: through the
+   pose-Jacobian render on the CPU, a double backward through ``grid_sample`` elsewhere);
+   $g_\\text{geo}$ = the geodesic gradient toward the true pose;
 3. loss = `GRADIENT_LOSSES` [config.loss] (g_net, g_geo), averaged; ``backward()`` reaches the
-   weights through the second derivative;
-4. average gradients over processes (torchrun), clip their norm, SGD step (skipped, and
-   counted, if the gradient is not finite), cyclic-LR step.
+   weights through the derivative of $g_\\text{net}$;
+4. average gradients over processes (torchrun), clip their norm, an optimiser step (skipped, and
+   counted, if the gradient is not finite), a learning-rate step (`recipes.training.optim`).
+
+Every ``curve_every`` iterations the main process scores the learning curve
+(`recipes.training.curve`).
 
 Checkpoints (`save_checkpoint`) hold the weights, the optimizer and scheduler states, every
 process's generator states (the pose-pair generator and torch's global one) and the config, so
@@ -51,6 +56,10 @@ __all__ = [
 
 #: Format tag of training checkpoints (`save_state`).
 CHECKPOINT_FORMAT = "xrender.prost-training"
+
+#: Version of training checkpoints: 2 since the optimiser, schedule and pairing became settings
+#: (a version-1 checkpoint would resume SGD's state into another optimiser).
+CHECKPOINT_VERSION = 2
 
 #: Seed offset of the held-out validation pairs, far from any training seed.
 VALIDATION_SEED_OFFSET = 1_000_003
@@ -97,7 +106,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     Raises:
         CheckpointError: missing, corrupt, unsafe or foreign file (one line naming the path).
     """
-    state = load_state(path, file_format=CHECKPOINT_FORMAT, version=1)
+    state = load_state(path, file_format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
     missing = sorted({"config", "network", "optimizer", "scheduler", "iteration", "generators", "losses"} - set(state))
     if missing:
         raise CheckpointError(f"{path}: training checkpoint without {', '.join(missing)}")
@@ -143,6 +152,8 @@ class Trainer:
     ) -> None:
         if resume is not None:
             config = saved_config(resume).replace(iterations=config.iterations, minutes=config.minutes)
+        elif config.schedule_iterations is None and config.iterations is not None:
+            config = config.replace(schedule_iterations=config.iterations)  # fixed for the run's life
         self.config = config
         self.dist = distributed or Distributed.from_environment()
         self.checkpoint = checkpoint
@@ -215,7 +226,7 @@ class Trainer:
                 "seconds": self.seconds,
                 "curve": self.curve.to_dict(),
             }
-            save_state(self.checkpoint, state, file_format=CHECKPOINT_FORMAT, version=1)
+            save_state(self.checkpoint, state, file_format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
 
     # ------------------------------------------------------------------ training
     def step(self, pair: Pair) -> float:

@@ -58,12 +58,15 @@ class DescentResult:
             steps run (fewer than ``steps`` when every pose reached its plateau).
         scores: the score at each pose of ``trajectory``, ``(S + 1, B)``.
         steps_taken: steps each pose moved before it stopped, ``(B,)``.
+        evaluations: scores computed per pose (one per gradient, the line search's candidates,
+            and the last pose's).
     """
 
     pose: Float[Tensor, "B 4 4"]
     trajectory: Float[Tensor, "S B 4 4"]
     scores: Float[Tensor, "S B"]
     steps_taken: Tensor
+    evaluations: int
 
 
 def pose_descent(
@@ -129,10 +132,11 @@ def pose_descent(
     lengths = torch.ones(pose.shape[0], 2, dtype=pose.dtype, device=pose.device)  # line search: (λ_r, λ_t)
     active = torch.ones(pose.shape[0], dtype=torch.bool, device=pose.device)
     taken = torch.zeros(pose.shape[0], dtype=torch.long, device=pose.device)
-    trajectory, scores = [pose], []
+    trajectory, scores, evaluations = [pose], [], 0
     for k in tqdm(range(steps), desc="learned descent", disable=not progress, leave=False):
         value, gradient = similarity_value_and_gradient(similarity, pose, fixed, create_graph=False)
         scores.append(value)
+        evaluations += 1
         with torch.no_grad():
             if plateau_tol is not None and len(scores) >= plateau_window:
                 recent = torch.stack(scores[-plateau_window:])
@@ -144,6 +148,7 @@ def pose_descent(
             if line_search:
                 step = -scale * direction * active[:, None].to(pose.dtype)
                 pose, lengths = _line_search(similarity, fixed, pose, value, step, lengths, moved)
+                evaluations += len(_FACTORS) ** 2
             else:
                 velocity = momentum * velocity + (1 - momentum) * direction
                 step = -(decay**k) * scale * velocity * active[:, None].to(pose.dtype)
@@ -153,7 +158,8 @@ def pose_descent(
     if len(scores) < len(trajectory):  # the last pose was not scored inside the loop
         with torch.no_grad():
             scores.append(similarity(pose, fixed))
-    return DescentResult(pose, torch.stack(trajectory), torch.stack(scores), taken)
+        evaluations += 1
+    return DescentResult(pose, torch.stack(trajectory), torch.stack(scores), taken, evaluations)
 
 
 #: The line search's candidate factors per part, and its longest step (in first steps).
@@ -173,7 +179,7 @@ def _line_search(
     batch = pose.shape[0]
     factors = torch.tensor(_FACTORS, dtype=pose.dtype, device=pose.device)
     grid = torch.cartesian_prod(factors, factors)  # (9, 2): (rotation, translation) factors
-    trial = lengths[:, None, :] * grid  # (B, 9, 2)
+    trial = (lengths[:, None, :] * grid).clamp(max=_LONGEST)  # (B, 9, 2)
     moves = step[:, None, :] * trial.repeat_interleave(3, dim=-1)  # (B, 9, 6)
     candidates = moved(pose[:, None].expand(-1, grid.shape[0], 4, 4).reshape(-1, 4, 4), moves.reshape(-1, 6))
     repeated = fixed[:, None].expand(-1, grid.shape[0], *fixed.shape[1:]).reshape(-1, *fixed.shape[1:])
@@ -182,5 +188,5 @@ def _line_search(
     rows = torch.arange(batch, device=pose.device)
     accepted = scores[rows, best] > value
     chosen = candidates.reshape(batch, -1, 4, 4)[rows, best]
-    new_lengths = torch.where(accepted[:, None], trial[rows, best].clamp(max=_LONGEST), lengths / 4)
+    new_lengths = torch.where(accepted[:, None], trial[rows, best], lengths / 4)
     return torch.where(accepted[:, None, None], chosen, pose), new_lengths

@@ -203,7 +203,7 @@ class LearnedDescentStage(Stage):
             result.pose[0],
             result.trajectory[:, 0],
             history,
-            len(history),
+            result.evaluations,
             time.perf_counter() - start,
             reason,
         )

@@ -152,7 +152,23 @@ def plan_render(
     level: int | Literal["auto"],
     backend: str,
 ) -> RenderPlan:
-    """Resolve `render`'s options for ``poses`` (already ``(B, 4, 4)`` and checked); see `render` for each option."""
+    """Resolve `render`'s options for ``poses``: the backend, the pyramid level, the sampling and the pixels.
+
+    Args:
+        volume: as in `render`.
+        geometry: as in `render`.
+        poses: camera-to-world poses ``(B, 4, 4)``, already checked and in the volume's dtype.
+        pixels: as in `render`.
+        step_mm: as in `render`.
+        n_samples: as in `render`.
+        level: as in `render`.
+        backend: as in `render`.
+
+    Raises:
+        TypeError: ``volume`` or ``geometry`` of the wrong type.
+        ValueError: an unknown backend, a bad level, both or neither of ``step_mm`` and
+            ``n_samples`` with no volume spacing to default from, or malformed ``pixels``.
+    """
     pyramid = as_pyramid(volume)
     if not isinstance(geometry, ConeBeam):
         raise TypeError(f"geometry: expected a ConeBeam, got {type(geometry).__name__}")
@@ -178,6 +194,14 @@ def trace_rays(
     pixels: Float[Tensor, "B N 2"],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:
     """Index-space rays for every pose and pixel: world rays → index space → clip → count.
+
+    Args:
+        affine: the level's voxel-index-to-world matrix.
+        box: its content box (rays are clipped to it).
+        K: the intrinsic matrix.
+        sampling: ``{"step_mm": …, "n_samples": …}``, exactly one set (`sample_counts`).
+        poses: camera-to-world poses.
+        pixels: pixel coordinates, ``(1 or B, N, 2)``.
 
     Returns:
         ``(origins (B, N, 3), directions (B, N, 3), near (B, N), far (B, N), counts (B, N), bound)``,

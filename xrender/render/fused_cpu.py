@@ -666,7 +666,7 @@ class _FusedMarch(torch.autograd.Function):
 
 def _ray_steps(near: Tensor, far: Tensor, n_samples: Tensor) -> tuple[Tensor, Tensor]:
     """Each ray's ``Δ = L / n`` and ``1 / n`` in float64; both 0 for a ray the kernels skip (``n = 0``, ``L <= 0``)."""
-    length = (far - near).detach().to(torch.float64)
+    length = far.detach().to(torch.float64) - near.detach().to(torch.float64)
     counts = n_samples.detach().to(torch.float64)
     marched = (counts > 0) & (length > 0)
     inverse = torch.where(marched, 1.0 / counts.clamp(min=1.0), 0.0)

@@ -10,10 +10,10 @@ $$
 
 which the fused kernel accumulates per ray in the same pass as the image: the ray's Jacobian with
 respect to its own origin, direction, near and far (`RenderBackend.march_jacobian`). The
-geometry's part, how those eight numbers move with $\xi$, involves no volume; it is taken by
-forward-mode autodiff through the same ray set-up as `render` (`xrender.render.drr.trace_rays`),
-with one tangent per parameter. The product is $\partial P/\partial\xi$, exactly the derivative
-that autograd takes of `render` (to rounding).
+geometry's part, how those eight numbers move with $\xi$, involves no volume: the pose's tangents
+come from forward-mode autodiff through ``pose_of`` (a few 4×4 matrices per parameter), and the
+rays' from their closed form (`xrender.render.rays.ray_tangents`). The product is
+$\partial P/\partial\xi$, exactly the derivative that autograd takes of `render` (to rounding).
 
 Both outputs are differentiable with respect to the volume (first order, one scatter pass of the
 fused kernel). That is what a gradient-driven loss needs: for a score $s(P)$, the pose gradient
@@ -33,35 +33,34 @@ from torch import Tensor
 
 from xrender._checks import check_finite, check_shape
 from xrender.geometry.camera import ConeBeam
-from xrender.render.drr import as_pyramid, plan_render, trace_rays
+from xrender.render.drr import as_pyramid, plan_render
 from xrender.render.pyramid import VolumePyramid
+from xrender.render.rays import ray_tangents, sample_counts
 from xrender.volume import Volume
 
 __all__ = ["render_jacobian"]
 
 
-def _ray_tangents(
-    pose_of: Callable[[Tensor], Tensor], params: Float[Tensor, "B P"], trace: Callable[[Tensor], tuple]
-) -> tuple[tuple[Tensor, ...], Float[Tensor, "B N 8 P"]]:
-    """The rays at ``params`` and the derivative of their eight numbers (origin, direction, near, far) per parameter.
-
-    One forward-mode pass per parameter ``p``, with the tangent ``e_p``.
-    """
+def _pose_tangents(
+    pose_of: Callable[[Tensor], Tensor], params: Float[Tensor, "B P"]
+) -> tuple[Float[Tensor, "B 4 4"], Float[Tensor, "P B 4 4"]]:
+    """The poses at ``params`` and their derivative along each parameter (one forward-mode pass per parameter)."""
     batch, count = params.shape
-    tangents, rays = [], None
+    poses, tangents = None, []
     for p in range(count):
         direction = torch.zeros_like(params)
         direction[:, p] = 1.0
         with fwad.dual_level():
-            poses = pose_of(fwad.make_dual(params, direction))
-            check_shape(poses, f"{batch} 4 4", "pose_of(params)")
-            origins, directions, near, far, counts, bound = trace(poses)
-            parts = [fwad.unpack_dual(t) for t in (origins, directions, near[..., None], far[..., None])]
-        tangents.append(torch.cat([torch.zeros_like(q.primal) if q.tangent is None else q.tangent for q in parts], -1))
-        if rays is None:
-            primal = torch.cat([q.primal for q in parts], -1)  # (B, N, 8)
-            rays = (primal[..., 0:3], primal[..., 3:6], primal[..., 6], primal[..., 7], counts, bound)
-    return rays, torch.stack(tangents, -1)
+            primal, tangent = fwad.unpack_dual(pose_of(fwad.make_dual(params, direction)))
+        check_shape(primal, f"{batch} 4 4", "pose_of(params)")
+        if tangent is None:
+            raise ValueError(
+                "pose_of(params) is not differentiable by forward-mode autodiff (a .detach(), a numpy round "
+                "trip, an in-place write, or torch.inference_mode()?): its Jacobian would be silently zero"
+            )
+        poses = primal
+        tangents.append(tangent)
+    return poses, torch.stack(tangents)
 
 
 def render_jacobian(
@@ -112,9 +111,10 @@ def render_jacobian(
     pyramid = as_pyramid(volume)
     data = pyramid.volume.data
     params = params.to(dtype=data.dtype, device=data.device)
+    if params.shape[-1] < 1:
+        raise ValueError("params: expected at least one parameter per pose, got shape (B, 0)")
     with torch.no_grad():
-        poses = pose_of(params)
-    check_shape(poses, f"{params.shape[0]} 4 4", "pose_of(params)")
+        poses, pose_tangents = _pose_tangents(pose_of, params)
     plan = plan_render(
         pyramid, geometry, poses, pixels=pixels, step_mm=step_mm, n_samples=n_samples, level=level, backend=backend
     )
@@ -125,12 +125,10 @@ def render_jacobian(
         )
     count = params.shape[-1]
     with torch.no_grad():
-        rays, tangents = _ray_tangents(
-            pose_of,
-            params,
-            lambda poses: trace_rays(plan.grid.affine, plan.box, plan.K, plan.sampling, poses, plan.pixels),
-        )
-    origins, directions, near, far, counts, bound = rays
+        box = plan.box
+        rays, tangents = ray_tangents(plan.pixels, poses, pose_tangents, plan.K, plan.grid.affine, box.lower, box.upper)
+        origins, directions, near, far = rays
+        counts, bound = sample_counts(near, far, box.diameter_mm, **plan.sampling)
     flat = (origins.reshape(-1, 3), directions.reshape(-1, 3), near.flatten(), far.flatten(), counts.flatten())
     integrals, ray_jacobians = plan.marcher.march_jacobian(plan.grid.data, *flat, bound)  # (R, C), (R, C, 8)
     jacobian = torch.einsum("rck,rkp->rcp", ray_jacobians, tangents.reshape(-1, 8, count).to(ray_jacobians.dtype))

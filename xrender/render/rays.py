@@ -13,6 +13,9 @@ The renderer (`xrender.render.drr`) hands a backend rays in **continuous voxel-i
    miss get ``near = far = 0``.
 4. `sample_counts`: samples per ray, from a step length or a fixed count.
 
+`ray_tangents` differentiates steps 1–3 analytically along given pose tangents (the geometry's
+half of `xrender.render.render_jacobian`).
+
 `content_box` finds the box worth sampling: the voxels that are non-zero in any channel, grown by
 one voxel on each side. Trilinear interpolation with zero padding is exactly 0 outside it, so
 clipping to it loses nothing.
@@ -28,13 +31,14 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from xrender._checks import check_positive, check_shape
-from xrender.geometry.camera import pixel_rays
+from xrender.geometry.camera import pixel_rays, pixels_to_camera
 
 __all__ = [
     "PARALLEL_TOLERANCE",
     "ContentBox",
     "clip_to_box",
     "content_box",
+    "ray_tangents",
     "sample_bound",
     "sample_counts",
     "to_index_space",
@@ -219,3 +223,79 @@ def sample_counts(
     if n_samples is not None:
         return torch.where(length > 0, n_samples, 0), bound
     return torch.ceil(length / step_mm).long().clamp(0, bound), bound
+
+
+def _slab_tangent(
+    t: Tensor, axis: Tensor, origins: Tensor, directions: Tensor, d_origins: Tensor, d_directions: Tensor
+) -> Tensor:
+    """``dt`` of the slab crossing ``t = (bound − o_a) / e_a`` on ``axis`` a: ``−(do_a + t · de_a) / e_a``."""
+    pick = axis[..., None]
+    e = directions.gather(-1, pick)[..., 0]
+    do = d_origins.gather(-1, pick.expand(*d_origins.shape[:-1], 1))[..., 0]
+    de = d_directions.gather(-1, pick.expand(*d_directions.shape[:-1], 1))[..., 0]
+    return -(do + t * de) / e
+
+
+def ray_tangents(
+    pixels: Float[Tensor, "*B N 2"],
+    pose: Float[Tensor, "*B 4 4"],
+    pose_tangents: Float[Tensor, "P *B 4 4"],
+    K: Float[Tensor, "3 3"],
+    affine: Float[Tensor, "4 4"],
+    lower: Float[Tensor, "3"],
+    upper: Float[Tensor, "3"],
+) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], Float[Tensor, "*B N 8 P"]]:
+    r"""The clipped index-space rays of ``pose`` and their derivative along each pose tangent.
+
+    The rays are those of `world_rays` → `to_index_space` → `clip_to_box`; the tangents are their
+    exact first derivatives when the pose moves along ``pose_tangents[p]`` (``dT = [dR | ds]``):
+
+    * origin: $do = A^{-1} ds$;
+    * direction: with $w = R c$ for the pixel's camera ray $c$ and $\hat d = w / |w|$,
+      $d\hat d = (dR\,c - \hat d\,(\hat d \cdot dR\,c)) / |w|$ and $de = A^{-1} d\hat d$;
+    * ``near`` and ``far``: the slab crossing $t = (b - o_a)/e_a$ that sets each moves by
+      $-(do_a + t\,de_a)/e_a$; 0 where ``near`` is clamped at the source, on a ray that misses,
+      and on axes the ray runs parallel to.
+
+    Ties between slabs (a ray through a box edge) have measure zero; there, the first axis counts.
+
+    Args:
+        pixels: pixel coordinates, ``(1 or B, N, 2)``-like, broadcast against the poses.
+        pose: camera-to-world poses.
+        pose_tangents: ``P`` tangents of the poses (the same shape each).
+        K: intrinsic matrix.
+        affine: the volume's voxel-index-to-world matrix.
+        lower: the box's lowest corner (index space).
+        upper: its highest corner.
+
+    Returns:
+        ``((origins, directions, near, far), tangents)``: the rays as `clip_to_box` gives them (origins
+        ``(*B, N, 3)``) and ``(*B, N, 8, P)`` derivatives of (origin, direction, near, far).
+    """
+    source, world = world_rays(pixels, pose, K)  # (*B, 1, 3), (*B, N, 3)
+    ones = torch.ones(pixels.shape[:-2], dtype=pixels.dtype, device=pixels.device)
+    camera = pixels_to_camera(pixels, K, ones)  # c, (*B, N, 3)
+    length = (camera @ pose[..., :3, :3].transpose(-1, -2)).norm(dim=-1, keepdim=True)  # |R c|
+    inverse = torch.linalg.inv(affine[:3, :3]).T
+    origins, directions = to_index_space(affine, source, world)
+    origins = origins.expand_as(directions)
+    near, far = clip_to_box(origins, directions, lower, upper)
+
+    d_source = pose_tangents[..., None, :3, 3]  # (P, *B, 1, 3)
+    d_w = camera @ pose_tangents[..., :3, :3].transpose(-1, -2)  # (P, *B, N, 3)
+    d_world = (d_w - world * (world * d_w).sum(-1, keepdim=True)) / length
+    d_origins = (d_source @ inverse).expand_as(d_world)
+    d_directions = d_world @ inverse
+
+    parallel = directions.abs() < PARALLEL_TOLERANCE
+    safe = torch.where(parallel, torch.ones_like(directions), directions)
+    t_lower, t_upper = (lower - origins) / safe, (upper - origins) / safe
+    entry = torch.where(parallel, -math.inf, torch.minimum(t_lower, t_upper))
+    exit_ = torch.where(parallel, math.inf, torch.maximum(t_lower, t_upper))
+    entry_axis, exit_axis = entry.argmax(-1), exit_.argmin(-1)
+    hit = far > near
+    moves_near = hit & (entry.amax(-1) > 0)
+    d_near = torch.where(moves_near, _slab_tangent(near, entry_axis, origins, safe, d_origins, d_directions), 0.0)
+    d_far = torch.where(hit, _slab_tangent(far, exit_axis, origins, safe, d_origins, d_directions), 0.0)
+    tangents = torch.cat([d_origins, d_directions, d_near[..., None], d_far[..., None]], -1)  # (P, *B, N, 8)
+    return (origins, directions, near, far), tangents.movedim(0, -1)

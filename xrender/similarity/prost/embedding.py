@@ -115,9 +115,10 @@ class EmbeddingHead(nn.Module):
 
     @torch.no_grad()
     def _copy_fixed_to_moving(self) -> None:
-        """Moving encoder := fixed encoder, the first layer's weights averaged over the input channels and spread."""
+        """Moving encoder := fixed encoder; the first convolution's weights are summed over the fixed
+        channels and divided evenly among the moving ones, so equal images give equal embeddings."""
         state = self.fixed_encoder.state_dict()
-        first = next(key for key in state if key.endswith("weight"))  # stage 0's 3×3 convolution
+        first = "0.0.weight"  # stage 0's 3×3 convolution (`Encoder`'s layout)
         per_channel = state[first].sum(1, keepdim=True) / self.moving_channels
         state[first] = per_channel.expand(-1, self.moving_channels, -1, -1).clone()
         self.moving_encoder.load_state_dict(state)

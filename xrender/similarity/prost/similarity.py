@@ -194,9 +194,14 @@ class ProSTSimilarity(nn.Module):
             ValueError: ``fixed`` not ``(B, 1, height, width)`` of the geometry, or a pose batch
                 that does not match it.
         """
+        pose, fixed = self._checked(pose, fixed)
+        return self.network(self.project(pose), fixed)
+
+    def _checked(self, pose: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
+        """``pose`` in the volume's dtype, after the shape checks of `forward` (no value is read: a hot path)."""
         check_shape(fixed, f"B 1 {self.geometry.height} {self.geometry.width}", "fixed")
         check_shape(pose, f"{fixed.shape[0]} 4 4", "pose")
-        return self.network(self.project(pose.to(self.data.dtype)), fixed)
+        return pose.to(self.data.dtype), fixed
 
     def value_and_pose_gradient(
         self, pose: Float[Tensor, "B 4 4"], fixed: Float[Tensor, "B 1 H W"], *, create_graph: bool = True
@@ -218,9 +223,7 @@ class ProSTSimilarity(nn.Module):
         Raises:
             ValueError: malformed ``pose`` or ``fixed`` (see `forward`).
         """
-        check_shape(fixed, f"B 1 {self.geometry.height} {self.geometry.width}", "fixed")
-        check_shape(pose, f"{fixed.shape[0]} 4 4", "pose")
-        pose = pose.to(self.data.dtype)
+        pose, fixed = self._checked(pose, fixed)
         if choose_backend(self.render_options["backend"], self.data.device).supports_jacobian:
             values, gradient = self._value_and_jacobian_gradient(pose, fixed, create_graph)
         else:
