@@ -189,3 +189,18 @@ def test_errors_say_what_was_expected():
         FeatureVolumeNet()(torch.zeros(2, 4, 4, 4))
     with pytest.raises(ValueError, match="multiple of heads"):
         CrossAttentionHead(dims=(30, 64))
+
+
+def test_a_fixed_image_broadcast_over_the_batch_is_encoded_once_with_the_same_scores():
+    head = EmbeddingHead().double()
+    moving = torch.rand(5, 3, 32, 32, dtype=torch.float64)
+    one = torch.rand(1, 1, 32, 32, dtype=torch.float64)
+    calls = []
+    handle = head.fixed_encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        broadcast = head(moving, one.expand(5, -1, -1, -1))
+        copied = head(moving, one.expand(5, -1, -1, -1).contiguous())
+    finally:
+        handle.remove()
+    assert calls == [1, 5]  # the broadcast view is encoded once, a real batch five times
+    torch.testing.assert_close(broadcast, copied, rtol=1e-12, atol=1e-12)

@@ -1,15 +1,27 @@
-"""Input checks shared by the ProST heads: image pairs and image sizes."""
+"""Input checks shared by the ProST heads (image pairs and image sizes), and a broadcast-aware call."""
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import Tensor
 
 from xrender._checks import check_shape
 
-__all__ = ["check_image_pair", "check_image_size"]
+__all__ = ["broadcast_once", "check_image_pair", "check_image_size"]
+
+
+def broadcast_once(function: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
+    """``function(images)``, computed once when the batch repeats one image (a stride-0 view), then broadcast.
+
+    Registration scores many poses against one X-ray, passed as ``fixed.expand(B, …)``; its
+    standardisation and encoding need not run ``B`` times. Reads only the strides (no host sync).
+    """
+    if images.shape[0] > 1 and images.stride(0) == 0:
+        one = function(images[:1])
+        return one.expand(images.shape[0], *one.shape[1:])
+    return function(images)
 
 
 def check_image_size(image_size: Sequence[int], divisors: Sequence[int], name: str = "image_size") -> tuple[int, int]:

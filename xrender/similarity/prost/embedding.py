@@ -13,7 +13,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from xrender.similarity.prost._inputs import check_image_pair, check_image_size
+from xrender.similarity.prost._inputs import broadcast_once, check_image_pair, check_image_size
 
 __all__ = ["Bottleneck", "Encoder", "EmbeddingHead"]
 
@@ -126,10 +126,13 @@ class EmbeddingHead(nn.Module):
     def embed(
         self, moving: Float[Tensor, "B Cm H W"], fixed: Float[Tensor, "B Cf H W"]
     ) -> tuple[Float[Tensor, "B E h w"], Float[Tensor, "B E h w"]]:
-        """The two embeddings, ``(B, E, H/8, W/8)`` each (after the checks of `forward`)."""
+        """The two embeddings, ``(B, E, H/8, W/8)`` each (after the checks of `forward`).
+
+        A fixed batch that repeats one image (a stride-0 view) is encoded once.
+        """
         size = check_image_pair(moving, fixed, self.moving_channels, self.fixed_channels)
         check_image_size(size, [self.divisor], "moving and fixed image size")
-        return self.moving_encoder(moving), self.fixed_encoder(fixed)
+        return self.moving_encoder(moving), broadcast_once(self.fixed_encoder, fixed)
 
     def forward(self, moving: Float[Tensor, "B Cm H W"], fixed: Float[Tensor, "B Cf H W"]) -> Float[Tensor, " B"]:
         """Score each pair: minus the mean squared difference of the embeddings.

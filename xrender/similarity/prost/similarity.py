@@ -47,6 +47,7 @@ from xrender.render.jacobian import render_jacobian
 from xrender.render.module import tensor_versions
 from xrender.render.pyramid import VolumePyramid
 from xrender.similarity.gradient_loss import pose_value_and_gradient, twist_chart
+from xrender.similarity.prost._inputs import broadcast_once
 from xrender.similarity.prost.features import FeatureVolumeNet
 from xrender.similarity.prost.heads import get_head
 from xrender.volume import Volume
@@ -112,8 +113,12 @@ class ProSTNetwork(SavedModule):
         return volume.with_data(self.features(volume.data * self.config["input_scale"]))
 
     def forward(self, moving: Float[Tensor, "B 3 H W"], fixed: Float[Tensor, "B 1 H W"]) -> Float[Tensor, " B"]:
-        """Score projected features against a target, both standardised per image and channel here."""
-        return self.head(standardize(moving), standardize(fixed.to(moving.dtype)))
+        """Score projected features against a target, both standardised per image and channel here.
+
+        A target broadcast over the batch (``fixed.expand(B, …)`` of one image, as registration
+        passes it) is standardised once and stays a broadcast view, so a head can encode it once.
+        """
+        return self.head(standardize(moving), broadcast_once(standardize, fixed.to(moving.dtype)))
 
 
 class ProSTSimilarity(nn.Module):
