@@ -28,10 +28,10 @@ def test_demo_registers_with_the_shipped_model(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--size", "32", "--trials", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "results.json").read_text())
-    assert list(document["methods"]) == ["cmaes", "prost+cmaes"]
-    assert document["methods"]["prost+cmaes"]["median_stage_seconds"]["prost"] > 0
-    assert "| prost+cmaes | 1 |" in result.output
-    assert (tmp_path / "overlays" / "prost_cmaes_trial0.png").stat().st_size > 0
+    assert list(document["methods"]) == ["cmaes", "prost:line-search+cmaes"]
+    assert document["methods"]["prost:line-search+cmaes"]["median_stage_seconds"]["prost:line-search"] > 0
+    assert "| prost:line-search+cmaes | 1 |" in result.output
+    assert (tmp_path / "overlays" / "prost-line-search_cmaes_trial0.png").stat().st_size > 0
 
 
 def test_demo_rejects_bad_size(tmp_path):

@@ -3,9 +3,9 @@
 Named scales (`SCALES`, `get_scale`):
 
 * ``"cpu"`` (the default): 64³ volume, 64×64 detector (the ProST C-arm binned by 2), batch 16,
-  600 iterations, Adam with a warm-up and a cosine schedule, offset pairs from near to the
-  journal's initial offsets, no target augmentation — chosen from measured learning curves to
-  learn in about 15 minutes on a 2-core CPU (``benchmarks/README.md``).
+  600 iterations, Adam with a warm-up and a cosine schedule, offset pairs from near to twice the
+  journal's initial offsets (``"wide"``), no target augmentation — chosen from measured learning
+  curves and registrations to learn in about 15 minutes on a 2-core CPU (``benchmarks/README.md``).
 * ``"paper"``: the paper's 128³ volume and 128×128 detector, the journal's cross-attention head,
   geodesic loss and initial-pose distribution, SGD with the cyclic learning rate, batch 2,
   100 k iterations — for a GPU.
@@ -99,9 +99,9 @@ class TrainConfig(ConfigRecord):
     loss: str = "direction"
     feature_widths: tuple[int, ...] = (4, 8, 16, 8)
     true_poses: str = "prost-train"
-    initial_poses: str = "prost-initial"
+    initial_poses: str = "wide"
     pairing: str = "offset"
-    offset_scale: tuple[float, float] = (0.1, 1.0)
+    offset_scale: tuple[float, float] = (0.05, 1.0)
     batch_size: int = 16
     iterations: int | None = 600
     minutes: float | None = None

@@ -22,7 +22,8 @@ $-\hat g_k$ (no momentum) with lengths $(\lambda_r \alpha_0, \lambda_t \beta_0)$
 9 candidates $(a\lambda_r, b\lambda_t)$, $a, b \in \{2, 1, \tfrac12\}$, are scored in
 one batched call, the best one is taken if it beats the current score and its lengths become
 $(\lambda_r, \lambda_t)$ (at most 8); if none does, the pose stays and both lengths shrink by 4.
-Every accepted move raises the score. It stops after ``steps`` steps or, per pose, when the score plateaus (the
+Every accepted move raises the score, and a pose stops when both its lengths are below 1/64 (the
+line search's own convergence). It stops after ``steps`` steps or, per pose, when the score plateaus (the
 standard deviation of its last ``plateau_window`` values below ``plateau_tol``, the paper's
 criterion); stopped poses stay where they are. Poses in a batch run independently.
 """
@@ -141,8 +142,10 @@ def pose_descent(
             if plateau_tol is not None and len(scores) >= plateau_window:
                 recent = torch.stack(scores[-plateau_window:])
                 active = active & (recent.std(dim=0) >= plateau_tol)
-                if not bool(active.any()):  # every pose has stopped: the rest would be no-op steps
-                    break
+            if line_search:  # converged: the steps tried have become too short to matter
+                active = active & (lengths.amax(-1) >= _SHORTEST)
+            if (plateau_tol is not None or line_search) and not bool(active.any()):
+                break  # every pose has stopped: the rest would be no-op steps
             finite = torch.isfinite(gradient).all(-1, keepdim=True)  # a NaN gradient (degenerate view): no move
             direction = normalize_twist(torch.where(finite, gradient, 0.0))
             if line_search:
@@ -162,8 +165,8 @@ def pose_descent(
     return DescentResult(pose, torch.stack(trajectory), torch.stack(scores), taken, evaluations)
 
 
-#: The line search's candidate factors per part, and its longest step (in first steps).
-_FACTORS, _LONGEST = (2.0, 1.0, 0.5), 8.0
+#: The line search's candidate factors per part, and its longest and shortest steps (in first steps).
+_FACTORS, _LONGEST, _SHORTEST = (2.0, 1.0, 0.5), 8.0, 1.0 / 64
 
 
 def _line_search(
