@@ -861,29 +861,11 @@ class FusedCPUBackend(RenderBackend):
     supports_double_backward = False
     supports_jacobian = True
 
-    def march(
-        self,
-        data: Float[Tensor, "C D H W"],
-        origins: Float[Tensor, "R 3"],
-        directions: Float[Tensor, "R 3"],
-        near: Float[Tensor, " R"],
-        far: Float[Tensor, " R"],
-        n_samples: Int[Tensor, " R"],
-        max_samples: int,
-    ) -> Float[Tensor, "R C"]:
-        return fused_march(data, origins, directions, near, far, n_samples, max_samples)
+    #: `RenderBackend.march`: `fused_march`.
+    march = staticmethod(fused_march)
 
-    def march_jacobian(
-        self,
-        data: Float[Tensor, "C D H W"],
-        origins: Float[Tensor, "R 3"],
-        directions: Float[Tensor, "R 3"],
-        near: Float[Tensor, " R"],
-        far: Float[Tensor, " R"],
-        n_samples: Int[Tensor, " R"],
-        max_samples: int,
-    ) -> tuple[Float[Tensor, "R C"], Float[Tensor, "R C 8"]]:
-        return fused_march_jacobian(data, origins, directions, near, far, n_samples, max_samples)
+    #: `RenderBackend.march_jacobian`: `fused_march_jacobian`.
+    march_jacobian = staticmethod(fused_march_jacobian)
 
     def __repr__(self) -> str:
         return "FusedCPUBackend()"
