@@ -2,9 +2,12 @@
 
 import json
 
+import torch
 from typer.testing import CliRunner
 
+from xrender.benchmark import BenchmarkConfig, load_scene
 from xrender.cli import app
+from xrender.geometry import pose_from_motion
 from xrender.io import write_volume
 from xrender.phantom import pelvis_phantom
 
@@ -31,3 +34,12 @@ def test_render_benchmark_missing_ct_is_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["benchmark", "render", "--ct", str(tmp_path / "nope.nii.gz"), "--peers", ""])
     assert result.exit_code == 2
     assert "nope.nii.gz" in result.output
+
+
+def test_convention_render_benchmark_pose_parameters_are_a_motion(tmp_path):
+    ct = tmp_path / "ct.nii.gz"
+    write_volume(pelvis_phantom().to_volume(16), ct)
+    scene = load_scene(BenchmarkConfig(ct=str(ct), size=8))
+    motion = torch.tensor([10.0, -20.0, 30.0, 5.0, 6.0, 7.0], dtype=torch.float64)
+    iso = scene.volume.isocenter.double()
+    torch.testing.assert_close(scene.pose_fn(motion), pose_from_motion(motion, scene.pose0, iso))

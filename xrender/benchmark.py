@@ -10,8 +10,8 @@ For each library it reports, over ``runs`` timed renders after ``warmup`` untime
 
 * ``forward_ms``: median wall time of one render (no gradient tracking);
 * ``forward_backward_ms``: median of a render plus the backward pass of ``image.sum()`` to the
-  six pose parameters (Euler ZYX angles and a translation of the volume about the isocentre,
-  `xrender.geometry.perturb`), so the backward really reaches the pose;
+  six pose parameters (a motion of the volume about the isocentre, `xrender.geometry.motion`:
+  rotation vector in degrees, translation in mm), so the backward really reaches the pose;
 * ``rel_error``: ``‖I − I_ref‖₂ / ‖I_ref‖₂`` of the render against the *same library's* dense
   render (4,000 samples per ray; DiffDRR's Siddon is exact for its model and has none);
 * ``peak_rss_mb``: the process's peak resident memory (``VmHWM``) during one render and one
@@ -108,13 +108,13 @@ class Scene:
     volume: Any  # xrender Volume of μ (mm⁻¹), float32
     camera: Any  # ConeBeam
     pose0: Tensor  # camera-to-world, float64
-    pose_fn: Callable[[Tensor], Tensor]  # 6 parameters → camera-to-world pose (float64)
+    pose_fn: Callable[[Tensor], Tensor]  # motion about the isocentre (deg, mm) → camera-to-world (float64)
 
 
 def load_scene(config: BenchmarkConfig) -> Scene:
     """Read the CT, convert it to μ and build the benchmark geometry."""
     from xrender.attenuation import hu_to_mu
-    from xrender.geometry import ConeBeam, get_parameterization, perturb, standard_pose
+    from xrender.geometry import ConeBeam, pose_from_motion, standard_pose
     from xrender.io import read_volume
 
     path = Path(config.ct) if config.ct else default_ct_path()
@@ -124,10 +124,9 @@ def load_scene(config: BenchmarkConfig) -> Scene:
     )
     iso = volume.isocenter.to(torch.float64)
     pose0 = standard_pose(config.view, config.sid, iso)
-    euler = get_parameterization("euler")
 
     def pose_fn(params: Tensor) -> Tensor:
-        return perturb(pose0, euler.to_pose(params), iso)
+        return pose_from_motion(params, pose0, iso)
 
     return Scene(volume, camera, pose0, pose_fn)
 

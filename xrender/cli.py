@@ -90,9 +90,17 @@ def _parse_numbers(text: str, option: str, form: str) -> list[float]:
     return values
 
 
+#: The six numbers of a motion about the isocentre (`xrender.geometry.motion`), as ``--pose`` and ``--init`` take them.
+MOTION_FORM = "rx,ry,rz,tu,tv,tdepth"
+MOTION_HELP = (
+    f"Volume motion '{MOTION_FORM}' about the isocentre: rotation vector (deg) about, then mm along, "
+    "the reference camera's image-right, image-down and depth axes."
+)
+
+
 def _parse_pose(text: str, option: str = "--pose") -> list[float]:
-    """``"rx,ry,rz,tx,ty,tz"`` → six floats (degrees, mm)."""
-    return _parse_numbers(text, option, "rx,ry,rz,tx,ty,tz")
+    """``"rx,ry,rz,tu,tv,tdepth"`` → the six floats of a motion (degrees, mm)."""
+    return _parse_numbers(text, option, MOTION_FORM)
 
 
 @app.command(name="render")
@@ -105,16 +113,14 @@ def render_command(
         int | None, typer.Option(min=1, help="Bin the detector to about SIZE pixels per side (default: full).")
     ] = None,
     view: Annotated[str, typer.Option(help="Standard view: ap, pa, ll, rl.")] = "ap",
-    pose: Annotated[
-        str, typer.Option(help="Volume motion 'rx,ry,rz,tx,ty,tz' about the isocentre (Euler xyz degrees, mm).")
-    ] = "0,0,0,0,0,0",
+    pose: Annotated[str, typer.Option(help=MOTION_HELP)] = "0,0,0,0,0,0",
     hu_model: Annotated[str, typer.Option(help="HU → μ attenuation model (linear, bilinear).")] = "linear",
 ) -> None:
     """Render a DRR of a CT (or the phantom) in a standard view, optionally perturbed, and write it."""
     import torch
 
     from xrender.attenuation import hu_to_mu
-    from xrender.geometry import euler_to_matrix, get_preset, make_pose, perturb, standard_pose
+    from xrender.geometry import get_preset, pose_from_motion, standard_pose
     from xrender.io import read_volume
     from xrender.phantom import pelvis_phantom
     from xrender.render import render
@@ -130,8 +136,7 @@ def render_command(
         if size is not None:
             carm = carm.downsample(max(1, max(carm.height, carm.width) // size))
         iso = volume.isocenter.double()
-        delta = make_pose(euler_to_matrix(params[:3], "xyz", degrees=True), params[3:])
-        camera = perturb(standard_pose(view, carm.sid, iso), delta, iso)
+        camera = pose_from_motion(params, standard_pose(view, carm.sid, iso), iso)
         with torch.no_grad():
             image = render(volume, carm, camera)[0]
         written = write_image(image, carm, out)
@@ -331,7 +336,7 @@ def register_command(
         str | None, typer.Option(help="DICOM: positioner 'PRIMARY,SECONDARY' angles (deg) if not tagged.")
     ] = None,
     init: Annotated[
-        str, typer.Option(help="Initial volume motion 'rx,ry,rz,tx,ty,tz' about the isocentre (Euler xyz deg, mm).")
+        str, typer.Option(help=f"Initial pose: {MOTION_HELP} Or a pose.json of a previous run (its motion).")
     ] = "0,0,0,0,0,0",
     mask: Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")] = None,
     model: Annotated[Path | None, typer.Option(help="A ProST network for prost stages.")] = None,
@@ -371,7 +376,7 @@ def register_command(
             preset=preset,
             geometry_file=geometry,
             view=view,
-            init=tuple(_parse_pose(init, "--init")),
+            init=Path(init) if init.endswith(".json") else tuple(_parse_pose(init, "--init")),
             mask=mask,
             model=model,
             regressor=regressor,
