@@ -23,6 +23,11 @@ the identity.
 
 Translations are in the unit of the poses (mm). Conventions of the rotation types are those of
 `xrender.geometry.rotations`; of the twist, those of `xrender.geometry.se3`.
+
+These parameters encode an absolute camera-to-world pose about the world origin (for networks
+and batched rendering). Six numbers that a person gives — a pose relative to a view, about the
+volume's isocentre, as ``xrender render --pose`` and ``xrender register --init`` take them — are
+a motion, `xrender.geometry.motion`, the one convention for those.
 """
 
 from __future__ import annotations
