@@ -18,7 +18,7 @@ from xrender.geometry import ConeBeam, get_preset, standard_pose
 from xrender.io import read_volume
 from xrender.phantom import pelvis_phantom
 from xrender.plot import save_figure
-from xrender.render import render
+from xrender.render import RenderOptions, render
 
 HERE = Path(__file__).parent
 
@@ -50,7 +50,9 @@ def ct_figure(path: Path) -> Path:
     _panel(left, drr[0, 0], f"{path.name}: line integral ∫μ dl")
     _panel(
         right,
-        render(volume, carm, standard_pose("ap", 850.0, volume.isocenter), beer_lambert=True)[0, 0],
+        render(volume, carm, standard_pose("ap", 850.0, volume.isocenter), options=RenderOptions(beer_lambert=True))[
+            0, 0
+        ],
         "same pose: Beer–Lambert I/I₀ = exp(−∫μ dl)",
     )
     return save_figure(fig, HERE / "drr_ct.png", dpi=100)
