@@ -169,11 +169,14 @@ def test_float32_volume_casts_float64_poses():
     ],
 )
 def test_invalid_inputs_raise_value_errors(pose, kwargs):
-    option_names = {f.name for f in fields(RenderOptions)}
-    with pytest.raises(ValueError):  # an invalid option already when the options are built
+    def build_and_render():  # an invalid option raises already when the options are built
+        option_names = {f.name for f in fields(RenderOptions)}
         options = RenderOptions(**{k: v for k, v in kwargs.items() if k in option_names})
         others = {k: v for k, v in kwargs.items() if k not in option_names}
         render(_volume(), CARM, pose.to(F64), options=options, **others)
+
+    with pytest.raises(ValueError):
+        build_and_render()
 
 
 def test_wrong_types_raise_type_errors():
