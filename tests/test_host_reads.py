@@ -11,8 +11,10 @@ from _host_reads import HostReads
 
 from xrender._checks import check_finite
 from xrender.geometry import get_preset, standard_pose
+from xrender.registration.descent import pose_descent
 from xrender.registration.motion import pose_from_motion
 from xrender.registration.objective import PoseObjective
+from xrender.registration.pipeline import register
 from xrender.render import BACKENDS, DRR, RenderOptions, render
 from xrender.similarity import get_similarity
 from xrender.similarity.pose import RenderedSimilarity
@@ -95,4 +97,35 @@ def test_a_registration_objective_evaluation_reads_only_the_pose(backend):
     params = torch.tensor([[1.0, 0.0, -1.0, 2.0, 0.0, 0.0], [0.0] * 6], requires_grad=True)
     with HostReads() as counted:
         objective(params).sum().backward()
+    assert counted.count == 1, counted.sites
+
+
+# -------------------------------------------------------------------------------------------------- entry points
+
+
+def test_non_finite_inputs_are_refused_where_they_enter():
+    volume, carm, reference = _scene()
+    nan_pose = torch.full((4, 4), float("nan"))
+    drr = DRR(volume, carm)
+    objective = PoseObjective(RenderedSimilarity(drr, get_similarity("ncc")), drr(reference).detach(), reference)
+    with pytest.raises(ValueError, match="pose: expected finite values"):
+        render(volume, carm, pose_from_motion(torch.full((6,), float("nan")), reference, volume.isocenter))
+    with pytest.raises(ValueError, match="pose: expected finite values"):
+        objective(torch.full((1, 6), float("nan")))  # a NaN candidate reaches the renderer's check
+    with pytest.raises(ValueError, match="reference: expected finite values"):
+        PoseObjective(objective.similarity, objective.fixed, nan_pose)
+    with pytest.raises(ValueError, match="fixed: expected finite values"):
+        PoseObjective(objective.similarity, torch.full_like(objective.fixed, float("inf")), reference)
+    with pytest.raises(ValueError, match="initial: expected finite values"):
+        register(None, nan_pose, [])  # before anything else is looked at
+    with pytest.raises(ValueError, match="initial: expected finite values"):
+        pose_descent(objective.similarity, objective.fixed, nan_pose[None])
+    with pytest.raises(ValueError, match=r"Volume\.isocenter: expected finite values"):
+        Volume(volume.data, volume.affine, torch.tensor([0.0, float("nan"), 0.0]))
+
+
+def test_a_volume_is_checked_with_one_read():
+    data, affine = torch.zeros(1, 4, 4, 4), torch.eye(4)
+    with HostReads() as counted:
+        Volume(data, affine)
     assert counted.count == 1, counted.sites

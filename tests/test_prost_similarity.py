@@ -125,6 +125,10 @@ def test_unknown_backend_and_malformed_inputs_of_the_pose_gradient_are_refused(s
     volume, carm, similarity, _, initial, target = setup
     with pytest.raises(ValueError, match="grid_sample"):
         ProSTSimilarity(volume, carm, similarity.network, options=RenderOptions(backend="bogus"))
+    with pytest.raises(ValueError, match="beer_lambert=False"):
+        ProSTSimilarity(volume, carm, similarity.network, options=RenderOptions(beer_lambert=True))
+    with pytest.raises(TypeError, match="options: expected a RenderOptions"):
+        ProSTSimilarity(volume, carm, similarity.network, options={"n_samples": 12})
     with pytest.raises(ValueError, match="fixed"):
         similarity.value_and_pose_gradient(initial, target[:, :, :4])
     with pytest.raises(ValueError, match="pose"):

@@ -1,5 +1,6 @@
 """`render` and `DRR`: batching, misses, channels, Beer–Lambert, sparse pixels, chunks, validation."""
 
+import math
 from dataclasses import fields
 
 import pytest
@@ -221,3 +222,34 @@ def test_render_accepts_a_pyramid_and_reuses_its_content_box():
     pose = _poses(volume, 1)
     torch.testing.assert_close(render(pyramid, CARM, pose), render(volume, CARM, pose))
     assert pyramid.content_box(0) is pyramid.content_box(0)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"step_mm": 1.0, "n_samples": 4}, "expected exactly one of step_mm and n_samples"),
+        ({"step_mm": 0.0}, r"step_mm: expected finite values > 0, got 0.0"),
+        ({"n_samples": 0}, "n_samples: expected a positive int, got 0"),
+        ({"level": -1}, r"level: expected an int >= 0 or 'auto', got -1"),
+        ({"level": True}, r"level: expected an int >= 0 or 'auto', got True"),
+        ({"backend": "nope"}, r"unknown render backend 'nope'; available: auto, .*grid_sample"),
+        ({"max_memory_mb": math.inf}, r"max_memory_mb: expected finite values > 0, got inf"),
+        ({"i0": -1.0}, r"i0: expected finite values > 0, got -1.0"),
+    ],
+)
+def test_render_options_are_checked_when_built(options, match):
+    with pytest.raises(ValueError, match=match):
+        RenderOptions(**options)
+
+
+def test_options_of_the_wrong_type_are_refused():
+    volume = _volume()
+    with pytest.raises(TypeError, match="options: expected a RenderOptions, got dict"):
+        render(volume, CARM, torch.eye(4, dtype=F64), options={"step_mm": 1.0})
+    with pytest.raises(TypeError, match="options: expected a RenderOptions, got dict"):
+        DRR(volume, CARM, options={"step_mm": 1.0})
+
+
+def test_a_level_above_the_coarsest_is_refused_at_render():
+    with pytest.raises(ValueError, match=r"level: expected an int in \[0, 4\] or 'auto', got 99"):
+        render(_volume(), CARM, torch.eye(4, dtype=F64), options=RenderOptions(level=99))

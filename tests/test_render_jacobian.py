@@ -128,6 +128,15 @@ def test_a_backend_without_jacobian_march_is_refused_with_the_alternatives():
         )
 
 
+def test_intensities_are_refused_with_the_reason():
+    volume = _volume()
+    chart = twist_chart(_poses(volume), volume.isocenter)
+    with pytest.raises(ValueError, match="beer_lambert=False"):
+        render_jacobian(
+            volume, CARM, chart, torch.zeros(2, 6, dtype=torch.float64), options=RenderOptions(beer_lambert=True)
+        )
+
+
 def test_malformed_params_and_poses_are_refused():
     volume = _volume()
     chart = twist_chart(_poses(volume), volume.isocenter)
