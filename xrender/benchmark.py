@@ -170,10 +170,12 @@ class XRenderCase(Case):
         self._samples: int | None = None
 
     def _render(self, params: Tensor, **sampling: Any) -> Tensor:
-        from xrender.render import render
+        from xrender.render import RenderOptions, render
 
         pose = self.scene.pose_fn(params)
-        return render(self.pyramid, self.scene.camera, pose, backend="fused-cpu", **sampling)[0, 0]
+        return render(self.pyramid, self.scene.camera, pose, options=RenderOptions(backend="fused-cpu", **sampling))[
+            0, 0
+        ]
 
     def render(self, params: Tensor) -> Tensor:
         return self._render(params, step_mm=self.step_mm)

@@ -41,6 +41,7 @@ from recipes.training.validation import ValidationReport, validate
 from xrender.augment import TargetAugmentation
 from xrender.checkpoint import CheckpointError, load_state, save_state
 from xrender.geometry import ConeBeam, get_preset
+from xrender.render import RenderOptions
 from xrender.similarity.gradient_loss import get_gradient_loss, similarity_value_and_gradient, target_gradient
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity, describe_parameters
 
@@ -170,8 +171,9 @@ class Trainer:
                 s.moving,
                 self.geometry,
                 self.network,
-                step_mm=config.step_voxels * float(s.moving.spacing.min()),
-                backend=config.render_backend,
+                options=RenderOptions(
+                    step_mm=config.step_voxels * float(s.moving.spacing.min()), backend=config.render_backend
+                ),
             ).to(self.dist.device)
             for s in subjects
         ]
