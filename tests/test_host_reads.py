@@ -12,7 +12,7 @@ from _host_reads import HostReads
 from xrender._checks import check_finite
 from xrender.geometry import get_preset, standard_pose
 from xrender.registration.descent import pose_descent
-from xrender.registration.motion import pose_from_motion
+from xrender.geometry import pose_from_motion
 from xrender.registration.objective import PoseObjective
 from xrender.registration.pipeline import register
 from xrender.render import BACKENDS, DRR, RenderOptions, render
