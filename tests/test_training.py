@@ -18,21 +18,21 @@ from xrender.cli import app
 from xrender.geometry import get_pose_distribution
 from xrender.geometry.perturbation import perturbation_between
 from xrender.geometry.rotations import matrix_to_axis_angle
+from xrender.recipes._config import parse_overrides
+from xrender.recipes.distributed import Distributed
 from xrender.recipes.training import (
-    Distributed,
     PairSampler,
     TrainConfig,
     Trainer,
     get_scale,
     load_checkpoint,
     load_config_file,
-    parse_overrides,
-    phantom_subject,
     training_geometry,
 )
 from xrender.recipes.training.curve import CURVE_SETS, LearningCurve, offset_motions
 from xrender.recipes.training.optim import cosine_factor
 from xrender.similarity.prost import ProSTNetwork
+from xrender.subject import phantom_subject
 
 TINY = TrainConfig(
     volume_size=16,

@@ -95,7 +95,7 @@ class RegressionConfig(ConfigRecord):
         preset: C-arm preset (`xrender.geometry.get_preset`); must know its ``sid``.
         volume_size: voxels per side of the (cubic) volume trained on — build it with
             ``phantom_subject(volume_size, …)`` or ``ct_subject(path, volume_size, …)``
-            (`xrender.recipes.training.pairs`); `train_regressor` checks it.
+            (`xrender.subject`); `train_regressor` checks it.
         pose_distribution: distribution of the true volume motions δ
             (`xrender.geometry.get_pose_distribution`), the one evaluations draw true poses from.
         view: reference view (`xrender.geometry.standard_pose`); ``δ = I`` is this view.
