@@ -16,7 +16,13 @@ import torch.multiprocessing as mp
 from _tiny_search import TINY, TINY_SET
 from typer.testing import CliRunner
 
-from recipes.registration import (
+from xrender.cli import app
+from xrender.geometry import ConeBeam, get_pose_distribution, get_preset, perturb, pose_from_motion, standard_pose
+from xrender.io import write_volume
+from xrender.metrics import target_registration_error
+from xrender.phantom import pelvis_phantom
+from xrender.recipes.distributed import Distributed
+from xrender.recipes.registration import (
     EvaluationConfig,
     MethodContext,
     MethodSettings,
@@ -27,22 +33,16 @@ from recipes.registration import (
     make_trials,
     summarize,
 )
-from recipes.registration.command import FixedImage, init_motion, pose_document
-from recipes.registration.evaluation import (
+from xrender.recipes.registration.command import FixedImage, init_motion, pose_document
+from xrender.recipes.registration.evaluation import (
     initial_poses,
     register_within,
     target_points,
     trial_generator,
     trial_seed,
 )
-from recipes.registration.methods import spends_time_budget
-from recipes.registration.report import capture_edges, capture_ranges, capture_table, markdown_table
-from recipes.training import Distributed, phantom_subject
-from xrender.cli import app
-from xrender.geometry import ConeBeam, get_pose_distribution, get_preset, perturb, pose_from_motion, standard_pose
-from xrender.io import write_volume
-from xrender.metrics import target_registration_error
-from xrender.phantom import pelvis_phantom
+from xrender.recipes.registration.methods import spends_time_budget
+from xrender.recipes.registration.report import capture_edges, capture_ranges, capture_table, markdown_table
 from xrender.registration import (
     IntensityStage,
     LearnedDescentStage,
@@ -54,6 +54,7 @@ from xrender.registration import (
     register,
 )
 from xrender.render import render
+from xrender.subject import phantom_subject
 
 #: A seed above 2**32: per-trial seeds must still fit cma, numpy and torch.
 HUGE_SEED = 2**40 + 7

@@ -22,16 +22,17 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from recipes.training import phantom_subject, training_geometry
-from recipes.training.config import TrainConfig
-from recipes.training.curve import CURVE_SETS, gradient_cosines, held_out_sets
-from recipes.training.pairs import PairSampler
 from xrender.geometry import perturb, se3_exp
 from xrender.plot import save_figure
+from xrender.recipes.training import training_geometry
+from xrender.recipes.training.config import TrainConfig
+from xrender.recipes.training.curve import CURVE_SETS, gradient_cosines, held_out_sets
+from xrender.recipes.training.pairs import PairSampler
 from xrender.render import DRR, RenderOptions
 from xrender.similarity import RenderedSimilarity, get_similarity
 from xrender.similarity.gradient_loss import similarity_value_and_gradient
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity
+from xrender.subject import phantom_subject
 
 HERE = Path(__file__).parent
 NAMES = ("ω_u", "ω_v", "ω_depth", "v_u", "v_v", "v_depth")

@@ -17,10 +17,18 @@ from typing import Any
 
 import torch
 
-from recipes.registration.deepfluoro import load_specimen, specimen_config
-from recipes.registration.evaluation import EvaluationConfig, TrialSet, check_equal_time, evaluate, make_trials
-from recipes.registration.methods import MethodContext, MethodSettings, build_method
-from recipes.registration.report import (
+from xrender.checkpoint import load_state
+from xrender.dicom import is_dicom, read_carm
+from xrender.geometry import ConeBeam, get_preset, motion_from_pose, pose_from_motion, standard_pose
+from xrender.io import atomic_output
+from xrender.landmarks import read_landmarks
+from xrender.plot import overlay_frame, write_gif
+from xrender.recipes._config import parse_overrides
+from xrender.recipes.distributed import Distributed
+from xrender.recipes.registration.deepfluoro import load_specimen, specimen_config
+from xrender.recipes.registration.evaluation import EvaluationConfig, TrialSet, check_equal_time, evaluate, make_trials
+from xrender.recipes.registration.methods import MethodContext, MethodSettings, build_method
+from xrender.recipes.registration.report import (
     capture_edges,
     capture_ranges,
     capture_table,
@@ -29,17 +37,11 @@ from recipes.registration.report import (
     write_json,
     write_overlay,
 )
-from recipes.training import Distributed, Subject, ct_subject, parse_overrides, phantom_subject
-from xrender.checkpoint import load_state
-from xrender.dicom import is_dicom, read_carm
-from xrender.geometry import ConeBeam, get_preset, motion_from_pose, pose_from_motion, standard_pose
-from xrender.io import atomic_output
-from xrender.landmarks import read_landmarks
-from xrender.plot import overlay_frame, write_gif
 from xrender.registration import RegistrationProblem, RegistrationResult, register
 from xrender.registration.regression import PoseRegressor
 from xrender.render import render
 from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork
+from xrender.subject import Subject, ct_subject, phantom_subject
 from xrender.xray import XRayPreprocessing, preprocess_xray, read_xray
 
 __all__ = [

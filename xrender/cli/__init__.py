@@ -1,6 +1,21 @@
-"""The ``xrender`` command line. Each subcommand is a small function registered on one Typer app."""
+"""The ``xrender`` command line: the application layer on top of the library and the recipes.
+
+Each subcommand is a small function registered on one Typer app; the recipes
+(`xrender.recipes`) are imported inside the commands that run them. ``python -m xrender.cli``
+is the same program.
+"""
 
 from __future__ import annotations
+
+import os
+
+# Measured: torch's OpenMP threads and the fused numba backend's (a second OpenMP runtime) busy-wait
+# for each other on a 2-core machine, slowing torch ops after a fused render 10–100× (a 100-step
+# ProST descent: 122 s → 14 s; CMA-ES: 15.6 s → 4.2 s). OpenMP reads this when it loads, i.e. when
+# torch is first imported, so it is set here, before the imports below load torch (`import xrender`
+# does not). An explicit setting is kept. Library users who render with both runtimes set it in
+# their own environment (docs/concepts/rendering.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import math
 from pathlib import Path
@@ -8,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from xrender.benchmark import benchmark_app
+from xrender.cli.benchmark import benchmark_app
 
 app = typer.Typer(
     name="xrender",
@@ -30,7 +45,7 @@ def demo(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Run the main job on the embedded phantom: figures, then CMA-ES vs ProST → CMA-ES registration."""
-    from recipes.demo import run_demo
+    from xrender.recipes.demo import run_demo
 
     result = run_demo(out, size=size, trials=trials, progress=progress)
     typer.echo(repr(result.volume))
@@ -172,7 +187,7 @@ def train_command(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a ProST similarity with the double-backward loss (torchrun-aware: run under torchrun for DDP)."""
-    from recipes.training.command import TrainingRequest, run_training
+    from xrender.recipes.training.command import TrainingRequest, run_training
 
     request = TrainingRequest(
         cts=list(ct or []),
@@ -264,8 +279,8 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Compare registration methods on simulated X-rays of a CT, or on DeepFluoro's real ones (torchrun-aware)."""
-    from recipes.registration.command import EvaluationRequest, run_evaluation
-    from recipes.registration.evaluation import EvaluationConfig
+    from xrender.recipes.registration.command import EvaluationRequest, run_evaluation
+    from xrender.recipes.registration.evaluation import EvaluationConfig
 
     try:
         if sum([ct is not None, phantom, deepfluoro is not None]) != 1:
@@ -358,7 +373,7 @@ def register_command(
     A DICOM X-ray brings its own C-arm geometry and reference pose from its tags (positioner angles,
     distances, imager pixel spacing); --sdd, --sid, --spacing and --angles fill in missing tags.
     """
-    from recipes.registration.command import RegistrationRequest, run_registration
+    from xrender.recipes.registration.command import RegistrationRequest, run_registration
     from xrender.xray import XRayPreprocessing
 
     try:
@@ -395,7 +410,3 @@ def register_command(
         run_registration(request, echo=typer.echo)
     except (FileNotFoundError, ValueError) as error:
         _fail(error)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
