@@ -22,16 +22,17 @@ import time
 
 import torch
 
-from recipes.training import SUCCESS_TRE_MM, TrainConfig, phantom_subject, training_geometry
-from recipes.training.validation import part_cosines
 from xrender.checkpoint import load_state
 from xrender.geometry import get_pose_distribution, perturb, standard_pose
 from xrender.metrics import target_registration_error
+from xrender.recipes.training import SUCCESS_TRE_MM, TrainConfig, training_geometry
+from xrender.recipes.training.validation import part_cosines
 from xrender.registration import pose_descent
-from xrender.render import DRR, render
+from xrender.render import DRR, RenderOptions, render
 from xrender.similarity import RenderedSimilarity, get_similarity
 from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
 from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork, ProSTSimilarity
+from xrender.subject import phantom_subject
 
 
 def main() -> None:
@@ -61,8 +62,10 @@ def main() -> None:
 
     drr = DRR(subject.full, carm)
     methods = {
-        "ProST (trained)": ProSTSimilarity(subject.moving, carm, trained, step_mm=step).eval(),
-        "ProST (untrained)": ProSTSimilarity(subject.moving, carm, untrained, step_mm=step).eval(),
+        "ProST (trained)": ProSTSimilarity(subject.moving, carm, trained, options=RenderOptions(step_mm=step)).eval(),
+        "ProST (untrained)": ProSTSimilarity(
+            subject.moving, carm, untrained, options=RenderOptions(step_mm=step)
+        ).eval(),
         "NCC": RenderedSimilarity(drr, get_similarity("ncc")),
         "gradient NCC": RenderedSimilarity(drr, get_similarity("gradient-ncc")),
     }

@@ -4,7 +4,7 @@
     python benchmarks/train.py --batches 2 16 32 --iterations 5
 
 Each row times ``iterations`` training steps (after ``warmup`` untimed ones) of
-`recipes.training.Trainer` on the phantom at a 64³ volume and a 64² detector (``--size``): a
+`xrender.recipes.training.Trainer` on the phantom at a 64³ volume and a 64² detector (``--size``): a
 pose-pair draw, the target render, the 3-D branch, the projection and its pose gradient, the
 head, the loss's backward to the weights, and the optimiser step. Two paths compute the same loss
 and the same weight gradients (``tests/test_gradient_loss.py``):
@@ -28,7 +28,9 @@ import time
 
 import torch
 
-from recipes.training import Distributed, Trainer, get_scale, phantom_subject
+from xrender.recipes.distributed import Distributed
+from xrender.recipes.training import Trainer, get_scale
+from xrender.subject import phantom_subject
 
 PATHS = {"double backward": "grid_sample", "pose Jacobian": "fused-cpu"}
 

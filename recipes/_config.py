@@ -1,12 +1,14 @@
-"""`ConfigRecord`: what the recipes' frozen config dataclasses share — validated copies and plain data."""
+"""What the recipes' settings share: `ConfigRecord` (validated copies and plain data of frozen config
+dataclasses) and `parse_overrides` (the command line's ``--set key=value`` strings)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["ConfigRecord"]
+__all__ = ["ConfigRecord", "parse_overrides"]
 
 _Config = TypeVar("_Config", bound="ConfigRecord")
 
@@ -39,3 +41,23 @@ class ConfigRecord:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for checkpoints and JSON)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["lr_max=1e-3", "head=cross-attention", "minutes=null"]`` → a dict of values.
+
+    Values are read as JSON (numbers, ``true``/``false``, ``null``, lists), else kept as strings.
+
+    Raises:
+        ValueError: an item without ``=``.
+    """
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r}: expected key=value")
+        try:
+            parsed[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = text
+    return parsed

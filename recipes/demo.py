@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipes.registration.command import EvaluationRequest, run_evaluation
-from recipes.registration.evaluation import EvaluationConfig
-from recipes.registration.report import markdown_table
 from xrender.attenuation import hu_to_mu
 from xrender.geometry import get_preset, project, standard_pose
 from xrender.phantom import pelvis_phantom
 from xrender.plot import plot_drr_with_landmarks, plot_orthogonal_slices, save_figure
+from xrender.recipes.registration.command import EvaluationRequest, run_evaluation
+from xrender.recipes.registration.evaluation import EvaluationConfig
+from xrender.recipes.registration.report import markdown_table
 from xrender.render import render
 from xrender.volume import Volume
 
@@ -60,7 +60,7 @@ def run_demo(out_dir: Path, size: int = 128, trials: int = 5, progress: bool = T
     still converges.
 
     Writes ``phantom_slices.png`` and ``phantom_drr.png`` to ``out_dir`` and, with ``trials > 0``,
-    the evaluation files of `recipes.registration.command.run_evaluation` (``results.json``,
+    the evaluation files of `xrender.recipes.registration.command.run_evaluation` (``results.json``,
     ``results.md``, ``capture_range.png``, ``overlays/``).
     """
     out_dir = Path(out_dir)

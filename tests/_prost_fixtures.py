@@ -7,6 +7,7 @@ import torch
 from xrender.attenuation import hu_to_mu
 from xrender.geometry import get_pose_distribution, get_preset, perturb, standard_pose
 from xrender.phantom import pelvis_phantom
+from xrender.render import RenderOptions
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity
 
 TINY_HEAD = {"widths": (2, 4, 4), "inner_widths": (2, 2, 2), "embedding_channels": 3}
@@ -25,7 +26,7 @@ def tiny_setup(
     network = ProSTNetwork((detector, detector), head_options=TINY_HEAD, feature_widths=(2, 2)).to(dtype)
     for p in network.features.convs[-1].parameters():  # leave the zero init: every layer then has a gradient
         torch.nn.init.normal_(p, std=0.1)
-    similarity = ProSTSimilarity(volume, carm, network, n_samples=12, backend=backend)
+    similarity = ProSTSimilarity(volume, carm, network, options=RenderOptions(n_samples=12, backend=backend))
     reference = standard_pose("ap", carm.sid, volume.isocenter)
     draws = get_pose_distribution("prost-train").sample(2 * batch, seed=3, dtype=dtype)
     true, initial = perturb(reference, draws, volume.isocenter).split(batch)

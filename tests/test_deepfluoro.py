@@ -30,7 +30,7 @@ from xrender.geometry import project
 from xrender.geometry.rotations import euler_to_matrix
 from xrender.info import describe
 from xrender.metrics import target_registration_error
-from xrender.render import render
+from xrender.render import RenderOptions, render
 
 # The real release's intrinsics (negative focal lengths) and detector.
 REAL_K = np.array([[-5257.7319, 0.0, 767.5], [0.0, -5257.7319, 767.5], [0.0, 0.0, 1.0]])
@@ -163,7 +163,9 @@ def test_drr_at_the_ground_truth_matches_the_image(sim_file, index):
         projection = data.projection("phantom", index)
         ct = data.volume("phantom")
     with torch.no_grad():
-        drr = render(hu_to_mu(ct), projection.geometry, projection.pose, beer_lambert=True, i0=1000.0)[0, 0]
+        drr = render(
+            hu_to_mu(ct), projection.geometry, projection.pose, options=RenderOptions(beer_lambert=True, i0=1000.0)
+        )[0, 0]
     inner = (slice(8, -8), slice(8, -8))  # the collimator border is dark in the image only
     error = (drr.double() - projection.image)[inner].abs().max() / projection.image[inner].max()
     assert float(error) < 1e-5

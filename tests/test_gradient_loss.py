@@ -9,7 +9,7 @@ import torch
 from _prost_fixtures import tiny_setup
 
 from xrender.geometry import perturb, se3_exp
-from xrender.render import render
+from xrender.render import RenderOptions, render
 from xrender.similarity.gradient_loss import (
     GRADIENT_LOSSES,
     get_gradient_loss,
@@ -132,7 +132,7 @@ def test_double_backward_reaches_the_weights_as_finite_differences_say(name):
     """d loss / d weight through the second derivative equals the central difference of the loss."""
     volume, carm, similarity, true, initial = tiny_setup()
     with torch.no_grad():
-        target = render(volume, carm, true, n_samples=12)
+        target = render(volume, carm, true, options=RenderOptions(n_samples=12))
     loss_fn = get_gradient_loss(name)
 
     def loss_value() -> torch.Tensor:
@@ -165,7 +165,7 @@ def test_jacobian_path_gives_the_reference_g_net_and_weight_gradients(name):
     for backend in ("grid_sample", "fused-cpu"):
         volume, carm, similarity, true, initial = tiny_setup(backend=backend)
         with torch.no_grad():
-            target = render(volume, carm, true, n_samples=12)
+            target = render(volume, carm, true, options=RenderOptions(n_samples=12))
         values, g_net = similarity_value_and_gradient(similarity, initial, target, create_graph=True)
         loss = get_gradient_loss(name)(g_net, target_gradient(initial, true, similarity.isocenter)).mean()
         loss.backward()

@@ -7,15 +7,6 @@ import math
 import pytest
 import torch
 
-from recipes.regression import (
-    RegressionConfig,
-    evaluate_regressor,
-    regression_geometry,
-    regression_loss,
-    train_regressor,
-    validation_motions,
-)
-from recipes.training.pairs import phantom_subject
 from xrender.checkpoint import CheckpointError, load_state, save_state
 from xrender.geometry import (
     get_pose_distribution,
@@ -26,8 +17,17 @@ from xrender.geometry import (
     standard_pose,
 )
 from xrender.metrics import rotation_error, translation_error
+from xrender.recipes.regression import (
+    RegressionConfig,
+    evaluate_regressor,
+    regression_geometry,
+    regression_loss,
+    train_regressor,
+    validation_motions,
+)
 from xrender.registration.regression import REGRESSOR_FORMAT, PoseRegressor
 from xrender.render import DRR
+from xrender.subject import phantom_subject
 
 SIZE = 32
 TINY = RegressionConfig(

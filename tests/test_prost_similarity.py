@@ -7,7 +7,7 @@ import torch
 from _prost_fixtures import TINY_HEAD, tiny_setup
 
 from xrender.checkpoint import CheckpointError, save_state
-from xrender.render import render
+from xrender.render import RenderOptions, render
 from xrender.similarity.pose import PoseSimilarity
 from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork, ProSTSimilarity, standardize
 
@@ -16,7 +16,7 @@ from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork, ProSTSimilari
 def setup():
     volume, carm, similarity, true, initial = tiny_setup()
     with torch.no_grad():
-        target = render(volume, carm, true, n_samples=12)
+        target = render(volume, carm, true, options=RenderOptions(n_samples=12))
     return volume, carm, similarity, true, initial, target
 
 
@@ -32,10 +32,10 @@ def test_is_a_pose_similarity_with_batched_scores(setup):
 def test_projection_at_init_is_the_drr_when_the_residual_is_zero():
     volume, carm, _, true, _ = tiny_setup()
     network = ProSTNetwork((8, 8), head_options=TINY_HEAD, feature_widths=(2, 2)).double()  # zero-initialised residual
-    similarity = ProSTSimilarity(volume, carm, network, n_samples=12)
+    similarity = ProSTSimilarity(volume, carm, network, options=RenderOptions(n_samples=12))
     projected = similarity.project(true)
     full_box = volume.with_data(volume.data.clone().requires_grad_())  # the features' box: the whole grid
-    drr = render(full_box, carm, true, n_samples=12).detach() * network.config["input_scale"]
+    drr = render(full_box, carm, true, options=RenderOptions(n_samples=12)).detach() * network.config["input_scale"]
     assert torch.allclose(projected, drr.expand(-1, 3, -1, -1), rtol=1e-10)
 
 
@@ -85,7 +85,7 @@ def test_save_and_load_round_trip(setup, tmp_path):
     _, carm, similarity, _, initial, target = setup
     path = similarity.network.save(tmp_path / "net.pt", summary={"iterations": 3})
     loaded = ProSTNetwork.load(path).double()
-    again = ProSTSimilarity(_volume(similarity), carm, loaded, n_samples=12)
+    again = ProSTSimilarity(_volume(similarity), carm, loaded, options=RenderOptions(n_samples=12))
     assert torch.allclose(again(initial, target), similarity(initial, target))
 
 
@@ -124,7 +124,11 @@ def test_errors(setup):
 def test_unknown_backend_and_malformed_inputs_of_the_pose_gradient_are_refused(setup):
     volume, carm, similarity, _, initial, target = setup
     with pytest.raises(ValueError, match="grid_sample"):
-        ProSTSimilarity(volume, carm, similarity.network, backend="bogus")
+        ProSTSimilarity(volume, carm, similarity.network, options=RenderOptions(backend="bogus"))
+    with pytest.raises(ValueError, match="beer_lambert=False"):
+        ProSTSimilarity(volume, carm, similarity.network, options=RenderOptions(beer_lambert=True))
+    with pytest.raises(TypeError, match="options: expected a RenderOptions"):
+        ProSTSimilarity(volume, carm, similarity.network, options={"n_samples": 12})
     with pytest.raises(ValueError, match="fixed"):
         similarity.value_and_pose_gradient(initial, target[:, :, :4])
     with pytest.raises(ValueError, match="pose"):

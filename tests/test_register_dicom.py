@@ -9,13 +9,13 @@ from _dicom_files import write_dicom
 from _tiny_search import TINY_SET
 from typer.testing import CliRunner
 
-from recipes.registration.command import RegistrationRequest, fixed_image
-from recipes.training import phantom_subject
 from xrender.cli import app
 from xrender.geometry import ConeBeam, standard_pose
 from xrender.io import write_volume
 from xrender.phantom import pelvis_phantom
+from xrender.recipes.registration.command import RegistrationRequest, fixed_image
 from xrender.render import render
+from xrender.subject import phantom_subject
 from xrender.xray import XRayPreprocessing
 
 I0 = 4000.0

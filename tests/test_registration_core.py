@@ -1,14 +1,12 @@
-"""The registration core: motion parameters, stop rules, the objective, the optimisers and the stages."""
+"""The registration core: stop rules, the objective, the optimisers and the stages."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 
 from xrender.attenuation import hu_to_mu
-from xrender.geometry import get_preset, project, standard_pose
+from xrender.geometry import get_preset, motion_from_pose, pose_from_motion, standard_pose
 from xrender.metrics import target_registration_error
 from xrender.phantom import pelvis_phantom
 from xrender.registration import (
@@ -24,8 +22,6 @@ from xrender.registration import (
     StopRule,
     available_optimizers,
     get_optimizer,
-    motion_from_pose,
-    pose_from_motion,
     register,
 )
 from xrender.registration.optimizers import SEED_LIMIT, run_seed
@@ -53,44 +49,6 @@ class QuadraticSimilarity:
 
 def objective(**options) -> PoseObjective:
     return PoseObjective(QuadraticSimilarity(), torch.zeros(1, 1, 4, 4), REFERENCE, **options)
-
-
-# --------------------------------------------------------------------------- motion parameters
-def test_zero_motion_is_the_reference():
-    torch.testing.assert_close(pose_from_motion(torch.zeros(6, dtype=torch.float64), REFERENCE, ISO), REFERENCE)
-
-
-def test_motion_round_trip_batched():
-    x = torch.tensor([[10.0, -20.0, 30.0, 5.0, 6.0, -70.0], [0.0, 0.0, 179.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
-    back = motion_from_pose(pose_from_motion(x, REFERENCE.expand(2, 4, 4), ISO), REFERENCE.expand(2, 4, 4), ISO)
-    torch.testing.assert_close(back, x)
-
-
-def test_convention_motion_translation_moves_the_isocentre_right_down_and_away():
-    carm = get_preset("prost")
-    K = carm.intrinsics(dtype=torch.float64)
-    centre = project(ISO[None], REFERENCE, K)[0]
-    right = project(ISO[None], pose_from_motion(torch.tensor([0, 0, 0, 10.0, 0, 0]).double(), REFERENCE, ISO), K)[0]
-    down = project(ISO[None], pose_from_motion(torch.tensor([0, 0, 0, 0, 10.0, 0]).double(), REFERENCE, ISO), K)[0]
-    away = pose_from_motion(torch.tensor([0, 0, 0, 0, 0, 10.0]).double(), REFERENCE, ISO)
-    assert right[0] > centre[0] + 1
-    assert abs(float(right[1] - centre[1])) < 1e-9
-    assert down[1] > centre[1] + 1
-    assert abs(float(down[0] - centre[0])) < 1e-9
-    depth = lambda pose: (torch.linalg.inv(pose) @ torch.cat([ISO, ISO.new_ones(1)]))[2]  # noqa: E731
-    torch.testing.assert_close(depth(away) - depth(REFERENCE), torch.tensor(10.0, dtype=torch.float64))
-
-
-def test_convention_motion_rotation_turns_about_the_isocentre_in_degrees():
-    pose = pose_from_motion(torch.tensor([0, 0, 30.0, 0, 0, 0]).double(), REFERENCE, ISO)
-    assert float(target_registration_error(pose, REFERENCE, ISO[None])) < 1e-9  # the isocentre stays put
-    angle = torch.linalg.matrix_norm(pose[:3, :3] - REFERENCE[:3, :3])  # ‖R1 − R0‖_F = 2√2 sin(θ/2)
-    torch.testing.assert_close(angle, torch.tensor(2 * math.sqrt(2) * math.sin(math.radians(15)), dtype=torch.float64))
-
-
-def test_motion_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="params"):
-        pose_from_motion(torch.zeros(5), REFERENCE, ISO)
 
 
 # --------------------------------------------------------------------------- stop rules and priors

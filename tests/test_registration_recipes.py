@@ -16,7 +16,13 @@ import torch.multiprocessing as mp
 from _tiny_search import TINY, TINY_SET
 from typer.testing import CliRunner
 
-from recipes.registration import (
+from xrender.cli import app
+from xrender.geometry import ConeBeam, get_pose_distribution, get_preset, perturb, pose_from_motion, standard_pose
+from xrender.io import write_volume
+from xrender.metrics import target_registration_error
+from xrender.phantom import pelvis_phantom
+from xrender.recipes.distributed import Distributed
+from xrender.recipes.registration import (
     EvaluationConfig,
     MethodContext,
     MethodSettings,
@@ -27,31 +33,28 @@ from recipes.registration import (
     make_trials,
     summarize,
 )
-from recipes.registration.evaluation import (
+from xrender.recipes.registration.command import FixedImage, init_motion, pose_document
+from xrender.recipes.registration.evaluation import (
     initial_poses,
     register_within,
     target_points,
     trial_generator,
     trial_seed,
 )
-from recipes.registration.methods import spends_time_budget
-from recipes.registration.report import capture_edges, capture_ranges, capture_table, markdown_table
-from recipes.training import Distributed, phantom_subject
-from xrender.cli import app
-from xrender.geometry import get_pose_distribution, get_preset, perturb, standard_pose
-from xrender.io import write_volume
-from xrender.metrics import target_registration_error
-from xrender.phantom import pelvis_phantom
+from xrender.recipes.registration.methods import spends_time_budget
+from xrender.recipes.registration.report import capture_edges, capture_ranges, capture_table, markdown_table
 from xrender.registration import (
     IntensityStage,
     LearnedDescentStage,
     LearnedSearchStage,
     NevergradOptimizer,
     RegistrationProblem,
+    RegistrationResult,
     RegressionStage,
     register,
 )
 from xrender.render import render
+from xrender.subject import phantom_subject
 
 #: A seed above 2**32: per-trial seeds must still fit cma, numpy and torch.
 HUGE_SEED = 2**40 + 7
@@ -505,7 +508,8 @@ def test_cli_evaluate_errors_are_one_line(args, message):
     assert message in result.output
 
 
-def test_cli_register_a_png_xray(tmp_path):
+def _png_case(tmp_path) -> tuple[Path, Path, torch.Tensor]:
+    """A 24³ phantom CT file, a 128² PNG of its AP DRR (prost C-arm) and the CT's isocentre."""
     subject = phantom_subject(24, 200.0)
     ct = tmp_path / "ct.nii.gz"
     write_volume(pelvis_phantom().to_volume(24), ct)  # HU, as a CT file
@@ -516,18 +520,85 @@ def test_cli_register_a_png_xray(tmp_path):
         drr = render(subject.full, carm, truth)[0, 0].numpy()
     image = np.round(drr / drr.max() * 60000).astype(np.uint16)  # a 16-bit PNG of line integrals
     sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / "xray.png"))
+    return ct, tmp_path / "xray.png", iso
+
+
+def test_cli_register_a_png_xray(tmp_path):
+    ct, xray, _ = _png_case(tmp_path)
     out = tmp_path / "reg"
-    args = ["register", str(ct), str(tmp_path / "xray.png"), "--binning", "4", "--init", "2,0,0,5,0,10"]
+    args = ["register", str(ct), str(xray), "--binning", "4", "--init", "2,0,0,5,0,10"]
     args += ["--volume-size", "24", "--out", str(out), "--gif", "--no-progress"]
     _invoke_tiny(args)
     document = json.loads((out / "pose.json").read_text(encoding="utf-8"))
     pose = torch.tensor(document["pose_camera_to_world"], dtype=torch.float64)
     assert pose.shape == (4, 4)
     torch.testing.assert_close(pose[3], torch.tensor([0, 0, 0, 1.0], dtype=torch.float64))
-    assert len(document["motion_about_isocenter"]["translation_mm"]) == 3
+    assert document["reference"] == "view ap"
+    assert ConeBeam(**document["geometry"]) == get_preset("prost").downsample(4)  # --geometry's format
     assert document["stages"][0]["name"] == "cmaes"
     assert (out / "overlay.png").stat().st_size > 0
     assert (out / "registration.gif").stat().st_size > 0
+
+
+def _pose_json(out: Path) -> dict:
+    return json.loads((out / "pose.json").read_text(encoding="utf-8"))
+
+
+def test_convention_register_init_and_pose_json_motion_round_trip(tmp_path):
+    ct, xray, iso = _png_case(tmp_path)
+    common = ["register", str(ct), str(xray), "--binning", "4", "--volume-size", "24", "--no-progress"]
+    _invoke_tiny([*common, "--init", "2,-3,4,5,-6,10", "--out", str(tmp_path / "first")])
+    first = _pose_json(tmp_path / "first")
+    reference = torch.tensor(first["reference_pose_camera_to_world"], dtype=torch.float64)
+    torch.testing.assert_close(reference, standard_pose("ap", get_preset("prost").sid, iso))
+    # --init is a motion about the isocentre (rotation vector in degrees, mm), as pose.json's motion
+    init = torch.tensor([2.0, -3.0, 4.0, 5.0, -6.0, 10.0], dtype=torch.float64)
+    initial = torch.tensor(first["initial_pose_camera_to_world"], dtype=torch.float64)
+    torch.testing.assert_close(initial, pose_from_motion(init, reference, iso))
+    registered = torch.tensor(first["pose_camera_to_world"], dtype=torch.float64)
+    torch.testing.assert_close(pose_from_motion(torch.tensor(first["motion"]).double(), reference, iso), registered)
+    # fed back, as numbers or as the file, it starts at the registered pose
+    numbers = ",".join(repr(v) for v in first["motion"])
+    _invoke_tiny([*common, "--init", numbers, "--out", str(tmp_path / "numbers")])
+    _invoke_tiny([*common, "--init", str(tmp_path / "first" / "pose.json"), "--out", str(tmp_path / "file")])
+    for run in ("numbers", "file"):
+        again = torch.tensor(_pose_json(tmp_path / run)["initial_pose_camera_to_world"], dtype=torch.float64)
+        torch.testing.assert_close(again, registered, rtol=0.0, atol=1e-9)
+
+
+def test_init_motion_reads_a_pose_json_of_the_same_reference_only(tmp_path):
+    iso = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    ap, ll = standard_pose("ap", 620.0, iso), standard_pose("ll", 620.0, iso)
+    motion = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], dtype=torch.float64)
+    fixed = FixedImage(torch.zeros(1, 1, 8, 8), get_preset("prost"), ap, "view ap")
+    result = RegistrationResult(pose_from_motion(motion, ap, iso), ap, (), 0.0)
+    path = tmp_path / "pose.json"
+    path.write_text(json.dumps(pose_document("cmaes", result, fixed, iso)), encoding="utf-8")
+    torch.testing.assert_close(init_motion(path, ap, iso), motion)
+    torch.testing.assert_close(init_motion(tuple(motion.tolist()), ap, iso), motion)
+    with pytest.raises(ValueError, match=r"--init .*pose.json: its motion is about the reference 'view ap'"):
+        init_motion(path, ll, iso)
+    with pytest.raises(ValueError, match="this run's reference pose or isocentre differs"):
+        init_motion(path, ap, iso + 1.0)
+    path.write_text(json.dumps({"motion": [1, 2, 3]}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"expected a pose\.json written by xrender register"):
+        init_motion(path, ap, iso)
+    path.write_text(
+        json.dumps({"motion": [1, 2, 3], "reference_pose_camera_to_world": ap.tolist(), "isocenter_mm": [0, 0, 0]})
+    )
+    with pytest.raises(ValueError, match=r"expected motion of 6 finite numbers"):
+        init_motion(path, ap, iso)
+    path.write_text("not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"expected a pose\.json written by xrender register"):
+        init_motion(path, ap, iso)
+    with pytest.raises(FileNotFoundError):
+        init_motion(tmp_path / "missing.json", ap, iso)
+
+
+def test_cli_register_init_file_errors_are_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["register", str(tmp_path / "ct.nii"), str(tmp_path / "x.png"), "--init", "1,2"])
+    assert result.exit_code == 2
+    assert "error: --init: expected 6 finite numbers 'rx,ry,rz,tu,tv,tdepth'" in result.output
 
 
 def test_cli_register_errors(tmp_path):

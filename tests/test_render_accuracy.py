@@ -14,7 +14,7 @@ import torch
 from xrender.attenuation import get_attenuation_model, hu_to_mu
 from xrender.geometry import ConeBeam, euler_to_matrix, get_preset, make_pose, perturb, pixel_rays, standard_pose
 from xrender.phantom import Ellipsoid, Phantom, pelvis_phantom
-from xrender.render import BACKENDS, VolumePyramid, render
+from xrender.render import BACKENDS, RenderOptions, VolumePyramid, render
 from xrender.volume import Volume
 
 F64 = torch.float64
@@ -58,8 +58,8 @@ def _relative_l2(image, reference):
 def test_default_setting_is_within_one_percent_of_the_exact_integral(phantom, pyramid, view, backend):
     pose = _poses(pyramid.volume.isocenter)[view]
     exact = _exact(phantom, pose)
-    default = render(pyramid, CARM, pose, backend=backend)[0, 0]
-    fine = render(pyramid, CARM, pose, step_mm=FINE_STEP_MM, backend=backend)[0, 0]
+    default = render(pyramid, CARM, pose, options=RenderOptions(backend=backend))[0, 0]
+    fine = render(pyramid, CARM, pose, options=RenderOptions(step_mm=FINE_STEP_MM, backend=backend))[0, 0]
     default_error, fine_error = _relative_l2(default, exact), _relative_l2(fine, exact)
     sampling_error = _relative_l2(default, fine.double())
     step = 0.5 * float(pyramid.volume.spacing.min())
@@ -88,7 +88,9 @@ def test_golden_uniform_cube_chord_through_the_centre():
     for view in ("ap", "ll"):
         pose = standard_pose(view, carm.sid, cube.isocenter)
         # content box [-1, n] along the beam: n + 1 voxels, 4 samples each
-        chord = render(cube, carm, pose, pixels=centre, n_samples=4 * (n + 1), backend="grid_sample")
+        chord = render(
+            cube, carm, pose, pixels=centre, options=RenderOptions(n_samples=4 * (n + 1), backend="grid_sample")
+        )
         torch.testing.assert_close(chord, torch.full((1, 1, 1), value * n * spacing, dtype=F64))
 
 
@@ -99,5 +101,5 @@ def test_golden_ball_chord_through_the_centre():
     carm = ConeBeam(sdd=1000.0, height=1, width=1, pixel_spacing=(1.0, 1.0), sid=500.0)
     pose = standard_pose("pa", carm.sid, volume.isocenter)
     expected = 2 * radius * float(LINEAR(torch.tensor(hu)))
-    chord = render(volume, carm, pose, backend="grid_sample").flatten()
+    chord = render(volume, carm, pose, options=RenderOptions(backend="grid_sample")).flatten()
     assert float(chord) == pytest.approx(expected, rel=2e-3)  # partial-volume rim of a 2 mm grid

@@ -6,7 +6,7 @@ import torch
 from xrender.attenuation import hu_to_mu
 from xrender.geometry import get_parameterization, get_preset, perturb, standard_pose
 from xrender.phantom import pelvis_phantom
-from xrender.render import render
+from xrender.render import RenderOptions, render
 
 pytest.importorskip("numba")
 
@@ -23,7 +23,7 @@ def scene():
 
 def _image(volume, carm, reference, params, backend):
     pose = perturb(reference, EULER.to_pose(params), volume.isocenter)
-    return render(volume, carm, pose, backend=backend)
+    return render(volume, carm, pose, options=RenderOptions(backend=backend))
 
 
 def test_fused_and_grid_sample_images_agree_to_float32_precision(scene):

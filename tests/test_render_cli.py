@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from xrender.attenuation import hu_to_mu
 from xrender.cli import app
-from xrender.geometry import get_preset, standard_pose
+from xrender.geometry import get_preset, pose_from_motion, standard_pose
+from xrender.io import read_volume
 from xrender.render import render
 
 runner = CliRunner()
@@ -46,8 +47,6 @@ def test_render_ct_npy_round_trips_the_raw_values(tmp_path):
     assert result.exit_code == 0, result.output
     saved = np.load(out)
     assert saved.dtype == np.float32
-    from xrender.io import read_volume
-
     volume = hu_to_mu(read_volume(path))
     carm = get_preset("prost").downsample(4)
     expected = render(volume, carm, standard_pose("ap", carm.sid, volume.isocenter.double()))[0]
@@ -76,6 +75,22 @@ def test_render_pose_moves_the_image(tmp_path):
     columns = [image.sum(0) for image in images]
     centroid = [float((c * torch.arange(32)).sum() / c.sum()) for c in columns]
     assert centroid[1] - centroid[0] > 3  # 30 mm × 1.65 magnification / 11.68 mm pixels ≈ 4.2 px
+
+
+def test_convention_render_pose_is_a_motion_about_the_isocentre(tmp_path):
+    path = _ct(tmp_path)
+    out = tmp_path / "drr.npy"
+    pose = "10,-20,30,5,6,7"  # rotation vector (deg), then mm along image right, down and depth
+    result = runner.invoke(
+        app, ["render", str(path), "--size", "32", "--view", "ll", "--pose", pose, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    volume = hu_to_mu(read_volume(path))
+    carm = get_preset("prost").downsample(4)
+    iso = volume.isocenter.double()
+    motion = torch.tensor([10.0, -20.0, 30.0, 5.0, 6.0, 7.0], dtype=torch.float64)
+    expected = render(volume, carm, pose_from_motion(motion, standard_pose("ll", carm.sid, iso), iso))[0]
+    np.testing.assert_allclose(np.load(out), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_bad_pose_string_is_a_one_line_error(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from xrender.geometry import ConeBeam, euler_to_matrix, make_pose, perturb, project, standard_pose
-from xrender.render import BACKENDS, render
+from xrender.render import BACKENDS, RenderOptions, render
 from xrender.render.rays import world_rays
 from xrender.volume import Volume
 
@@ -40,7 +40,7 @@ def test_convention_bright_voxel_lands_where_its_centre_projects(backend):
     affine[:3, 3] = torch.tensor([-20.0, 10.0, -15.0], dtype=F64)
     volume = Volume(data, affine)
     pose = _oblique(volume)
-    image = render(volume, CARM, pose, n_samples=400, backend=backend)[0, 0]
+    image = render(volume, CARM, pose, options=RenderOptions(n_samples=400, backend=backend))[0, 0]
     expected = project(
         volume.voxel_to_world(torch.tensor([[5.0, 2.0, 4.0]], dtype=F64)), pose, CARM.intrinsics(dtype=F64)
     )
@@ -75,7 +75,9 @@ def test_convention_output_is_seen_from_the_source_with_the_head_up():
     affine = torch.diag(torch.tensor([3.0, 3.0, 3.0, 1.0], dtype=F64))
     affine[:3, 3] = -12.0  # 6 mm left of and above the isocentre: 12 px on the detector
     volume = Volume(data, affine)
-    image = render(volume, CARM, standard_pose("ap", CARM.sid, volume.isocenter), n_samples=100)[0, 0]
+    image = render(volume, CARM, standard_pose("ap", CARM.sid, volume.isocenter), options=RenderOptions(n_samples=100))[
+        0, 0
+    ]
     u, v = _centroid(image)
     cu, cv = CARM.principal_point
     assert u == pytest.approx(cu + 12, abs=0.1)  # right

@@ -1,10 +1,13 @@
 """`render` and `DRR`: batching, misses, channels, Beer–Lambert, sparse pixels, chunks, validation."""
 
+import math
+from dataclasses import fields
+
 import pytest
 import torch
 
 from xrender.geometry import ConeBeam, euler_to_matrix, get_parameterization, make_pose, perturb, standard_pose
-from xrender.render import BACKENDS, DRR, VolumePyramid, choose_backend, render
+from xrender.render import BACKENDS, DRR, RenderOptions, VolumePyramid, choose_backend, render
 from xrender.volume import Volume
 
 F64 = torch.float64
@@ -36,9 +39,9 @@ def _poses(volume: Volume, n: int = 3) -> torch.Tensor:
 def test_batch_equals_one_by_one(backend):
     volume = _volume()
     poses = _poses(volume)
-    batch = render(volume, CARM, poses, backend=backend)
+    batch = render(volume, CARM, poses, options=RenderOptions(backend=backend))
     assert batch.shape == (3, 1, CARM.height, CARM.width)
-    singles = torch.cat([render(volume, CARM, pose, backend=backend) for pose in poses])
+    singles = torch.cat([render(volume, CARM, pose, options=RenderOptions(backend=backend)) for pose in poses])
     torch.testing.assert_close(batch, singles)
     assert (batch.flatten(1) > 0).float().mean(1).min() > 0.5  # every view sees the volume
 
@@ -58,24 +61,35 @@ def test_rays_that_miss_give_exactly_zero(backend):
 def test_sparse_pixels_equal_the_same_pixels_of_a_full_render():
     volume = _volume()
     poses = _poses(volume, 2)
-    full = render(volume, CARM, poses, backend="grid_sample")
+    full = render(volume, CARM, poses, options=RenderOptions(backend="grid_sample"))
     pixels = torch.tensor([[0.0, 0.0], [9.0, 11.0], [3.0, 7.0]], dtype=F64)
-    shared = render(volume, CARM, poses, pixels=pixels, backend="grid_sample")
+    shared = render(volume, CARM, poses, pixels=pixels, options=RenderOptions(backend="grid_sample"))
     expected = full[:, :, pixels[:, 1].long(), pixels[:, 0].long()]
     torch.testing.assert_close(shared, expected)
-    per_pose = render(volume, CARM, poses, pixels=torch.stack([pixels, pixels.flip(0)]), backend="grid_sample")
+    per_pose = render(
+        volume, CARM, poses, pixels=torch.stack([pixels, pixels.flip(0)]), options=RenderOptions(backend="grid_sample")
+    )
     torch.testing.assert_close(per_pose[1], expected[1].flip(-1))
 
 
 def test_channels_render_independently():
     volume = _volume(channels=2)
     poses = _poses(volume, 2)
-    both = render(volume, CARM, poses, backend="grid_sample")
+    both = render(volume, CARM, poses, options=RenderOptions(backend="grid_sample"))
     # the content box of each channel alone differs, which must not change the integrals
     for c in range(2):
-        alone = render(volume.with_data(volume.data[c : c + 1]), CARM, poses, backend="grid_sample", step_mm=1.0)
-        torch.testing.assert_close(render(volume, CARM, poses, backend="grid_sample", step_mm=1.0)[:, c : c + 1], alone)
-    summed = render(volume.with_data(volume.data.sum(0, keepdim=True)), CARM, poses, backend="grid_sample")
+        alone = render(
+            volume.with_data(volume.data[c : c + 1]),
+            CARM,
+            poses,
+            options=RenderOptions(backend="grid_sample", step_mm=1.0),
+        )
+        torch.testing.assert_close(
+            render(volume, CARM, poses, options=RenderOptions(backend="grid_sample", step_mm=1.0))[:, c : c + 1], alone
+        )
+    summed = render(
+        volume.with_data(volume.data.sum(0, keepdim=True)), CARM, poses, options=RenderOptions(backend="grid_sample")
+    )
     torch.testing.assert_close(both.sum(1, keepdim=True), summed)
 
 
@@ -83,17 +97,19 @@ def test_beer_lambert_is_i0_exp_minus_the_line_integral():
     volume = _volume()
     pose = _poses(volume, 1)
     integral = render(volume, CARM, pose)
-    intensity = render(volume, CARM, pose, beer_lambert=True, i0=250.0)
+    intensity = render(volume, CARM, pose, options=RenderOptions(beer_lambert=True, i0=250.0))
     torch.testing.assert_close(intensity, 250.0 * torch.exp(-integral))
 
 
 def test_chunked_equals_unchunked_including_gradients():
     volume = _volume()
     params = EULER.from_pose(_poses(volume, 2)).requires_grad_()
-    whole = render(volume, CARM, params, parameterization=EULER, backend="grid_sample")
+    whole = render(volume, CARM, params, parameterization=EULER, options=RenderOptions(backend="grid_sample"))
     (grad_whole,) = torch.autograd.grad(whole.square().sum(), params)
     # a budget below one ray: one pixel (for both poses) per chunk, 120 checkpointed chunks
-    chunked = render(volume, CARM, params, parameterization=EULER, backend="grid_sample", max_memory_mb=1e-3)
+    chunked = render(
+        volume, CARM, params, parameterization=EULER, options=RenderOptions(backend="grid_sample", max_memory_mb=1e-3)
+    )
     (grad_chunked,) = torch.autograd.grad(chunked.square().sum(), params)
     torch.testing.assert_close(chunked, whole)
     torch.testing.assert_close(grad_chunked, grad_whole)
@@ -108,7 +124,13 @@ def test_source_inside_the_volume_integrates_forward_only():
     pose[:3, 3] = cube.isocenter  # the source at the centre voxel
     cu, cv = CARM.principal_point
     # from the centre (index 2) to the content box's face (index 5): 3 voxels, the last a ramp to 0
-    half = render(cube, CARM, pose, pixels=torch.tensor([[cu, cv]], dtype=F64), n_samples=12, backend="grid_sample")
+    half = render(
+        cube,
+        CARM,
+        pose,
+        pixels=torch.tensor([[cu, cv]], dtype=F64),
+        options=RenderOptions(n_samples=12, backend="grid_sample"),
+    )
     torch.testing.assert_close(half.flatten(), torch.tensor([value * spacing * n / 2], dtype=F64))
 
 
@@ -148,8 +170,14 @@ def test_float32_volume_casts_float64_poses():
     ],
 )
 def test_invalid_inputs_raise_value_errors(pose, kwargs):
+    def build_and_render():  # an invalid option raises already when the options are built
+        option_names = {f.name for f in fields(RenderOptions)}
+        options = RenderOptions(**{k: v for k, v in kwargs.items() if k in option_names})
+        others = {k: v for k, v in kwargs.items() if k not in option_names}
+        render(_volume(), CARM, pose.to(F64), options=options, **others)
+
     with pytest.raises(ValueError):
-        render(_volume(), CARM, pose.to(F64), **kwargs)
+        build_and_render()
 
 
 def test_wrong_types_raise_type_errors():
@@ -168,10 +196,12 @@ def test_auto_backend_prefers_the_fused_cpu_backend_when_registered():
 
 def test_module_renders_like_the_function_and_follows_dtype():
     volume = _volume().to(dtype=torch.float32)
-    drr = DRR(volume, CARM, parameterization=EULER, step_mm=2.0, backend="grid_sample")
+    drr = DRR(volume, CARM, parameterization=EULER, options=RenderOptions(step_mm=2.0, backend="grid_sample"))
     params = EULER.from_pose(_poses(_volume(), 2))
     image = drr(params)
-    expected = render(volume, CARM, params, parameterization=EULER, step_mm=2.0, backend="grid_sample")
+    expected = render(
+        volume, CARM, params, parameterization=EULER, options=RenderOptions(step_mm=2.0, backend="grid_sample")
+    )
     torch.testing.assert_close(image, expected)
     assert drr.pyramid is drr.pyramid  # cached
     drr.double()
@@ -192,3 +222,34 @@ def test_render_accepts_a_pyramid_and_reuses_its_content_box():
     pose = _poses(volume, 1)
     torch.testing.assert_close(render(pyramid, CARM, pose), render(volume, CARM, pose))
     assert pyramid.content_box(0) is pyramid.content_box(0)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"step_mm": 1.0, "n_samples": 4}, "expected exactly one of step_mm and n_samples"),
+        ({"step_mm": 0.0}, r"step_mm: expected finite values > 0, got 0.0"),
+        ({"n_samples": 0}, "n_samples: expected a positive int, got 0"),
+        ({"level": -1}, r"level: expected an int >= 0 or 'auto', got -1"),
+        ({"level": True}, r"level: expected an int >= 0 or 'auto', got True"),
+        ({"backend": "nope"}, r"unknown render backend 'nope'; available: auto, .*grid_sample"),
+        ({"max_memory_mb": math.inf}, r"max_memory_mb: expected finite values > 0, got inf"),
+        ({"i0": -1.0}, r"i0: expected finite values > 0, got -1.0"),
+    ],
+)
+def test_render_options_are_checked_when_built(options, match):
+    with pytest.raises(ValueError, match=match):
+        RenderOptions(**options)
+
+
+def test_options_of_the_wrong_type_are_refused():
+    volume = _volume()
+    with pytest.raises(TypeError, match="options: expected a RenderOptions, got dict"):
+        render(volume, CARM, torch.eye(4, dtype=F64), options={"step_mm": 1.0})
+    with pytest.raises(TypeError, match="options: expected a RenderOptions, got dict"):
+        DRR(volume, CARM, options={"step_mm": 1.0})
+
+
+def test_a_level_above_the_coarsest_is_refused_at_render():
+    with pytest.raises(ValueError, match=r"level: expected an int in \[0, 4\] or 'auto', got 99"):
+        render(_volume(), CARM, torch.eye(4, dtype=F64), options=RenderOptions(level=99))

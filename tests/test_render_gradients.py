@@ -5,7 +5,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 from xrender.geometry import ConeBeam, get_parameterization, standard_pose
-from xrender.render import render
+from xrender.render import RenderOptions, render
 from xrender.volume import Volume
 
 F64 = torch.float64
@@ -27,9 +27,13 @@ def _params(volume: Volume) -> torch.Tensor:
     return (ap + torch.tensor([0.4, -0.3, 0.2, 1.5, -3.0, -1.0], dtype=F64)).requires_grad_()
 
 
-def _render_params(volume: Volume, **kwargs):
+def _render_params(volume: Volume, **options):
     return lambda params: render(
-        volume, CARM, params, parameterization=EULER, n_samples=24, backend="grid_sample", **kwargs
+        volume,
+        CARM,
+        params,
+        parameterization=EULER,
+        options=RenderOptions(n_samples=24, backend="grid_sample", **options),
     )
 
 
@@ -45,7 +49,7 @@ def test_gradcheck_with_respect_to_the_volume():
     pose = EULER.to_pose(_params(volume).detach())
 
     def from_data(data):
-        return render(volume.with_data(data), CARM, pose, n_samples=24, backend="grid_sample")
+        return render(volume.with_data(data), CARM, pose, options=RenderOptions(n_samples=24, backend="grid_sample"))
 
     assert gradcheck(from_data, (volume.data.clone().requires_grad_(),))
 
@@ -59,6 +63,6 @@ def test_gradgradcheck_with_respect_to_pose_parameters(max_memory_mb):
 def test_step_mode_gradient_is_finite_and_nonzero():
     volume = _volume(8)
     params = _params(volume)
-    render(volume, CARM, params, parameterization=EULER, backend="grid_sample").sum().backward()
+    render(volume, CARM, params, parameterization=EULER, options=RenderOptions(backend="grid_sample")).sum().backward()
     assert torch.isfinite(params.grad).all()
     assert params.grad.abs().sum() > 0

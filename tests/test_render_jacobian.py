@@ -7,7 +7,7 @@ import torch
 
 from xrender.geometry import get_parameterization, get_preset, perturb, standard_pose
 from xrender.geometry.se3 import se3_exp
-from xrender.render import GridSampleBackend, render, render_jacobian
+from xrender.render import GridSampleBackend, RenderOptions, render, render_jacobian
 from xrender.render.fused_cpu import fused_march_jacobian
 from xrender.similarity.gradient_loss import twist_chart
 from xrender.volume import Volume
@@ -33,7 +33,7 @@ def _poses(volume: Volume) -> torch.Tensor:
 def _autograd_jacobian(volume, chart, params, **options):
     """∂ render / ∂ params by reverse-mode autograd through grid_sample, one pose at a time: ``(B, C, H, W, P)``."""
     full = torch.autograd.functional.jacobian(
-        lambda p: render(volume, CARM, chart(p), backend="grid_sample", **options), params
+        lambda p: render(volume, CARM, chart(p), options=RenderOptions(backend="grid_sample", **options)), params
     )
     return torch.stack([full[b, ..., b, :] for b in range(params.shape[0])])
 
@@ -43,8 +43,8 @@ def test_images_and_jacobian_equal_autograd_through_grid_sample(sampling):
     volume = _volume()
     chart = twist_chart(_poses(volume), volume.isocenter)
     xi = torch.zeros(2, 6, dtype=torch.float64)
-    images, jacobian = render_jacobian(volume, CARM, chart, xi, backend="fused-cpu", **sampling)
-    reference = render(volume, CARM, chart(xi), backend="grid_sample", **sampling)
+    images, jacobian = render_jacobian(volume, CARM, chart, xi, options=RenderOptions(backend="fused-cpu", **sampling))
+    reference = render(volume, CARM, chart(xi), options=RenderOptions(backend="grid_sample", **sampling))
     assert images.shape == (2, 2, 8, 8)
     assert jacobian.shape == (2, 2, 8, 8, 6)
     assert torch.allclose(images, reference, rtol=1e-10, atol=1e-10)
@@ -58,9 +58,12 @@ def test_jacobian_of_any_parameterization_and_of_a_pixel_subset():
     euler = get_parameterization("euler", convention="xyz", degrees=True)
     params = euler.from_pose(_poses(volume))
     pixels = torch.tensor([[0.5, 0.5], [3.2, 6.7], [7.5, 2.0]], dtype=torch.float64)
-    images, jacobian = render_jacobian(volume, CARM, euler.to_pose, params, pixels=pixels, backend="fused-cpu")
+    images, jacobian = render_jacobian(
+        volume, CARM, euler.to_pose, params, pixels=pixels, options=RenderOptions(backend="fused-cpu")
+    )
     full = torch.autograd.functional.jacobian(
-        lambda p: render(volume, CARM, euler.to_pose(p), pixels=pixels, backend="grid_sample"), params
+        lambda p: render(volume, CARM, euler.to_pose(p), pixels=pixels, options=RenderOptions(backend="grid_sample")),
+        params,
     )
     expected = torch.stack([full[b, ..., b, :] for b in range(2)])
     assert jacobian.shape == (2, 1, 3, 6)
@@ -84,7 +87,9 @@ def test_volume_gradient_equals_the_double_backward_of_grid_sample():
     fused = _volume(requires_grad=True)
     poses = _poses(fused)
     xi = torch.zeros(2, 6, dtype=torch.float64)
-    images, jacobian = render_jacobian(fused, CARM, twist_chart(poses, fused.isocenter), xi, backend="fused-cpu")
+    images, jacobian = render_jacobian(
+        fused, CARM, twist_chart(poses, fused.isocenter), xi, options=RenderOptions(backend="fused-cpu")
+    )
     generator = torch.Generator().manual_seed(1)
     w1 = torch.randn(images.shape, generator=generator, dtype=torch.float64)
     w2 = torch.randn(jacobian.shape, generator=generator, dtype=torch.float64)
@@ -92,7 +97,9 @@ def test_volume_gradient_equals_the_double_backward_of_grid_sample():
 
     reference = _volume(requires_grad=True)
     xi_ref = xi.clone().requires_grad_(True)
-    drr = render(reference, CARM, twist_chart(poses, reference.isocenter)(xi_ref), backend="grid_sample")
+    drr = render(
+        reference, CARM, twist_chart(poses, reference.isocenter)(xi_ref), options=RenderOptions(backend="grid_sample")
+    )
     pushed = sum(
         torch.autograd.grad((drr * w2[..., p]).sum(), xi_ref, create_graph=True)[0][:, p].sum() for p in range(6)
     )
@@ -116,7 +123,18 @@ def test_a_backend_without_jacobian_march_is_refused_with_the_alternatives():
     volume = _volume()
     chart = twist_chart(_poses(volume), volume.isocenter)
     with pytest.raises(ValueError, match=r"fused-cpu.*grid_sample"):
-        render_jacobian(volume, CARM, chart, torch.zeros(2, 6, dtype=torch.float64), backend="grid_sample")
+        render_jacobian(
+            volume, CARM, chart, torch.zeros(2, 6, dtype=torch.float64), options=RenderOptions(backend="grid_sample")
+        )
+
+
+def test_intensities_are_refused_with_the_reason():
+    volume = _volume()
+    chart = twist_chart(_poses(volume), volume.isocenter)
+    with pytest.raises(ValueError, match="beer_lambert=False"):
+        render_jacobian(
+            volume, CARM, chart, torch.zeros(2, 6, dtype=torch.float64), options=RenderOptions(beer_lambert=True)
+        )
 
 
 def test_malformed_params_and_poses_are_refused():
@@ -187,11 +205,11 @@ def test_convention_jacobian_parameter_axis_is_last_and_is_the_derivative_along_
     volume = _volume(channels=1)
     chart = twist_chart(_poses(volume), volume.isocenter)
     xi = torch.zeros(2, 6, dtype=torch.float64)
-    images, jacobian = render_jacobian(volume, CARM, chart, xi, n_samples=9)
+    images, jacobian = render_jacobian(volume, CARM, chart, xi, options=RenderOptions(n_samples=9))
     assert jacobian.shape == (*images.shape, 6)
     for p, h in ((0, 1e-6), (5, 1e-4)):  # a rotation (radians) and the depth translation (mm)
         step = torch.zeros_like(xi)
         step[:, p] = h
-        plus = render(volume, CARM, chart(step), n_samples=9)
-        minus = render(volume, CARM, chart(-step), n_samples=9)
+        plus = render(volume, CARM, chart(step), options=RenderOptions(n_samples=9))
+        minus = render(volume, CARM, chart(-step), options=RenderOptions(n_samples=9))
         torch.testing.assert_close(jacobian[..., p], (plus - minus) / (2 * h), rtol=1e-5, atol=1e-6)

@@ -6,7 +6,7 @@ import torch
 from xrender.attenuation import hu_to_mu
 from xrender.geometry import ConeBeam, standard_pose
 from xrender.phantom import pelvis_phantom
-from xrender.render import VolumePyramid, auto_level, downsample_volume, render
+from xrender.render import RenderOptions, VolumePyramid, auto_level, downsample_volume, render
 from xrender.volume import Volume
 
 F64 = torch.float64
@@ -85,8 +85,8 @@ def test_auto_level_error_on_the_phantom():
     pose = standard_pose("ap", carm.sid, volume.isocenter)
     pyramid = VolumePyramid(volume)
     assert auto_level(volume, carm, pose) == 1
-    full = render(pyramid, carm, pose, level=0, backend="grid_sample")
-    auto = render(pyramid, carm, pose, level="auto", backend="grid_sample")
+    full = render(pyramid, carm, pose, options=RenderOptions(level=0, backend="grid_sample"))
+    auto = render(pyramid, carm, pose, options=RenderOptions(level="auto", backend="grid_sample"))
     error = float((auto - full).norm() / full.norm())
     print(f"\nauto level 1 vs level 0, 128×128 DRR of the 256³ phantom: relative L2 {error:.4%}")
     assert error < 0.01

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _host_reads import HostReads
 from scipy.spatial.transform import Rotation
 from torch.autograd import gradcheck
 
@@ -319,15 +320,23 @@ def test_batched_equals_loop_and_dtype(fn, tail, dtype):
         (nearest_rotation, (3, 2), "M"),
     ],
 )
-def test_wrong_shape_and_nonfinite_raise(fn, bad_shape, name):
+def test_wrong_shape_raises_and_only_undefined_conversions_read_values(fn, bad_shape, name):
     with pytest.raises(ValueError, match=rf"{name}: expected shape .* got \("):
         fn(torch.ones(bad_shape, dtype=F64))
     good_shape = {"q": (4,), "omega": (3,), "d6": (6,), "angles": (3,)}.get(name, (3, 3))
-    for bad in (math.nan, math.inf):
-        x = torch.eye(3, dtype=F64) if good_shape == (3, 3) else torch.ones(good_shape, dtype=F64)
-        x[0] = bad
-        with pytest.raises(ValueError, match=rf"{name}: expected finite values, got NaN or inf"):
+    x = torch.eye(3, dtype=F64) if good_shape == (3, 3) else torch.ones(good_shape, dtype=F64)
+    if name == "d6":
+        x = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype=F64)
+    with HostReads() as reads:
+        fn(x)
+    # the zero quaternion and (with eps=None) a degenerate or non-finite 6-D pair are refused; nothing else is read
+    assert reads.count == {"q": 1, "d6": 2}.get(name, 0), reads.sites
+    x[0] = math.nan
+    if name == "d6":
+        with pytest.raises(ValueError, match=r"d6: expected finite values, got NaN or inf"):
             fn(x)
+    elif name != "M":  # nearest_rotation: the SVD itself refuses NaN
+        assert not torch.isfinite(fn(x)).all()  # NaN in, NaN out
 
 
 def test_zero_quaternion_raises():

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _host_reads import HostReads
 from scipy.spatial.transform import Rotation
 from torch.autograd import gradcheck
 
@@ -343,14 +344,15 @@ def test_batched_equals_loop_and_dtype(fn, kind, dtype):
         (so3_angle, torch.eye(3), (4, 4), "Ra"),
     ],
 )
-def test_wrong_shape_and_nonfinite_raise(fn, good, bad_shape, name):
+def test_wrong_shape_raises_and_no_value_is_read(fn, good, bad_shape, name):
     with pytest.raises(ValueError, match=rf"{name}: expected shape .* got \("):
         fn(torch.zeros(bad_shape))
-    for bad in (math.nan, -math.inf):
-        x = good.clone()
-        x[0] = bad
-        with pytest.raises(ValueError, match=rf"{name}: expected finite values, got NaN or inf"):
-            fn(x)
+    with HostReads() as reads:  # values are checked at entry points, not here
+        fn(good)
+    assert reads.count == 0, reads.sites
+    x = good.clone()
+    x[0] = math.nan
+    assert not torch.isfinite(fn(x)).all()  # NaN in, NaN out
 
 
 def test_two_argument_errors():
@@ -361,16 +363,12 @@ def test_two_argument_errors():
         make_pose(torch.eye(3), torch.zeros(4))
     with pytest.raises(ValueError, match="make_pose: expected broadcastable batch shapes"):
         make_pose(torch.eye(3).expand(2, 3, 3), torch.zeros(5, 3))
-    with pytest.raises(ValueError, match=r"Ts\[1\]: expected finite values"):
-        compose(eye, torch.full((4, 4), math.nan))
     with pytest.raises(ValueError, match="compose: expected at least one pose, got none"):
         compose()
     with pytest.raises(ValueError, match=r"xi: expected shape \(\*, 6\)"):
         retract(eye, torch.zeros(5))
     with pytest.raises(ValueError, match=r"T_target: expected shape \(\*, 4, 4\)"):
         geodesic_gradient(eye, torch.eye(3))
-    with pytest.raises(ValueError, match=r"Tb: expected finite values"):
-        se3_log_distance(eye, torch.full((4, 4), math.inf))
 
 
 @pytest.mark.parametrize("radius", [0.0, -5.0, math.nan, math.inf])

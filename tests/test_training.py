@@ -13,26 +13,26 @@ import torch
 import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
-from recipes.training import (
-    Distributed,
+from xrender.checkpoint import CheckpointError
+from xrender.cli import app
+from xrender.geometry import get_pose_distribution
+from xrender.geometry.perturbation import perturbation_between
+from xrender.geometry.rotations import matrix_to_axis_angle
+from xrender.recipes._config import parse_overrides
+from xrender.recipes.distributed import Distributed
+from xrender.recipes.training import (
     PairSampler,
     TrainConfig,
     Trainer,
     get_scale,
     load_checkpoint,
     load_config_file,
-    parse_overrides,
-    phantom_subject,
     training_geometry,
 )
-from recipes.training.curve import CURVE_SETS, LearningCurve, offset_motions
-from recipes.training.optim import cosine_factor
-from xrender.checkpoint import CheckpointError
-from xrender.cli import app
-from xrender.geometry import get_pose_distribution
-from xrender.geometry.perturbation import perturbation_between
-from xrender.geometry.rotations import matrix_to_axis_angle
+from xrender.recipes.training.curve import CURVE_SETS, LearningCurve, offset_motions
+from xrender.recipes.training.optim import cosine_factor
 from xrender.similarity.prost import ProSTNetwork
+from xrender.subject import phantom_subject
 
 TINY = TrainConfig(
     volume_size=16,
@@ -257,9 +257,9 @@ def test_cli_needs_a_ct_or_the_phantom(tmp_path):
 
 
 def test_ct_subject_from_files_with_and_without_a_segmentation(tmp_path):
-    from recipes.training import ct_subject
     from xrender.io import write_volume
     from xrender.phantom import pelvis_phantom
+    from xrender.subject import ct_subject
 
     hu = pelvis_phantom().to_volume((20, 24, 28))  # not a cube: the subject is resampled to one
     write_volume(hu, tmp_path / "ct.nii.gz")

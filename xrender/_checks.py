@@ -2,14 +2,21 @@
 
 Each check raises a `ValueError` (or `TypeError`) whose message states what was
 expected and what arrived, so a user reads the fix in the error. Validation never uses ``assert``
-(stripped under ``python -O``) and never calls ``.item()`` on a tensor that requires grad beyond a
-single boolean reduction.
+(stripped under ``python -O``).
+
+**Where values are checked.** `check_shape` and `check_tensor` read only ``.shape`` and types: they
+are free and may run anywhere. `check_finite` reads one boolean from the tensor (a device sync, a
+``torch.compile`` graph break), so it runs at entry points only — readers, public constructors, the
+start of a registration, the command line, and `xrender.render.render`'s pose and pixels — never on
+internal calls (geometry, similarity and registration internals trust their callers).
+`check_positive` on numbers (not tensors) reads nothing from a device.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,8 +70,18 @@ def check_finite(x: Tensor, name: str) -> Tensor:
 
 
 def check_positive(values: float | Sequence[float] | Tensor, name: str) -> None:
-    """Raise a `ValueError` unless every value is finite and strictly positive."""
-    t = torch.as_tensor(values, dtype=torch.float64).detach()
-    if t.numel() == 0 or not bool(torch.isfinite(t).all()) or not bool((t > 0).all()):
-        shown = t.tolist() if t.numel() < 16 else f"a tensor of shape {tuple(t.shape)}"
-        raise ValueError(f"{name}: expected finite values > 0, got {shown}")
+    """Raise a `ValueError` unless every value is finite and strictly positive.
+
+    Numbers and sequences of numbers are checked on the host; a tensor costs one boolean read.
+    """
+    if isinstance(values, Tensor):
+        t = values.detach().to(torch.float64)
+        if t.numel() > 0 and bool((torch.isfinite(t) & (t > 0)).all()):
+            return
+        t = t.cpu().numpy()
+    else:
+        t = np.asarray(values, dtype=np.float64)
+        if t.size > 0 and bool((np.isfinite(t) & (t > 0)).all()):
+            return
+    shown = t.tolist() if t.size < 16 else f"a tensor of shape {tuple(t.shape)}"
+    raise ValueError(f"{name}: expected finite values > 0, got {shown}")

@@ -64,20 +64,23 @@ class Volume:
         check_shape(self.affine, "4 4", "Volume.affine")
         dtype = self.data.dtype if self.data.is_floating_point() else torch.get_default_dtype()
         affine = self.affine.to(device=self.data.device, dtype=dtype)
-        check_finite(affine, "Volume.affine")
-        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=affine.device)
-        if not torch.equal(affine[3], bottom):
-            raise ValueError(f"Volume.affine: expected last row (0, 0, 0, 1), got {affine[3].tolist()}")
-        det = torch.linalg.det(affine[:3, :3].double())
-        if not bool(det.abs() > 1e-12):
-            raise ValueError(f"Volume.affine: expected an invertible 3x3 part, got determinant {float(det):.3g}")
         object.__setattr__(self, "affine", affine)
         if self.isocenter is None:
             iso = self.center
         else:
             iso = check_shape(torch.as_tensor(self.isocenter), "3", "Volume.isocenter")
-            iso = check_finite(iso.to(device=affine.device, dtype=dtype), "Volume.isocenter")
+            iso = iso.to(device=affine.device, dtype=dtype)
         object.__setattr__(self, "isocenter", iso)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=affine.device)
+        det = torch.linalg.det(affine[:3, :3].double())
+        valid = torch.isfinite(affine).all() & (affine[3] == bottom).all() & (det.abs() > 1e-12)
+        if not bool(valid & torch.isfinite(iso).all()):  # one host read; the messages below only on failure
+            check_finite(affine, "Volume.affine")
+            if not torch.equal(affine[3], bottom):
+                raise ValueError(f"Volume.affine: expected last row (0, 0, 0, 1), got {affine[3].tolist()}")
+            if not bool(det.abs() > 1e-12):
+                raise ValueError(f"Volume.affine: expected an invertible 3x3 part, got determinant {float(det):.3g}")
+            check_finite(iso, "Volume.isocenter")
 
     # ----------------------------------------------------------------------------- geometry
     @property

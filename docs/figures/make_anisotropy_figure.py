@@ -22,16 +22,17 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from recipes.training import phantom_subject, training_geometry
-from recipes.training.config import TrainConfig
-from recipes.training.curve import CURVE_SETS, gradient_cosines, held_out_sets
-from recipes.training.pairs import PairSampler
 from xrender.geometry import perturb, se3_exp
 from xrender.plot import save_figure
-from xrender.render import DRR
+from xrender.recipes.training import training_geometry
+from xrender.recipes.training.config import TrainConfig
+from xrender.recipes.training.curve import CURVE_SETS, gradient_cosines, held_out_sets
+from xrender.recipes.training.pairs import PairSampler
+from xrender.render import DRR, RenderOptions
 from xrender.similarity import RenderedSimilarity, get_similarity
 from xrender.similarity.gradient_loss import similarity_value_and_gradient
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity
+from xrender.subject import phantom_subject
 
 HERE = Path(__file__).parent
 NAMES = ("ω_u", "ω_v", "ω_depth", "v_u", "v_v", "v_depth")
@@ -62,7 +63,9 @@ def main() -> None:
     subject = phantom_subject(config.volume_size, config.bone_threshold_hu)
     carm = training_geometry(config)
     step = float(subject.full.spacing.min())
-    ncc = RenderedSimilarity(DRR(subject.full.to(dtype=torch.float64), carm, step_mm=step), get_similarity("ncc"))
+    ncc = RenderedSimilarity(
+        DRR(subject.full.to(dtype=torch.float64), carm, options=RenderOptions(step_mm=step)), get_similarity("ncc")
+    )
 
     sampler = PairSampler(
         [subject],
@@ -89,10 +92,14 @@ def main() -> None:
 
     similarities = {"NCC": ncc}
     untrained = ProSTNetwork((carm.height, carm.width))
-    similarities["ProST, untrained"] = ProSTSimilarity(subject.moving, carm, untrained, step_mm=step).eval()
+    similarities["ProST, untrained"] = ProSTSimilarity(
+        subject.moving, carm, untrained, options=RenderOptions(step_mm=step)
+    ).eval()
     if args.model is not None:
         trained = ProSTNetwork.load(args.model)
-        similarities["ProST, trained"] = ProSTSimilarity(subject.moving, carm, trained, step_mm=step).eval()
+        similarities["ProST, trained"] = ProSTSimilarity(
+            subject.moving, carm, trained, options=RenderOptions(step_mm=step)
+        ).eval()
     cosines = {
         name: {key: gradient_cosines(sim, pair.to("cpu")) for key, pair in sets.items()}
         for name, sim in similarities.items()

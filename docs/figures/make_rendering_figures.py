@@ -18,7 +18,7 @@ from xrender.geometry import ConeBeam, get_preset, standard_pose
 from xrender.io import read_volume
 from xrender.phantom import pelvis_phantom
 from xrender.plot import save_figure
-from xrender.render import render
+from xrender.render import RenderOptions, render
 
 HERE = Path(__file__).parent
 
@@ -44,13 +44,14 @@ def phantom_figure() -> Path:
 def ct_figure(path: Path) -> Path:
     volume = hu_to_mu(read_volume(path))
     carm = ConeBeam(sdd=1020.0, height=200, width=200, pixel_spacing=(2.0, 2.0))
-    drr = render(volume, carm, standard_pose("ap", 850.0, volume.isocenter))
+    pose = standard_pose("ap", 850.0, volume.isocenter)
+    drr = render(volume, carm, pose)
     fig = Figure(figsize=(9, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     _panel(left, drr[0, 0], f"{path.name}: line integral ∫μ dl")
     _panel(
         right,
-        render(volume, carm, standard_pose("ap", 850.0, volume.isocenter), beer_lambert=True)[0, 0],
+        render(volume, carm, pose, options=RenderOptions(beer_lambert=True))[0, 0],
         "same pose: Beer–Lambert I/I₀ = exp(−∫μ dl)",
     )
     return save_figure(fig, HERE / "drr_ct.png", dpi=100)

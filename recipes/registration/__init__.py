@@ -8,7 +8,7 @@
 * `command`: ``xrender evaluate`` and ``xrender register``.
 """
 
-from recipes.registration.evaluation import (
+from xrender.recipes.registration.evaluation import (
     EvaluationConfig,
     TrialRecord,
     TrialSet,
@@ -17,7 +17,7 @@ from recipes.registration.evaluation import (
     make_trials,
     summarize,
 )
-from recipes.registration.methods import (
+from xrender.recipes.registration.methods import (
     METHODS_IN_PAPER,
     STAGES,
     MethodContext,

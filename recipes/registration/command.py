@@ -17,10 +17,18 @@ from typing import Any
 
 import torch
 
-from recipes.registration.deepfluoro import load_specimen, specimen_config
-from recipes.registration.evaluation import EvaluationConfig, TrialSet, check_equal_time, evaluate, make_trials
-from recipes.registration.methods import MethodContext, MethodSettings, build_method
-from recipes.registration.report import (
+from xrender.checkpoint import load_state
+from xrender.dicom import is_dicom, read_carm
+from xrender.geometry import ConeBeam, get_preset, motion_from_pose, pose_from_motion, standard_pose
+from xrender.io import atomic_output
+from xrender.landmarks import read_landmarks
+from xrender.plot import overlay_frame, write_gif
+from xrender.recipes._config import parse_overrides
+from xrender.recipes.distributed import Distributed
+from xrender.recipes.registration.deepfluoro import load_specimen, specimen_config
+from xrender.recipes.registration.evaluation import EvaluationConfig, TrialSet, check_equal_time, evaluate, make_trials
+from xrender.recipes.registration.methods import MethodContext, MethodSettings, build_method
+from xrender.recipes.registration.report import (
     capture_edges,
     capture_ranges,
     capture_table,
@@ -29,23 +37,19 @@ from recipes.registration.report import (
     write_json,
     write_overlay,
 )
-from recipes.training import Distributed, Subject, ct_subject, parse_overrides, phantom_subject
-from xrender.checkpoint import load_state
-from xrender.dicom import is_dicom, read_carm
-from xrender.geometry import ConeBeam, euler_to_matrix, get_preset, make_pose, perturb, standard_pose
-from xrender.io import atomic_output
-from xrender.landmarks import read_landmarks
-from xrender.plot import overlay_frame, write_gif
-from xrender.registration import RegistrationProblem, RegistrationResult, motion_from_pose, register
+from xrender.registration import RegistrationProblem, RegistrationResult, register
 from xrender.registration.regression import PoseRegressor
 from xrender.render import render
 from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork
+from xrender.subject import Subject, ct_subject, phantom_subject
 from xrender.xray import XRayPreprocessing, preprocess_xray, read_xray
 
 __all__ = [
     "EvaluationRequest",
     "RegistrationRequest",
     "TrialSource",
+    "init_motion",
+    "pose_document",
     "run_evaluation",
     "run_registration",
     "trial_source",
@@ -277,7 +281,12 @@ def _geometry(preset: str, geometry_file: Path | None) -> ConeBeam:
 
 @dataclass(frozen=True)
 class RegistrationRequest:
-    """Everything ``xrender register`` was asked to do."""
+    """Everything ``xrender register`` was asked to do.
+
+    ``init`` is the initial pose as a motion about the isocentre from the reference pose
+    (`xrender.geometry.motion`: rotation vector in degrees, then mm), or a ``pose.json`` whose
+    ``motion`` to use (see `init_motion`).
+    """
 
     ct: Path
     xray: Path
@@ -286,7 +295,7 @@ class RegistrationRequest:
     preset: str | None = None
     geometry_file: Path | None = None
     view: str | None = None
-    init: tuple[float, float, float, float, float, float] = (0.0,) * 6
+    init: tuple[float, float, float, float, float, float] | Path = (0.0,) * 6
     mask: Path | None = None
     model: Path | None = None
     regressor: Path | None = None
@@ -362,6 +371,75 @@ def fixed_image(request: RegistrationRequest, isocenter: torch.Tensor) -> FixedI
     return FixedImage(xray, geometry, carm.pose, f"DICOM: {carm.describe()}")
 
 
+def pose_document(
+    method: str, result: RegistrationResult, fixed: FixedImage, isocenter: torch.Tensor
+) -> dict[str, Any]:
+    """The ``pose.json`` record of a registration (its keys are listed in the "Register a CT to an X-ray" tutorial).
+
+    ``motion`` is the registered pose as a motion about ``isocenter`` from ``fixed.reference``, in
+    ``--init``'s convention (`xrender.geometry.motion`), and ``geometry`` the C-arm of the
+    registered (preprocessed) image as the ``ConeBeam`` fields ``--geometry`` reads.
+    """
+    return {
+        "method": method,
+        "pose_camera_to_world": result.pose.tolist(),
+        "motion": motion_from_pose(result.pose, fixed.reference, isocenter).tolist(),
+        "reference": fixed.source,
+        "reference_pose_camera_to_world": fixed.reference.tolist(),
+        "isocenter_mm": isocenter.tolist(),
+        "geometry": asdict(fixed.geometry),
+        "initial_pose_camera_to_world": result.initial.tolist(),
+        "seconds": result.seconds,
+        "stages": [
+            {"name": s.name, "seconds": s.seconds, "evaluations": s.evaluations, "stop_reason": s.stop_reason}
+            for s in result.stages
+        ],
+    }
+
+
+def init_motion(init: tuple[float, ...] | Path, reference: torch.Tensor, isocenter: torch.Tensor) -> torch.Tensor:
+    """The motion ``(6,)`` float64 that ``--init`` gives: its six numbers, or the ``motion`` of a ``pose.json``.
+
+    A ``pose.json``'s motion is relative to its own reference pose and isocentre, so they must be
+    this run's (same CT, X-ray, ``--view``, ``--preset`` or ``--geometry``); then the run starts
+    at the pose the file records.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a file that is not a ``pose.json`` of ``xrender register``, or one recorded
+            about another reference pose or isocentre.
+    """
+    if not isinstance(init, Path):
+        return torch.tensor(init, dtype=torch.float64)
+    try:
+        document = json.loads(init.read_text(encoding="utf-8"))
+        motion, file_reference, file_isocenter = (
+            torch.tensor(document[key], dtype=torch.float64)
+            for key in ("motion", "reference_pose_camera_to_world", "isocenter_mm")
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"--init {init}: expected a pose.json written by xrender register (with motion, "
+            f"reference_pose_camera_to_world and isocenter_mm), could not read it ({error!r})"
+        ) from None
+    shapes = (motion.shape, file_reference.shape, file_isocenter.shape)
+    if shapes != ((6,), (4, 4), (3,)) or not bool(torch.isfinite(motion).all()):
+        raise ValueError(
+            f"--init {init}: expected motion of 6 finite numbers, a 4×4 reference_pose_camera_to_world and 3 "
+            f"isocenter_mm numbers, got motion {motion.tolist()} and shapes {[tuple(s) for s in shapes]}"
+        )
+    same = torch.allclose(file_reference, reference.to(torch.float64), rtol=0.0, atol=1e-6) and torch.allclose(
+        file_isocenter, isocenter.to(torch.float64), rtol=0.0, atol=1e-6
+    )
+    if not same:
+        raise ValueError(
+            f"--init {init}: its motion is about the reference {document.get('reference')!r} and isocentre "
+            f"{file_isocenter.tolist()} mm; this run's reference pose or isocentre differs. Use the same CT, X-ray, "
+            "--view, --preset or --geometry, or pass its motion as six numbers to apply it to this run's reference"
+        )
+    return motion
+
+
 def run_registration(request: RegistrationRequest, echo: Callable[[str], None] = print) -> RegistrationResult:
     """Register the X-ray to the CT; write ``pose.json``, ``overlay.png`` (and ``registration.gif``)."""
     settings = MethodSettings().replace(**parse_overrides(request.overrides))
@@ -373,32 +451,18 @@ def run_registration(request: RegistrationRequest, echo: Callable[[str], None] =
     fixed = fixed_image(request, iso)
     xray, geometry, reference = fixed.image, fixed.geometry, fixed.reference
     echo(f"X-ray geometry from {fixed.source}")
-    params = torch.tensor(request.init, dtype=torch.float64)
-    delta = make_pose(euler_to_matrix(params[:3], "xyz", degrees=True), params[3:])
-    initial = perturb(reference, delta, iso)
+    initial = pose_from_motion(init_motion(request.init, reference, iso), reference, iso)
     moving = _moving(subject_at, models, subject)
     problem = RegistrationProblem(subject.full, geometry, xray.float(), moving)
     result = register(problem, initial, stages, progress=request.progress)
 
-    motion = motion_from_pose(result.pose, reference, iso)
-    document = {
-        "method": request.method,
-        "pose_camera_to_world": result.pose.tolist(),
-        "reference": fixed.source,
-        "reference_pose_camera_to_world": reference.tolist(),
-        "motion_about_isocenter": {"rotation_vector_deg": motion[:3].tolist(), "translation_mm": motion[3:].tolist()},
-        "isocenter_mm": iso.tolist(),
-        "initial_pose_camera_to_world": result.initial.tolist(),
-        "seconds": result.seconds,
-        "stages": [
-            {"name": s.name, "seconds": s.seconds, "evaluations": s.evaluations, "stop_reason": s.stop_reason}
-            for s in result.stages
-        ],
-    }
+    document = pose_document(request.method, result, fixed, iso)
     with atomic_output(request.out / "pose.json") as staging:
         staging.write_text(json.dumps(document, indent=2), encoding="utf-8")
     write_overlay(request.out / "overlay.png", subject.full, geometry, xray, result.pose, title=request.method)
     echo(f"registered in {result.seconds:.1f} s: " + ", ".join(f"{s.name} {s.seconds:.1f} s" for s in result.stages))
+    motion = ",".join(f"{v:.6g}" for v in document["motion"])
+    echo(f"motion about the isocentre {motion} (deg, mm): --init takes these numbers, or pose.json")
     echo(f"wrote {request.out / 'pose.json'} and {request.out / 'overlay.png'}")
     if request.gif:
         trajectory = result.trajectory

@@ -2,7 +2,7 @@
 
 Each trial is one projection of the specimen: its preprocessed image (`xrender.datasets.deepfluoro.
 preprocess_projection`: border crop, −log(I/I0), binning), its ground-truth pose, and an initial
-pose drawn about the truth exactly as in simulation (`recipes.registration.evaluation.initial_poses`).
+pose drawn about the truth exactly as in simulation (`xrender.recipes.registration.evaluation.initial_poses`).
 The CT is resampled to the evaluation's cube with the world frame kept; the moving volume is the CT
 masked to the pelvis labels (`xrender.datasets.deepfluoro.PELVIS_LABELS`) — the structure whose pose
 the ground truth is — and the TRE targets are the specimen's 14 3-D landmarks.
@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from recipes.registration.evaluation import EvaluationConfig, TrialSet, initial_poses
-from recipes.training.pairs import Subject, volume_subject
 from xrender.datasets.deepfluoro import PELVIS_LABELS, DeepFluoro, preprocess_projection
 from xrender.geometry import ConeBeam
+from xrender.recipes.registration.evaluation import EvaluationConfig, TrialSet, initial_poses
+from xrender.subject import Subject, volume_subject
 from xrender.volume import Volume
 
 __all__ = ["DeepFluoroSpecimen", "load_specimen", "specimen_config"]

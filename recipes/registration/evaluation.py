@@ -24,7 +24,7 @@ and merged, and 1 or N processes give the same table. Metrics per trial (`xrende
 success (mean TRE < 10 mm), seconds.
 
 **Equal time** (``EvaluationConfig.equal_time``, a reference method): in each trial the reference
-runs first, and every search-only method (`recipes.registration.methods.spends_time_budget`) gets
+runs first, and every search-only method (`xrender.recipes.registration.methods.spends_time_budget`) gets
 its wall time as a budget, spent on IPOP restarts of its first level (`register_within`). Records
 then depend on the machine's speed, like the seconds.
 """
@@ -46,8 +46,6 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from recipes.registration.methods import MethodContext, build_method, spends_time_budget, with_seed
-from recipes.training.pairs import Subject
 from xrender.geometry import ConeBeam, get_pose_distribution, perturb, se3_exp, se3_log, standard_pose
 from xrender.metrics import (
     SUCCESS_TRE_MM,
@@ -56,8 +54,10 @@ from xrender.metrics import (
     target_registration_error,
     translation_error,
 )
+from xrender.recipes.registration.methods import MethodContext, build_method, spends_time_budget, with_seed
 from xrender.registration import CMAES, IntensityStage, RegistrationProblem, RegistrationResult, Stage, register
 from xrender.render import render
+from xrender.subject import Subject
 
 __all__ = [
     "EvaluationConfig",
@@ -369,7 +369,7 @@ def register_within(
         problem: the volume, C-arm and X-ray.
         initial: the starting camera-to-world pose.
         stages: a search-only method's stages; the first is an `IntensityStage` whose first level
-            searches with `CMAES` (`recipes.registration.methods.spends_time_budget`).
+            searches with `CMAES` (`xrender.recipes.registration.methods.spends_time_budget`).
         budget_seconds: the wall time to spend (> 0).
         restarts: the most IPOP restarts the budget may buy (≥ 1).
 
@@ -428,7 +428,7 @@ def evaluate(
     Args:
         subject: the CT (full and moving volumes, landmarks).
         geometry: the C-arm of the simulated X-rays.
-        methods: method names (`recipes.registration.methods.build_method`).
+        methods: method names (`xrender.recipes.registration.methods.build_method`).
         context: settings and models; its seed is replaced per trial.
         config: trials, success threshold and the equal-time reference.
         points: TRE targets (world mm); default `target_points` (the landmarks, else `bone_points`).

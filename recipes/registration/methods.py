@@ -18,7 +18,7 @@ All settings live in `MethodSettings` (CPU-sized defaults).
 
 A method made of `BUDGET_STAGES` only (``cmaes``, ``cmaes+cmaes`` …) can spend a wall-time budget
 on IPOP restarts of its first level (`spends_time_budget`): the evaluation's equal-time comparison
-gives it the time another method took (`recipes.registration.evaluation.register_within`).
+gives it the time another method took (`xrender.recipes.registration.evaluation.register_within`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from recipes._config import ConfigRecord
+from xrender.recipes._config import ConfigRecord
 from xrender.registration import (
     CMAES,
     GradientOptimizer,
@@ -91,7 +91,7 @@ class MethodSettings(ConfigRecord):
         max_seconds: time budget of each level (``None``: none).
         restarts: IPOP restarts of a global CMA-ES search's first level (`CMAES.restarts`; 0: none).
         equal_time_restarts: the most IPOP restarts an equal-time budget may buy the first level
-            of a search-only method (`recipes.registration.evaluation.register_within`).
+            of a search-only method (`xrender.recipes.registration.evaluation.register_within`).
     """
 
     global_sigma: Six = (15.0, 15.0, 15.0, 25.0, 25.0, 60.0)

@@ -23,11 +23,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from recipes.registration.evaluation import TrialRecord, summarize
 from xrender.geometry import ConeBeam, project
 from xrender.io import atomic_output
 from xrender.metrics import CaptureRange, capture_range
 from xrender.plot import plot_capture_range, plot_registration_overlay, save_figure
+from xrender.recipes.registration.evaluation import TrialRecord, summarize
 from xrender.render import render
 from xrender.volume import Volume
 

@@ -5,7 +5,7 @@
 motions; the trained regressor is a baseline and an initial pose for registration.
 """
 
-from recipes.regression.train import (
+from xrender.recipes.regression.train import (
     LOSSES,
     RegressionConfig,
     RegressionErrors,

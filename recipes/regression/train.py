@@ -41,7 +41,6 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from recipes._config import ConfigRecord
 from xrender.augment import TargetAugmentation
 from xrender.geometry import (
     ConeBeam,
@@ -53,6 +52,7 @@ from xrender.geometry import (
     so3_angle,
     standard_pose,
 )
+from xrender.recipes._config import ConfigRecord
 from xrender.registration.regression import PoseRegressor
 from xrender.render import DRR
 from xrender.volume import Volume
@@ -95,7 +95,7 @@ class RegressionConfig(ConfigRecord):
         preset: C-arm preset (`xrender.geometry.get_preset`); must know its ``sid``.
         volume_size: voxels per side of the (cubic) volume trained on — build it with
             ``phantom_subject(volume_size, …)`` or ``ct_subject(path, volume_size, …)``
-            (`recipes.training.pairs`); `train_regressor` checks it.
+            (`xrender.subject`); `train_regressor` checks it.
         pose_distribution: distribution of the true volume motions δ
             (`xrender.geometry.get_pose_distribution`), the one evaluations draw true poses from.
         view: reference view (`xrender.geometry.standard_pose`); ``δ = I`` is this view.

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.training.config import get_scale, load_config_file, parse_overrides
-from recipes.training.distributed import Distributed
-from recipes.training.pairs import Subject, ct_subject, phantom_subject
-from recipes.training.train import Trainer, load_checkpoint, saved_config
+from xrender.recipes._config import parse_overrides
+from xrender.recipes.distributed import Distributed
+from xrender.recipes.training.config import get_scale, load_config_file
+from xrender.recipes.training.train import Trainer, load_checkpoint, saved_config
+from xrender.subject import Subject, ct_subject, phantom_subject
 
 __all__ = ["TrainingRequest", "run_training"]
 

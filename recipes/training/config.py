@@ -17,25 +17,25 @@ field: ``xrender train --phantom --config cfg.toml --set lr_max=1e-3 --set head=
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
-from recipes._config import ConfigRecord
-from recipes.training.optim import OPTIMIZERS, SCHEDULES
-from recipes.training.pairs import PAIRINGS
 from xrender._registry import Registry
+from xrender.recipes._config import ConfigRecord
+from xrender.recipes.training.optim import OPTIMIZERS, SCHEDULES
+from xrender.recipes.training.pairs import PAIRINGS
 from xrender.render import BACKENDS
 
-__all__ = ["SCALES", "TrainConfig", "get_scale", "load_config_file", "parse_overrides"]
+__all__ = ["SCALES", "TrainConfig", "get_scale", "load_config_file"]
 
 
 @dataclass(frozen=True)
 class TrainConfig(ConfigRecord):
-    """Settings of `recipes.training.train` (the CPU scale's defaults; the ``"paper"`` scale sets the paper's).
+    """Settings of `xrender.recipes.training.train` (the CPU scale's defaults; the ``"paper"`` scale sets the paper's).
 
     Attributes:
         volume_size: voxels per side of the cube the CT is resampled to.
@@ -54,7 +54,7 @@ class TrainConfig(ConfigRecord):
         true_poses: pose distribution of the true poses (`xrender.geometry.get_pose_distribution`).
         initial_poses: pose distribution of the initial (moving) poses, about the AP view or
             about the true pose, by ``pairing``.
-        pairing: how initial poses are drawn (`recipes.training.pairs.PAIRINGS`):
+        pairing: how initial poses are drawn (`xrender.recipes.training.pairs.PAIRINGS`):
             ``"independent"`` (the paper's) or ``"offset"``.
         offset_scale: ``(low, high)``: the ``"offset"`` pairing scales each offset by a factor
             log-uniform in this range.
@@ -64,8 +64,8 @@ class TrainConfig(ConfigRecord):
             until ``minutes``.
         minutes: stop when this many minutes have passed in this run (or at ``iterations``,
             whichever comes first); ``None``: no time limit.
-        optimizer: ``"adam"`` or ``"sgd"`` (`recipes.training.optim.OPTIMIZERS`).
-        lr_schedule: ``"cosine"``, ``"cyclic"`` or ``"constant"`` (`recipes.training.optim.SCHEDULES`).
+        optimizer: ``"adam"`` or ``"sgd"`` (`xrender.recipes.training.optim.OPTIMIZERS`).
+        lr_schedule: ``"cosine"``, ``"cyclic"`` or ``"constant"`` (`xrender.recipes.training.optim.SCHEDULES`).
         lr_min: lowest learning rate of the schedule.
         lr_max: highest learning rate of the schedule.
         lr_half_cycle: ``"cyclic"``: iterations from ``lr_min`` to ``lr_max``.
@@ -84,7 +84,7 @@ class TrainConfig(ConfigRecord):
         validation_poses: held-out pose pairs in the validation pass.
         validation_steps: learned-gradient descent steps per validation pose.
         curve_every: score the held-out curve sets every this many iterations
-            (`recipes.training.curve`); 0: no learning curve.
+            (`xrender.recipes.training.curve`); 0: no learning curve.
         curve_poses: pose pairs per curve set.
     """
 
@@ -233,23 +233,3 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ValueError(f"{path}: expected a table of TrainConfig fields, got {type(table).__name__}")
     return table
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """``["lr_max=1e-3", "head=cross-attention", "minutes=null"]`` → a dict of values.
-
-    Values are read as JSON (numbers, ``true``/``false``, ``null``, lists), else kept as strings.
-
-    Raises:
-        ValueError: an item without ``=``.
-    """
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"override {item!r}: expected key=value")
-        try:
-            parsed[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            parsed[key.strip()] = text
-    return parsed

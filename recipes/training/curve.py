@@ -31,13 +31,13 @@ from jaxtyping import Float
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from recipes.training.pairs import Pair, PairSampler
-from recipes.training.validation import part_cosines
 from xrender.geometry import perturb
 from xrender.geometry.rotations import axis_angle_to_matrix
 from xrender.geometry.se3 import make_pose
 from xrender.io import atomic_output
 from xrender.plot import save_figure
+from xrender.recipes.training.pairs import Pair, PairSampler
+from xrender.recipes.training.validation import part_cosines
 from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
 from xrender.similarity.pose import PoseSimilarity
 

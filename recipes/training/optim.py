@@ -23,7 +23,7 @@ from torch.optim.lr_scheduler import CyclicLR, LambdaLR, LRScheduler
 from xrender._registry import Registry
 
 if TYPE_CHECKING:  # config.py validates names against these registries
-    from recipes.training.config import TrainConfig
+    from xrender.recipes.training.config import TrainConfig
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_schedule", "cosine_factor"]
 

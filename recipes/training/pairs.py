@@ -1,8 +1,8 @@
-"""Training data made on the fly: subjects (CTs ready for ProST) and pose pairs with target X-rays.
+"""Training data made on the fly: pose pairs with target X-rays, drawn on subjects.
 
-A `Subject` holds one CT twice, as μ (mm⁻¹) on a ``volume_size³`` cube: the **full** volume, which
-renders the target X-rays, and the **moving** volume (masked to bone), which the network turns into
-features. `PairSampler` draws, for a random subject, a true pose (a perturbation of the AP view
+The subjects are `xrender.subject.Subject` CTs (μ on a ``volume_size³`` cube: the **full** volume
+renders the target X-rays, the **moving** one is what the network turns into features).
+`PairSampler` draws, for a random subject, a true pose (a perturbation of the AP view
 about the isocentre, `xrender.geometry.perturb`) and an initial pose, renders the target at the
 true pose and augments it. How the initial pose is drawn is the **pairing** (`PAIRINGS`):
 
@@ -19,103 +19,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from xrender._registry import Registry
-from xrender.attenuation import hu_to_mu
 from xrender.augment import TargetAugmentation
 from xrender.geometry import ConeBeam, PoseDistribution, get_pose_distribution, perturb, standard_pose
-from xrender.io import read_volume
-from xrender.phantom import pelvis_phantom
-from xrender.preprocess import apply_mask, prepare_prost
 from xrender.render import render
-from xrender.volume import Volume
+from xrender.subject import Subject
 
-__all__ = ["PAIRINGS", "Pair", "PairSampler", "Subject", "ct_subject", "phantom_subject", "volume_subject"]
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One CT prepared for training.
-
-    Attributes:
-        name: for messages.
-        full: μ volume that renders targets.
-        moving: μ volume the network sees (bone only, or ``full``).
-        landmarks: world points ``(N, 3)`` (mm) for TRE, or ``None``.
-    """
-
-    name: str
-    full: Volume
-    moving: Volume
-    landmarks: Float[Tensor, "N 3"] | None = None
-
-    @property
-    def points(self) -> Float[Tensor, "N 3"]:
-        """Points for TRE: the landmarks, else the corners of the cube's central half."""
-        if self.landmarks is not None:
-            return self.landmarks
-        low, high = self.full.bounding_box()
-        signs = torch.cartesian_prod(*[torch.tensor([-0.25, 0.25], dtype=low.dtype)] * 3)
-        return self.full.isocenter + signs * (high - low)
-
-
-def _subject(name: str, hu: Volume, mask: Volume | None, threshold: float | None, landmarks: Tensor | None) -> Subject:
-    if mask is None and threshold is not None:
-        mask = hu.with_data((hu.data[:1] > threshold).to(hu.data.dtype))
-    moving = hu if mask is None else apply_mask(hu, mask)
-    return Subject(name, hu_to_mu(hu), hu_to_mu(moving), landmarks)
-
-
-def phantom_subject(size: int, bone_threshold_hu: float | None) -> Subject:
-    """The analytic pelvis phantom at ``size³`` voxels, with its 14 landmarks."""
-    phantom = pelvis_phantom()
-    return _subject("phantom", phantom.to_volume(size), None, bone_threshold_hu, phantom.landmarks.points)
-
-
-def ct_subject(
-    path: str | Path, size: int, bone_threshold_hu: float | None, mask_path: str | Path | None = None
-) -> Subject:
-    """A CT file or DICOM folder in HU, resampled to a ``size³`` cube covering its largest extent.
-
-    Args:
-        path: the CT.
-        size: voxels per side.
-        bone_threshold_hu: masking threshold when there is no segmentation.
-        mask_path: a label map on the CT's grid; non-zero labels are the moving volume.
-    """
-    mask = None if mask_path is None else read_volume(mask_path)
-    return volume_subject(Path(path).name, read_volume(path), size, bone_threshold_hu, mask)
-
-
-def volume_subject(
-    name: str,
-    hu: Volume,
-    size: int,
-    bone_threshold_hu: float | None,
-    mask: Volume | None = None,
-    landmarks: Float[Tensor, "N 3"] | None = None,
-) -> Subject:
-    """A CT volume in HU, resampled to a ``size³`` cube covering its largest extent (world frame kept).
-
-    Args:
-        name: for messages.
-        hu: the CT.
-        size: voxels per side.
-        bone_threshold_hu: masking threshold when there is no ``mask``.
-        mask: a label map on the CT's grid; non-zero labels are the moving volume.
-        landmarks: world points (mm) for the TRE.
-    """
-    extent = float((torch.tensor(hu.shape[::-1], dtype=torch.float64) * hu.spacing.double().cpu()).max())
-    prepared = prepare_prost(hu, size=size, spacing_mm=extent / size)
-    if mask is not None:
-        prepared_mask = prepare_prost(mask, size=size, spacing_mm=extent / size, background=0.0)
-        return _subject(name, prepared, prepared_mask.with_data(prepared_mask.data.round()), None, landmarks)
-    return _subject(name, prepared, None, bone_threshold_hu, landmarks)
+__all__ = ["PAIRINGS", "Pair", "PairSampler"]
 
 
 @dataclass(frozen=True)

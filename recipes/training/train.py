@@ -10,10 +10,10 @@ One iteration (per process):
 3. loss = `GRADIENT_LOSSES` [config.loss] (g_net, g_geo), averaged; ``backward()`` reaches the
    weights through the derivative of $g_\\text{net}$;
 4. average gradients over processes (torchrun), clip their norm, an optimiser step (skipped, and
-   counted, if the gradient is not finite), a learning-rate step (`recipes.training.optim`).
+   counted, if the gradient is not finite), a learning-rate step (`xrender.recipes.training.optim`).
 
 Every ``curve_every`` iterations the main process scores the learning curve
-(`recipes.training.curve`).
+(`xrender.recipes.training.curve`).
 
 Checkpoints (`save_checkpoint`) hold the weights, the optimizer and scheduler states, every
 process's generator states (the pose-pair generator and torch's global one) and the config, so
@@ -32,17 +32,19 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from recipes.training.config import TrainConfig
-from recipes.training.curve import CurvePoint, LearningCurve, gradient_cosines, held_out_sets
-from recipes.training.distributed import Distributed
-from recipes.training.optim import build_optimizer, build_schedule
-from recipes.training.pairs import Pair, PairSampler, Subject
-from recipes.training.validation import ValidationReport, validate
 from xrender.augment import TargetAugmentation
 from xrender.checkpoint import CheckpointError, load_state, save_state
 from xrender.geometry import ConeBeam, get_preset
+from xrender.render import RenderOptions
+from xrender.recipes.distributed import Distributed
+from xrender.recipes.training.config import TrainConfig
+from xrender.recipes.training.curve import CurvePoint, LearningCurve, gradient_cosines, held_out_sets
+from xrender.recipes.training.optim import build_optimizer, build_schedule
+from xrender.recipes.training.pairs import Pair, PairSampler
+from xrender.recipes.training.validation import ValidationReport, validate
 from xrender.similarity.gradient_loss import get_gradient_loss, similarity_value_and_gradient, target_gradient
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity, describe_parameters
+from xrender.subject import Subject
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -170,8 +172,9 @@ class Trainer:
                 s.moving,
                 self.geometry,
                 self.network,
-                step_mm=config.step_voxels * float(s.moving.spacing.min()),
-                backend=config.render_backend,
+                options=RenderOptions(
+                    step_mm=config.step_voxels * float(s.moving.spacing.min()), backend=config.render_backend
+                ),
             ).to(self.dist.device)
             for s in subjects
         ]
@@ -252,7 +255,7 @@ class Trainer:
     def run(self, progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
         """Train until ``config.iterations`` (or ``config.minutes`` of wall time), then validate on the main process.
 
-        The learning curve (`recipes.training.curve`) is scored at the start, every
+        The learning curve (`xrender.recipes.training.curve`) is scored at the start, every
         ``config.curve_every`` iterations and at the end.
         """
         config = self.config
@@ -349,7 +352,7 @@ class Trainer:
         return [sampler.draw(min(size, n - k)) for k in range(0, n, size)]
 
     def validate(self, progress: bool = False, subject: int = 0) -> ValidationReport:
-        """The validation pass on the first subject (see `recipes.training.validation`)."""
+        """The validation pass on the first subject (see `xrender.recipes.training.validation`)."""
         similarity = self.similarities[subject].eval()
         try:
             points = self.subjects[subject].points.to(self.dist.device)

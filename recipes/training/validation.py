@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from recipes.training.pairs import Pair
 from xrender.metrics import SUCCESS_TRE_MM, target_registration_error
+from xrender.recipes.training.pairs import Pair
 from xrender.registration import pose_descent
 from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
 from xrender.similarity.pose import PoseSimilarity

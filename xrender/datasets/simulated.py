@@ -26,7 +26,7 @@ from xrender.datasets.deepfluoro import BORDER_PX, LANDMARK_NAMES, XREG_OFFSET_M
 from xrender.geometry import ConeBeam, get_pose_distribution, perturb, standard_pose
 from xrender.io import atomic_output
 from xrender.phantom import pelvis_phantom
-from xrender.render import render
+from xrender.render import RenderOptions, render
 from xrender.volume import Volume
 
 __all__ = ["SIMULATED_EXTRINSIC", "write_simulated_deepfluoro"]
@@ -100,7 +100,9 @@ def write_simulated_deepfluoro(
     affine[:3, 3] += XREG_OFFSET_MM
     shifted = hu_to_mu(Volume(hu.data, affine))
     with torch.no_grad():
-        images = render(shifted, geometry, truth, beer_lambert=True, i0=i0)[:, 0].double().numpy()
+        images = (
+            render(shifted, geometry, truth, options=RenderOptions(beer_lambert=True, i0=i0))[:, 0].double().numpy()
+        )
     points = np.concatenate([phantom.landmarks.points.double().numpy(), np.ones((len(LANDMARK_NAMES), 1))], axis=1)
     right = torch.arange(volume_size) < volume_size // 2  # voxel columns run toward the patient's left
     labels = ((hu.data[0] > 200) * (1 + right)).to(torch.uint8)  # 1: left bone, 2: right bone

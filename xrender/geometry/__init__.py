@@ -1,4 +1,4 @@
-"""Geometry: C-arm intrinsics, rotations and SE(3) poses, standard views, perturbations, samplers."""
+"""Geometry: C-arm intrinsics, rotations and SE(3) poses, standard views, perturbations, motions, samplers."""
 
 from xrender.geometry.camera import (
     ConeBeam,
@@ -14,6 +14,7 @@ from xrender.geometry.camera import (
     register_preset,
     world_to_camera,
 )
+from xrender.geometry.motion import motion_from_pose, pose_from_motion
 from xrender.geometry.parameterizations import (
     Parameterization,
     available_parameterizations,
@@ -87,6 +88,7 @@ __all__ = [
     "matrix_to_euler",
     "matrix_to_quaternion",
     "matrix_to_rotation_6d",
+    "motion_from_pose",
     "nearest_rotation",
     "params_from_pose",
     "perturb",
@@ -94,6 +96,7 @@ __all__ = [
     "pixel_grid",
     "pixel_rays",
     "pixels_to_camera",
+    "pose_from_motion",
     "pose_from_params",
     "pose_rotation",
     "pose_translation",

@@ -334,7 +334,7 @@ def pixel_grid(
 def world_to_camera(points: Float[Tensor, "*B N 3"], pose: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B N 3"]:
     """Express world points (mm) in the camera frame of ``pose`` (camera-to-world)."""
     check_shape(points, "* N 3", "points")
-    check_finite(check_shape(pose, "* 4 4", "pose"), "pose")
+    check_finite(check_shape(pose, "* 4 4", "pose"), "pose")  # evaluation, not a hot path: project() reads z too
     R, t = pose[..., :3, :3], pose[..., :3, 3]
     return (points - t.unsqueeze(-2)) @ R
 
@@ -386,7 +386,7 @@ def pixel_rays(
         ``(source, directions)``: the source position in world mm (the pose's translation) and
         unit direction vectors in the world frame, one per pixel.
     """
-    check_finite(check_shape(pose, "* 4 4", "pose"), "pose")
+    check_shape(pose, "* 4 4", "pose")
     ones = torch.ones(pixels.shape[:-2], dtype=pixels.dtype, device=pixels.device)
     d_cam = pixels_to_camera(pixels, K, ones)
     d_world = d_cam @ pose[..., :3, :3].transpose(-1, -2)

@@ -23,6 +23,11 @@ the identity.
 
 Translations are in the unit of the poses (mm). Conventions of the rotation types are those of
 `xrender.geometry.rotations`; of the twist, those of `xrender.geometry.se3`.
+
+These parameters encode an absolute camera-to-world pose about the world origin (for networks
+and batched rendering). Six numbers that a person gives — a pose relative to a view, about the
+volume's isocentre, as ``xrender render --pose`` and ``xrender register --init`` take them — are
+a motion, `xrender.geometry.motion`, the one convention for those.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from xrender._checks import check_finite, check_shape
+from xrender._checks import check_shape
 from xrender._registry import Registry
 from xrender.geometry import rotations as rot
 from xrender.geometry import se3
@@ -74,19 +79,19 @@ class Parameterization:
         """Poses of parameter vectors ``(*, P)``; always valid rigid transforms.
 
         Raises:
-            ValueError: wrong shape (last axis not ``P``), NaN/inf, or a degenerate rotation
+            ValueError: wrong shape (last axis not ``P``) or a degenerate rotation
                 part (zero quaternion, parallel 6-D columns).
         """
-        check_finite(check_shape(params, f"* {self.num_params}", "params"), "params")
+        check_shape(params, f"* {self.num_params}", "params")
         return self.to_pose_fn(params)
 
     def from_pose(self, T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B P"]:
         """Parameter vectors ``(*, P)`` of poses; ``to_pose(from_pose(T))`` reproduces ``T``.
 
         Raises:
-            ValueError: wrong shape or NaN/inf.
+            ValueError: wrong shape.
         """
-        check_finite(check_shape(T, "* 4 4", "T"), "T")
+        check_shape(T, "* 4 4", "T")
         return self.from_pose_fn(T)
 
 

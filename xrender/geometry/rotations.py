@@ -15,7 +15,9 @@ Conventions (the project's, used by every function here):
   Angles are in radians unless ``degrees=True``.
 
 Every function accepts any number of leading batch dimensions, keeps the input's device and
-dtype, and is differentiable with autograd.
+dtype, and is differentiable with autograd. Shapes are checked; values are not (NaN in, NaN out),
+except where a conversion is undefined: a zero quaternion, and a degenerate 6-D pair with
+``eps=None``.
 """
 
 from __future__ import annotations
@@ -59,10 +61,6 @@ _AXIS_INDEX = {"x": 0, "y": 1, "z": 2}
 _GIMBAL_ULPS = 10
 
 
-def _checked(x: Tensor, pattern: str, name: str) -> Tensor:
-    return check_finite(check_shape(x, pattern, name), name)
-
-
 # --------------------------------------------------------------------------------------------------
 # Quaternions and axis-angle (kornia's conversions; measured batched, finite-gradient at the identity
 # and gradcheck-clean near pi in float64, so they are used as they are)
@@ -82,9 +80,9 @@ def quaternion_to_matrix(q: Float[Tensor, "*B 4"]) -> Float[Tensor, "*B 3 3"]:
         $+\hat z$.
 
     Raises:
-        ValueError: wrong shape, NaN/inf, or a zero quaternion (which is not a rotation).
+        ValueError: wrong shape or a zero quaternion (which is not a rotation).
     """
-    _checked(q, "* 4", "q")
+    check_shape(q, "* 4", "q")
     norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True)
     if bool((norm == 0).any()):
         # kornia maps the zero quaternion silently to the identity; we refuse it.
@@ -103,9 +101,9 @@ def matrix_to_quaternion(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 4"]:
         $\pm q$ satisfy the rule; one of them is returned.
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    _checked(R, "* 3 3", "R")
+    check_shape(R, "* 3 3", "R")
     # kornia picks the branch by the largest of (trace, diagonal), which is stable at 180°, but does
     # not canonicalise the sign (measured: w = -0.087 for 170° about (1, 2, -3)), so we flip it.
     q = kconv.rotation_matrix_to_quaternion(R)
@@ -127,9 +125,9 @@ def axis_angle_to_matrix(omega: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 3 3"
         The rotation matrix; exact and differentiable at $\omega = 0$.
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    return kconv.axis_angle_to_rotation_matrix(_checked(omega, "* 3", "omega"))
+    return kconv.axis_angle_to_rotation_matrix(check_shape(omega, "* 3", "omega"))
 
 
 def matrix_to_axis_angle(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3"]:
@@ -144,9 +142,9 @@ def matrix_to_axis_angle(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3"]:
         map is not differentiable there; everywhere else, including the identity, it is.
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    return kconv.rotation_matrix_to_axis_angle(_checked(R, "* 3 3", "R"))
+    return kconv.rotation_matrix_to_axis_angle(check_shape(R, "* 3 3", "R"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,7 +178,7 @@ def rotation_6d_to_matrix(d6: Float[Tensor, "*B 6"], eps: float | None = None) -
         b1 = torch.nn.functional.normalize(a1, dim=-1, eps=eps)
         b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1, eps=eps)
         return torch.stack((b1, b2, torch.linalg.cross(b1, b2, dim=-1)), dim=-1)
-    _checked(d6, "* 6", "d6")
+    check_finite(check_shape(d6, "* 6", "d6"), "d6")
     n1 = torch.linalg.vector_norm(a1, dim=-1, keepdim=True)
     u2 = a2 - (a1 * a2).sum(-1, keepdim=True) * a1 / torch.where(n1 > 0, n1 * n1, torch.ones_like(n1))
     n2 = torch.linalg.vector_norm(u2, dim=-1, keepdim=True)
@@ -200,9 +198,9 @@ def matrix_to_rotation_6d(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 6"]:
         $(r_{11}, r_{21}, r_{31}, r_{12}, r_{22}, r_{32})$ for $R = (r_{ij})$.
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    _checked(R, "* 3 3", "R")
+    check_shape(R, "* 3 3", "R")
     return R[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6)
 
 
@@ -250,10 +248,10 @@ def euler_to_matrix(angles: Float[Tensor, "*B 3"], convention: str, degrees: boo
         degrees: ``angles`` are in degrees instead of radians.
 
     Raises:
-        ValueError: unknown convention (the message lists the valid ones), wrong shape or NaN/inf.
+        ValueError: unknown convention (the message lists the valid ones), wrong shape.
     """
     axes, extrinsic = _parse_euler(convention)
-    _checked(angles, "* 3", "angles")
+    check_shape(angles, "* 3", "angles")
     if degrees:
         angles = torch.deg2rad(angles)
     first, second, third = (_elementary_rotation(angles[..., n], axes[n]) for n in range(3))
@@ -338,7 +336,7 @@ def matrix_to_euler(R: Float[Tensor, "*B 3 3"], convention: str, degrees: bool =
         The three angles, in the order of the letters of ``convention``.
 
     Raises:
-        ValueError: unknown convention (the message lists the valid ones), wrong shape or NaN/inf.
+        ValueError: unknown convention (the message lists the valid ones), wrong shape.
     """
     axes, extrinsic = _parse_euler(convention)
     q = matrix_to_quaternion(R)
@@ -398,6 +396,6 @@ def nearest_rotation(M: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3 3"]:
     component of the gradient is set to 0.
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    return _NearestRotation.apply(_checked(M, "* 3 3", "M"))
+    return _NearestRotation.apply(check_shape(M, "* 3 3", "M"))

@@ -27,7 +27,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from xrender._checks import check_finite, check_shape
+from xrender._checks import check_shape
 from xrender._registry import Registry
 from xrender.geometry.rotations import euler_to_matrix
 from xrender.geometry.se3 import make_pose
@@ -93,7 +93,7 @@ class PoseDistribution:
 
     def to_matrix(self, params: Float[Tensor, "*B 6"]) -> Float[Tensor, "*B 4 4"]:
         """Turn parameter vectors (degrees, mm) into volume motions ``δ`` (4×4)."""
-        check_finite(check_shape(params, "* 6", "params"), "params")
+        check_shape(params, "* 6", "params")
         R = euler_to_matrix(params[..., :3], self.convention, degrees=True)
         return make_pose(R, params[..., 3:])
 

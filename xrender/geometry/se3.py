@@ -15,6 +15,7 @@ Conventions:
 
 All functions take any number of leading batch dimensions (broadcast between arguments), keep
 the input's device and dtype, and are differentiable, with finite gradients at the identity.
+They check shapes but read no values (NaN in, NaN out): values are checked at entry points.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from jaxtyping import Float
 from kornia.geometry import conversions as kconv
 from torch import Tensor
 
-from xrender._checks import check_finite, check_positive, check_shape
+from xrender._checks import check_positive, check_shape
 
 __all__ = [
     "skew",
@@ -45,10 +46,6 @@ __all__ = [
     "double_geodesic_distance",
     "geodesic_gradient",
 ]
-
-
-def _checked(x: Tensor, pattern: str, name: str) -> Tensor:
-    return check_finite(check_shape(x, pattern, name), name)
 
 
 def _safe_sqrt(x: Tensor) -> Tensor:
@@ -89,9 +86,9 @@ def skew(v: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 3 3"]:
     $$
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    _checked(v, "* 3", "v")
+    check_shape(v, "* 3", "v")
     x, y, z = v.unbind(-1)
     zero = torch.zeros_like(x)
     rows = ((zero, -z, y), (z, zero, -x), (-y, x, zero))
@@ -102,9 +99,9 @@ def unskew(K: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3"]:
     r"""The vee map, inverse of `skew`: the vector of the skew part $(K - K^\top)/2$.
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    _checked(K, "* 3 3", "K")
+    check_shape(K, "* 3 3", "K")
     A = 0.5 * (K - K.transpose(-1, -2))
     return torch.stack((A[..., 2, 1], A[..., 0, 2], A[..., 1, 0]), dim=-1)
 
@@ -117,10 +114,10 @@ def make_pose(R: Float[Tensor, "*B 3 3"], t: Float[Tensor, "*B 3"]) -> Float[Ten
         t: translations; its batch shape broadcasts with ``R``'s.
 
     Raises:
-        ValueError: wrong shapes, batch shapes that do not broadcast, or NaN/inf.
+        ValueError: wrong shapes or batch shapes that do not broadcast.
     """
-    _checked(R, "* 3 3", "R")
-    _checked(t, "* 3", "t")
+    check_shape(R, "* 3 3", "R")
+    check_shape(t, "* 3", "t")
     try:
         torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
     except RuntimeError:
@@ -132,12 +129,12 @@ def make_pose(R: Float[Tensor, "*B 3 3"], t: Float[Tensor, "*B 3"]) -> Float[Ten
 
 def pose_rotation(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 3 3"]:
     """The rotation block $R$ of a pose (a view of ``T``)."""
-    return _checked(T, "* 4 4", "T")[..., :3, :3]
+    return check_shape(T, "* 4 4", "T")[..., :3, :3]
 
 
 def pose_translation(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 3"]:
     """The translation $t$ of a pose (a view of ``T``)."""
-    return _checked(T, "* 4 4", "T")[..., :3, 3]
+    return check_shape(T, "* 4 4", "T")[..., :3, 3]
 
 
 def compose(*Ts: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 4 4"]:
@@ -147,13 +144,13 @@ def compose(*Ts: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 4 4"]:
     ``transform_points(A, transform_points(B, p))``.
 
     Raises:
-        ValueError: no pose given, wrong shapes or NaN/inf.
+        ValueError: no pose given, wrong shapes.
     """
     if not Ts:
         raise ValueError("compose: expected at least one pose, got none")
-    out = _checked(Ts[0], "* 4 4", "Ts[0]")
+    out = check_shape(Ts[0], "* 4 4", "Ts[0]")
     for n, T in enumerate(Ts[1:], start=1):
-        out = out @ _checked(T, "* 4 4", f"Ts[{n}]")
+        out = out @ check_shape(T, "* 4 4", f"Ts[{n}]")
     return out
 
 
@@ -163,9 +160,9 @@ def invert(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 4 4"]:
     Assumes $R$ is a rotation (no general matrix inverse is taken).
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    return _inverse(_checked(T, "* 4 4", "T"))
+    return _inverse(check_shape(T, "* 4 4", "T"))
 
 
 def transform_points(T: Float[Tensor, "*B 4 4"], points: Float[Tensor, "*B N 3"]) -> Float[Tensor, "*B N 3"]:
@@ -176,10 +173,10 @@ def transform_points(T: Float[Tensor, "*B 4 4"], points: Float[Tensor, "*B N 3"]
         points: points, shape ``(*B, N, 3)``; ``*B`` broadcasts with ``T``'s batch shape.
 
     Raises:
-        ValueError: wrong shapes or NaN/inf.
+        ValueError: wrong shapes.
     """
-    _checked(T, "* 4 4", "T")
-    _checked(points, "* N 3", "points")
+    check_shape(T, "* 4 4", "T")
+    check_shape(points, "* N 3", "points")
     return points @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]
 
 
@@ -242,9 +239,9 @@ def se3_exp(xi: Float[Tensor, "*B 6"]) -> Float[Tensor, "*B 4 4"]:
             $\omega$ in radians.
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    _checked(xi, "* 6", "xi")
+    check_shape(xi, "* 6", "xi")
     omega, v = xi[..., :3], xi[..., 3:]
     theta2 = (omega * omega).sum(-1)
     K = skew(omega)
@@ -270,9 +267,9 @@ def se3_log(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 6"]:
         Twists $(\omega, v)$, rotation first.
 
     Raises:
-        ValueError: wrong shape or NaN/inf.
+        ValueError: wrong shape.
     """
-    _checked(T, "* 4 4", "T")
+    check_shape(T, "* 4 4", "T")
     omega = kconv.rotation_matrix_to_axis_angle(T[..., :3, :3])
     theta2 = (omega * omega).sum(-1)
     K = skew(omega)
@@ -285,9 +282,9 @@ def retract(T: Float[Tensor, "*B 4 4"], xi: Float[Tensor, "*B 6"]) -> Float[Tens
     r"""Move a pose along a body-frame twist: $T \exp(\xi)$ (batch shapes broadcast).
 
     Raises:
-        ValueError: wrong shapes or NaN/inf.
+        ValueError: wrong shapes.
     """
-    return _checked(T, "* 4 4", "T") @ se3_exp(xi)
+    return check_shape(T, "* 4 4", "T") @ se3_exp(xi)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,11 +306,11 @@ def so3_angle(Ra: Float[Tensor, "*B 3 3"], Rb: Float[Tensor, "*B 3 3"] | None = 
             of ``Ra`` itself (its distance to the identity).
 
     Raises:
-        ValueError: wrong shapes or NaN/inf.
+        ValueError: wrong shapes.
     """
-    M = _checked(Ra, "* 3 3", "Ra")
+    M = check_shape(Ra, "* 3 3", "Ra")
     if Rb is not None:
-        M = Ra.transpose(-1, -2) @ _checked(Rb, "* 3 3", "Rb")
+        M = Ra.transpose(-1, -2) @ check_shape(Rb, "* 3 3", "Rb")
     sin2 = torch.stack((M[..., 2, 1] - M[..., 1, 2], M[..., 0, 2] - M[..., 2, 0], M[..., 1, 0] - M[..., 0, 1]), -1)
     cos2 = M.diagonal(dim1=-2, dim2=-1).sum(-1) - 1
     return torch.atan2(_safe_norm(sin2), cos2)  # both terms are 2x the sine and cosine
@@ -326,9 +323,9 @@ def se3_log_distance(Ta: Float[Tensor, "*B 4 4"], Tb: Float[Tensor, "*B 4 4"]) -
     identical poses.
 
     Raises:
-        ValueError: wrong shapes or NaN/inf.
+        ValueError: wrong shapes.
     """
-    D = invert(Ta) @ _checked(Tb, "* 4 4", "Tb")
+    D = invert(Ta) @ check_shape(Tb, "* 4 4", "Tb")
     return _safe_norm(se3_log(D))
 
 
@@ -354,10 +351,10 @@ def double_geodesic_distance(
         The distance in mm; its gradient is 0 (not NaN) at identical poses.
 
     Raises:
-        ValueError: wrong shapes, NaN/inf, or a radius that is not finite and > 0.
+        ValueError: wrong shapes or a radius that is not finite and > 0.
     """
-    _checked(Ta, "* 4 4", "Ta")
-    _checked(Tb, "* 4 4", "Tb")
+    check_shape(Ta, "* 4 4", "Ta")
+    check_shape(Tb, "* 4 4", "Tb")
     check_positive(radius, "radius")
     theta = so3_angle(Ta[..., :3, :3], Tb[..., :3, :3])
     if isinstance(radius, Tensor):
@@ -382,7 +379,7 @@ def geodesic_gradient(T: Float[Tensor, "*B 4 4"], T_target: Float[Tensor, "*B 4 
     geodesics of the left-invariant metric and $g$ is not that distance's gradient.
 
     Raises:
-        ValueError: wrong shapes or NaN/inf.
+        ValueError: wrong shapes.
     """
-    D = invert(T) @ _checked(T_target, "* 4 4", "T_target")
+    D = invert(T) @ check_shape(T_target, "* 4 4", "T_target")
     return -2 * se3_log(D)

@@ -1,6 +1,6 @@
 """Registration: find the pose at which a volume's projection matches an X-ray.
 
-* Search space: motion parameters about the isocentre (`motion`: degrees and mm).
+* Search space: motion parameters about the isocentre (`xrender.geometry.motion`: degrees and mm).
 * Cost: `PoseObjective` — a pose similarity's distance plus an optional `PosePrior`.
 * Optimisers, one interface and a registry (`get_optimizer`): `CMAES` (cma), `NevergradOptimizer`
   (any nevergrad optimiser by name), `GradientOptimizer` (Adam, SGD, L-BFGS); stopped by a `StopRule`.
@@ -10,7 +10,6 @@
 """
 
 from xrender.registration.descent import DescentResult, pose_descent
-from xrender.registration.motion import motion_from_pose, pose_from_motion
 from xrender.registration.objective import PoseObjective, PosePrior
 from xrender.registration.optimizers import (
     CMAES,
@@ -57,8 +56,6 @@ __all__ = [
     "StopRule",
     "available_optimizers",
     "get_optimizer",
-    "motion_from_pose",
     "pose_descent",
-    "pose_from_motion",
     "register",
 ]

@@ -2,7 +2,7 @@ r"""The cost every optimiser minimises: a pose similarity's distance over motion
 
 `PoseObjective` binds a pose similarity (`xrender.similarity.pose.PoseSimilarity`, higher is
 better), one target image and a reference pose, and maps a batch of motion parameters
-$x_{1..N}$ (`xrender.registration.motion`) to costs
+$x_{1..N}$ (`xrender.geometry.motion`) to costs
 
 $$
 f(x) = -\,s\big(T(x), I\big) \;+\; \tfrac{\lambda}{2} \sum_j \Big(\frac{x_j - \mu_j}{\sigma_j}\Big)^2 ,
@@ -23,7 +23,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from xrender._checks import check_finite, check_positive, check_shape
-from xrender.registration.motion import pose_from_motion
+from xrender.geometry.motion import pose_from_motion
 from xrender.similarity.pose import PoseSimilarity
 
 __all__ = ["PosePrior", "PoseObjective"]

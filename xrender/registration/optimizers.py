@@ -1,7 +1,7 @@
 r"""Optimisers of a `PoseObjective`, one interface: ``optimizer.minimize(objective) -> OptimizationResult``.
 
 Every optimiser starts at the objective's reference pose ($x = 0$), searches motion parameters
-(`xrender.registration.motion`: degrees and mm) and stops by its `StopRule`. Registered by name in
+(`xrender.geometry.motion`: degrees and mm) and stops by its `StopRule`. Registered by name in
 `OPTIMIZERS` (``get_optimizer(name, **options)``):
 
 | name | optimiser |

@@ -1,7 +1,7 @@
 """`register`: run stages one after another from an initial pose.
 
 The ProST paper's method is two stages — `LearnedDescentStage` then an `IntensityStage` with
-CMA-ES on gradient NCC — and its baselines are one (`recipes.registration` names them all).
+CMA-ES on gradient NCC — and its baselines are one (`xrender.recipes.registration` names them all).
 """
 
 from __future__ import annotations

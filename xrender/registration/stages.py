@@ -27,6 +27,7 @@ from xrender.registration.objective import PoseObjective, PosePrior
 from xrender.registration.optimizers import Optimizer
 from xrender.registration.problem import RegistrationProblem
 from xrender.render.module import DRR
+from xrender.render.options import RenderOptions
 from xrender.similarity.pose import RenderedSimilarity
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity
 from xrender.similarity.registry import get_similarity
@@ -106,7 +107,7 @@ class IntensityStage(Stage):
         levels: coarse to fine.
         similarity: an image similarity name (`xrender.similarity.get_similarity`).
         similarity_options: its options (e.g. ``{"patch_size": 9}``).
-        render_options: `DRR` options (``step_mm``, ``n_samples``, ``backend`` …).
+        render_options: how the DRRs are rendered (`xrender.render.RenderOptions`).
         name: for reports.
         max_batch: the most poses rendered in one call.
     """
@@ -114,7 +115,7 @@ class IntensityStage(Stage):
     levels: tuple[Level, ...]
     similarity: str = "gradient-ncc"
     similarity_options: dict[str, Any] = field(default_factory=dict)
-    render_options: dict[str, Any] = field(default_factory=dict)
+    render_options: RenderOptions = RenderOptions()
     name: str = "intensity"
     max_batch: int = 64
 
@@ -130,7 +131,7 @@ class IntensityStage(Stage):
         trajectory, history, evaluations, reason = [pose[None]], [], 0, "iterations"
         for level in self.levels:
             geometry, xray = problem.at_size(level.size)
-            drr = DRR(problem.volume, geometry, **self.render_options)
+            drr = DRR(problem.volume, geometry, options=self.render_options)
             similarity = RenderedSimilarity(drr, get_similarity(self.similarity, **self.similarity_options))
             objective = PoseObjective(similarity, xray, pose, prior=level.prior, max_batch=self.max_batch)
             result = level.optimizer.minimize(objective, progress=progress)
@@ -180,7 +181,9 @@ class LearnedDescentStage(Stage):
     def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
         start = time.perf_counter()
         geometry, xray = problem.binned_to(self.network.image_size[0])  # ProSTSimilarity checks the width
-        similarity = ProSTSimilarity(problem.moving_volume, geometry, self.network, step_mm=self.step_mm).eval()
+        similarity = ProSTSimilarity(
+            problem.moving_volume, geometry, self.network, options=RenderOptions(step_mm=self.step_mm)
+        ).eval()
         result = pose_descent(
             similarity,
             xray,
@@ -235,7 +238,9 @@ class LearnedSearchStage(Stage):
     def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
         start = time.perf_counter()
         geometry, xray = problem.binned_to(self.network.image_size[0])
-        similarity = ProSTSimilarity(problem.moving_volume, geometry, self.network, step_mm=self.step_mm).eval()
+        similarity = ProSTSimilarity(
+            problem.moving_volume, geometry, self.network, options=RenderOptions(step_mm=self.step_mm)
+        ).eval()
         pose = pose.detach().to(torch.float64)
         objective = PoseObjective(similarity, xray, pose, prior=self.prior, max_batch=self.max_batch)
         result = self.optimizer.minimize(objective, progress=progress)

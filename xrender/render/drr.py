@@ -12,10 +12,12 @@ $$
 in (voxel value) × mm — for a volume of μ in mm⁻¹, the dimensionless optical depth; with
 ``beer_lambert=True``, the transmitted intensity $I_0\,e^{-P}$.
 
-**Host syncs.** One render reads a few scalars on the host: the input checks (one boolean
-each for the pose and pixels), the content box and voxel spacing when a plain `Volume` is
-passed (pass a `VolumePyramid`, or use `xrender.render.module.DRR`, to read them once), and the
-pose when ``level="auto"``. Nothing is read per ray or per chunk.
+**Host reads.** `render` is an entry point: it reads one boolean each for the pose and the
+pixels (are they finite?). Beyond that it reads the level's content box and voxel spacing once
+when a plain `Volume` is passed (one read; pass a `VolumePyramid`, or use
+`xrender.render.module.DRR`, to read them once per volume), and the pose when
+``level="auto"``. The options (`RenderOptions`) were checked when they were built; nothing is read
+per ray or per chunk, and the functions it calls check no values.
 
 **Memory.** Pixels are rendered in chunks — rays built, clipped and marched one chunk at a
 time — whose ``grid_sample`` temporaries stay under ``max_memory_mb``, estimated per ray as
@@ -33,24 +35,22 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from xrender._checks import check_finite, check_positive, check_shape
+from xrender._checks import check_finite, check_shape
 from xrender.geometry.camera import ConeBeam
 from xrender.geometry.parameterizations import Parameterization, get_parameterization
 from xrender.render.backend import BACKENDS, RenderBackend
+from xrender.render.options import DEFAULT_STEP_FRACTION, RenderOptions
 from xrender.render.pyramid import VolumePyramid, auto_level
 from xrender.render.rays import ContentBox, clip_to_box, sample_bound, sample_counts, to_index_space, world_rays
 from xrender.volume import Volume
 
 __all__ = [
-    "DEFAULT_MAX_MEMORY_MB",
-    "DEFAULT_STEP_FRACTION",
     "RenderPlan",
     "as_pyramid",
     "choose_backend",
@@ -58,14 +58,6 @@ __all__ = [
     "render",
     "trace_rays",
 ]
-
-#: Default sample spacing as a fraction of the smallest voxel spacing: half a voxel. On the pelvis
-#: phantom (192³, 1.8 mm voxels) it is within 0.75 % (relative L2) of the exact integral, and within
-#: 0.02 % of a render with a step nine times finer (``tests/test_render_accuracy.py``).
-DEFAULT_STEP_FRACTION = 0.5
-
-#: Default budget (MiB) for the temporaries of one chunk of rays.
-DEFAULT_MAX_MEMORY_MB = 1024.0
 
 
 def choose_backend(name: str, device: torch.device) -> RenderBackend:
@@ -147,10 +139,7 @@ def plan_render(
     poses: Float[Tensor, "B 4 4"],
     *,
     pixels: Tensor | None,
-    step_mm: float | None,
-    n_samples: int | None,
-    level: int | Literal["auto"],
-    backend: str,
+    options: RenderOptions,
 ) -> RenderPlan:
     """Resolve `render`'s options for ``poses``: the backend, the pyramid level, the sampling and the pixels.
 
@@ -159,27 +148,25 @@ def plan_render(
         geometry: as in `render`.
         poses: camera-to-world poses ``(B, 4, 4)``, already checked and in the volume's dtype.
         pixels: as in `render`.
-        step_mm: as in `render`.
-        n_samples: as in `render`.
-        level: as in `render`.
-        backend: as in `render`.
+        options: as in `render`.
 
     Raises:
-        TypeError: ``volume`` or ``geometry`` of the wrong type.
-        ValueError: an unknown backend, a bad level, both or neither of ``step_mm`` and
-            ``n_samples`` with no volume spacing to default from, or malformed ``pixels``.
+        TypeError: ``volume``, ``geometry`` or ``options`` of the wrong type.
+        ValueError: a level above the volume's coarsest, or malformed ``pixels``.
     """
     pyramid = as_pyramid(volume)
     if not isinstance(geometry, ConeBeam):
         raise TypeError(f"geometry: expected a ConeBeam, got {type(geometry).__name__}")
+    if not isinstance(options, RenderOptions):
+        raise TypeError(f"options: expected a RenderOptions, got {type(options).__name__}")
     data = pyramid.volume.data
-    marcher = choose_backend(backend, data.device)
-    chosen = auto_level(pyramid.volume, geometry, poses) if level == "auto" else level
+    marcher = choose_backend(options.backend, data.device)
+    chosen = auto_level(pyramid.volume, geometry, poses) if options.level == "auto" else options.level
     grid, box = pyramid.level(chosen), pyramid.content_box(chosen)
+    step_mm, n_samples = options.step_mm, options.n_samples
     if step_mm is None and n_samples is None:
-        step_mm = DEFAULT_STEP_FRACTION * pyramid.smallest_spacing(chosen)
+        step_mm = DEFAULT_STEP_FRACTION * box.spacing_mm
     sampling = {"step_mm": step_mm, "n_samples": n_samples}
-    sample_bound(box.diameter_mm, **sampling)  # validates the sampling options
     uv, shape = _pixels(pixels, geometry, poses.shape[0], poses)
     K = geometry.intrinsics(dtype=poses.dtype, device=poses.device)
     return RenderPlan(marcher, grid, box, sampling, K, uv, shape)
@@ -258,13 +245,7 @@ def render(
     pose: Float[Tensor, "*B 4 4"] | Float[Tensor, "*B P"],
     *,
     pixels: Float[Tensor, "*B N 2"] | None = None,
-    step_mm: float | None = None,
-    n_samples: int | None = None,
-    level: int | Literal["auto"] = 0,
-    backend: str = "auto",
-    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
-    beer_lambert: bool = False,
-    i0: float = 1.0,
+    options: RenderOptions = RenderOptions(),
     parameterization: str | Parameterization | None = None,
 ) -> Float[Tensor, "B C *S"]:
     """Render DRRs of a C-channel volume for a batch of poses.
@@ -278,18 +259,8 @@ def render(
         pixels: render only these pixel coordinates ``(u, v)``, ``(N, 2)`` for every pose or
             ``(B, N, 2)``; coordinates outside the detector are allowed (rays are still defined).
             ``None``: the whole detector.
-        step_mm: largest distance between samples, mm. Default (with ``n_samples`` also
-            ``None``): `DEFAULT_STEP_FRACTION` × the smallest voxel spacing of the level rendered.
-        n_samples: instead of a step, this many samples on every ray that meets the volume —
-            the sample positions then move smoothly with the pose.
-        level: pyramid level (0 = full resolution, `VolumePyramid`), or ``"auto"``: the
-            coarsest level whose voxels fit in a pixel's footprint at the isocentre
-            (`auto_level`; reads the pose on the host).
-        backend: a name in `xrender.render.backend.BACKENDS`, or ``"auto"`` (see
-            `choose_backend`; pass ``"grid_sample"`` for second-order gradients).
-        max_memory_mb: budget for one chunk's temporaries, MiB (see the module docstring).
-        beer_lambert: return ``i0 · exp(−line integral)`` instead of the line integral.
-        i0: unattenuated intensity for ``beer_lambert``.
+        options: the sampling, level, backend, memory budget and output (`RenderOptions`),
+            e.g. ``RenderOptions(step_mm=1.0, backend="grid_sample")``.
         parameterization: a registered name (default options) or a `Parameterization` (e.g.
             ``get_parameterization("euler", convention="xyz", degrees=True)``) that turns
             ``pose`` parameter vectors into poses.
@@ -301,24 +272,20 @@ def render(
         ``pixels``.
 
     Raises:
-        ValueError: NaN/inf or malformed pose or pixels, both ``step_mm`` and ``n_samples``, a
-            non-positive step, count, budget or ``i0``, an invalid level, or an unknown backend.
-        TypeError: ``volume`` or ``geometry`` of the wrong type.
+        ValueError: NaN/inf or malformed pose or pixels, or a level above the volume's coarsest
+            (the options themselves were checked by `RenderOptions`).
+        TypeError: ``volume``, ``geometry`` or ``options`` of the wrong type.
     """
     pyramid = as_pyramid(volume)
-    check_positive(max_memory_mb, "max_memory_mb")
-    check_positive(i0, "i0")
     data = pyramid.volume.data
     poses = _poses(pose, parameterization).to(dtype=data.dtype, device=data.device)
-    plan = plan_render(
-        pyramid, geometry, poses, pixels=pixels, step_mm=step_mm, n_samples=n_samples, level=level, backend=backend
-    )
+    plan = plan_render(pyramid, geometry, poses, pixels=pixels, options=options)
     fixed, per_channel = plan.marcher.floats_per_sample
     floats_per_ray = sample_bound(plan.box.diameter_mm, **plan.sampling) * (fixed + per_channel * plan.grid.channels)
-    budget = int(max_memory_mb * 2**20 / max(1, floats_per_ray * data.element_size()))
+    budget = int(options.max_memory_mb * 2**20 / max(1, floats_per_ray * data.element_size()))
     pixels_per_chunk = max(1, budget // poses.shape[0]) if floats_per_ray else math.inf
 
     integrate = partial(_integrate, plan.marcher, plan.grid.affine, plan.box, plan.K, plan.sampling)
     integrals = _in_chunks(integrate, plan.grid.data, poses, plan.pixels, pixels_per_chunk)  # (B, N, C)
     images = integrals.transpose(-1, -2).reshape(poses.shape[0], -1, *plan.shape)
-    return i0 * torch.exp(-images) if beer_lambert else images
+    return options.i0 * torch.exp(-images) if options.beer_lambert else images

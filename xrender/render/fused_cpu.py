@@ -786,8 +786,9 @@ def _check_inputs(
         raise ValueError(f"fused-cpu march: n_samples: expected an integer tensor, got {n_samples.dtype}")
     if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 0:
         raise ValueError(f"fused-cpu march: max_samples: expected an int >= 0, got {max_samples!r}")
-    if R:
-        lo, hi = int(n_samples.min()), int(n_samples.max())
+    if R:  # the counts are CPU memory the kernel reads anyway: a numpy view, no device sync
+        counts = n_samples.detach().numpy()
+        lo, hi = int(counts.min()), int(counts.max())
         if lo < 0 or hi > max_samples:
             raise ValueError(
                 f"fused-cpu march: n_samples: expected values in [0, max_samples = {max_samples}], got [{lo}, {hi}]"

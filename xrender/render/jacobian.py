@@ -24,7 +24,6 @@ that made $V$ without differentiating the renderer twice (`xrender.similarity.pr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 import torch.autograd.forward_ad as fwad
@@ -34,6 +33,7 @@ from torch import Tensor
 from xrender._checks import check_finite, check_shape
 from xrender.geometry.camera import ConeBeam
 from xrender.render.drr import as_pyramid, plan_render
+from xrender.render.options import RenderOptions
 from xrender.render.pyramid import VolumePyramid
 from xrender.render.rays import ray_tangents, sample_counts
 from xrender.volume import Volume
@@ -70,10 +70,7 @@ def render_jacobian(
     params: Float[Tensor, "B P"],
     *,
     pixels: Float[Tensor, "*B N 2"] | None = None,
-    step_mm: float | None = None,
-    n_samples: int | None = None,
-    level: int | Literal["auto"] = 0,
-    backend: str = "auto",
+    options: RenderOptions = RenderOptions(),
 ) -> tuple[Float[Tensor, "B C *S"], Float[Tensor, "B C *S P"]]:
     r"""Render DRRs at ``pose_of(params)`` and their Jacobian $\partial P/\partial\,\text{params}$.
 
@@ -91,11 +88,10 @@ def render_jacobian(
             `xrender.geometry.Parameterization`'s ``to_pose``.
         params: the parameters at which to render, ``(B, P)``.
         pixels: as in `render`.
-        step_mm: as in `render`.
-        n_samples: as in `render`.
-        level: as in `render`.
-        backend: a backend with a Jacobian march (`RenderBackend.supports_jacobian`), or
-            ``"auto"``.
+        options: as in `render`, with a backend that has a Jacobian march
+            (`RenderBackend.supports_jacobian`) or ``"auto"``, and line integrals
+            (``beer_lambert=False``); ``max_memory_mb`` is not used (the march is fused: all
+            rays at once).
 
     Returns:
         ``(images, jacobian)``: ``(B, C, H, W)`` and ``(B, C, H, W, P)`` for the whole detector
@@ -105,7 +101,8 @@ def render_jacobian(
 
     Raises:
         ValueError: ``params`` not ``(B, P)`` or not finite, a backend without a Jacobian march
-            (the message names the alternatives), or any error of `render`'s options.
+            (the message names the alternatives), ``beer_lambert``, or a level above the
+            volume's coarsest.
     """
     check_finite(check_shape(params, "B P", "params"), "params")
     pyramid = as_pyramid(volume)
@@ -115,12 +112,12 @@ def render_jacobian(
         raise ValueError("params: expected at least one parameter per pose, got shape (B, 0)")
     with torch.no_grad():
         poses, pose_tangents = _pose_tangents(pose_of, params)
-    plan = plan_render(
-        pyramid, geometry, poses, pixels=pixels, step_mm=step_mm, n_samples=n_samples, level=level, backend=backend
-    )
+    plan = plan_render(pyramid, geometry, poses, pixels=pixels, options=options)
+    if options.beer_lambert:
+        raise ValueError("render_jacobian: expected options with beer_lambert=False (it returns line integrals)")
     if not plan.marcher.supports_jacobian:
         raise ValueError(
-            f"render_jacobian: backend {backend!r} ({type(plan.marcher).__name__}) has no Jacobian march; use "
+            f"render_jacobian: backend {options.backend!r} ({type(plan.marcher).__name__}) has no Jacobian march; use "
             "backend='fused-cpu' on the CPU, or differentiate render() twice with backend='grid_sample'"
         )
     count = params.shape[-1]

@@ -8,14 +8,13 @@ in place, so repeated renders pay the content-box host sync once.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from xrender.geometry.camera import ConeBeam
 from xrender.geometry.parameterizations import Parameterization
-from xrender.render.drr import DEFAULT_MAX_MEMORY_MB, render
+from xrender.render.drr import render
+from xrender.render.options import RenderOptions
 from xrender.render.pyramid import VolumePyramid
 from xrender.volume import Volume
 
@@ -37,13 +36,7 @@ class DRR(nn.Module):
     Args:
         volume: the volume to render (e.g. μ in mm⁻¹).
         geometry: the C-arm.
-        step_mm: see `render` (as are the other options); used by every `forward` call.
-        n_samples: samples per ray instead of a step.
-        level: pyramid level or ``"auto"``.
-        backend: backend name or ``"auto"``.
-        max_memory_mb: budget for one chunk's temporaries, MiB.
-        beer_lambert: return intensities ``i0 · exp(−∫)``.
-        i0: unattenuated intensity.
+        options: the render options (`RenderOptions`), used by every `forward` call.
         parameterization: how ``forward`` reads parameter vectors; ``None`` for 4×4 poses.
     """
 
@@ -52,13 +45,7 @@ class DRR(nn.Module):
         volume: Volume,
         geometry: ConeBeam,
         *,
-        step_mm: float | None = None,
-        n_samples: int | None = None,
-        level: int | Literal["auto"] = 0,
-        backend: str = "auto",
-        max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
-        beer_lambert: bool = False,
-        i0: float = 1.0,
+        options: RenderOptions = RenderOptions(),
         parameterization: str | Parameterization | None = None,
     ) -> None:
         super().__init__()
@@ -68,16 +55,10 @@ class DRR(nn.Module):
         self.register_buffer("affine", volume.affine)
         self.register_buffer("isocenter", volume.isocenter)
         self.geometry = geometry
-        self.options = {
-            "step_mm": step_mm,
-            "n_samples": n_samples,
-            "level": level,
-            "backend": backend,
-            "max_memory_mb": max_memory_mb,
-            "beer_lambert": beer_lambert,
-            "i0": i0,
-            "parameterization": parameterization,
-        }
+        if not isinstance(options, RenderOptions):
+            raise TypeError(f"options: expected a RenderOptions, got {type(options).__name__}")
+        self.options = options
+        self.parameterization = parameterization
         self._cache: tuple[tuple[object, ...], VolumePyramid] | None = None
 
     @property
@@ -104,8 +85,17 @@ class DRR(nn.Module):
         Returns:
             ``(B, C, H, W)``, or ``(B, C, N)`` with ``pixels`` (see `render`).
         """
-        return render(self.pyramid, self.geometry, pose, pixels=pixels, **self.options)
+        return render(
+            self.pyramid,
+            self.geometry,
+            pose,
+            pixels=pixels,
+            options=self.options,
+            parameterization=self.parameterization,
+        )
 
     def extra_repr(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if v is not None)
-        return f"volume={tuple(self.data.shape)}, detector={self.geometry.height}×{self.geometry.width}, {shown}"
+        shown = (
+            f"volume={tuple(self.data.shape)}, detector={self.geometry.height}×{self.geometry.width}, {self.options}"
+        )
+        return shown if self.parameterization is None else f"{shown}, parameterization={self.parameterization!r}"

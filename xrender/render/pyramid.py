@@ -28,7 +28,7 @@ from jaxtyping import Float
 from torch import Tensor
 from torch.nn.functional import avg_pool3d, pad
 
-from xrender._checks import check_finite, check_shape
+from xrender._checks import check_shape
 from xrender.geometry.camera import ConeBeam
 from xrender.render.rays import ContentBox, content_box
 from xrender.volume import Volume
@@ -79,7 +79,6 @@ class VolumePyramid:
         self.volume = volume
         self._levels: dict[int, Volume] = {0: volume}
         self._boxes: dict[int, ContentBox] = {}
-        self._spacings: dict[int, float] = {}
 
     @property
     def max_level(self) -> int:
@@ -105,14 +104,8 @@ class VolumePyramid:
             self._levels[level] = coarse
         return coarse
 
-    def smallest_spacing(self, level: int) -> float:
-        """The smallest voxel spacing (mm) of ``level``, read on the host once."""
-        if level not in self._spacings:
-            self._spacings[level] = float(self.level(level).spacing.min())
-        return self._spacings[level]
-
     def content_box(self, level: int) -> ContentBox:
-        """The index-space content box of ``level`` (computed once per level: one host sync)."""
+        """The index-space content box and smallest spacing of ``level`` (computed once per level: one host read)."""
         if level not in self._boxes:
             volume = self.level(level)
             self._boxes[level] = content_box(volume.data, volume.affine)
@@ -126,7 +119,7 @@ def auto_level(volume: Volume, geometry: ConeBeam, pose: Float[Tensor, "*B 4 4"]
     $\min(\Delta_v, \Delta_u)\,\mathrm{sid} / \mathrm{sdd}$, with sid the distance from the
     source to the volume's isocentre along the principal ray, read from the pose (the smallest
     over a batch). A level's voxel size is its largest spacing. Reads the pose on the host: one
-    device sync per call.
+    device sync per call. The pose is not checked (`xrender.render.render` checks it).
 
     Args:
         volume: level 0.
@@ -137,10 +130,12 @@ def auto_level(volume: Volume, geometry: ConeBeam, pose: Float[Tensor, "*B 4 4"]
         A level in ``[0, max_level]``; 0 when the isocentre is at or behind the source.
         A voxel within `FIT_TOLERANCE` (relative) of the footprint counts as fitting.
     """
-    check_finite(check_shape(pose, "* 4 4", "pose"), "pose")
+    check_shape(pose, "* 4 4", "pose")
     iso = volume.isocenter.to(pose.dtype)  # type: ignore[union-attr]
     depth = ((iso - pose[..., :3, 3]) * pose[..., :3, 2]).sum(-1)  # along the camera's +z
-    sid = float(depth.detach().min())
+    largest = volume.spacing.max()
+    wide = torch.promote_types(depth.dtype, largest.dtype)
+    sid, spacing = torch.stack([depth.detach().min().to(wide), largest.to(wide)]).tolist()  # one host read
     footprint = min(geometry.pixel_spacing) * sid / geometry.sdd
-    ratio = footprint / float(volume.spacing.max()) * (1 + FIT_TOLERANCE)
+    ratio = footprint / spacing * (1 + FIT_TOLERANCE)
     return 0 if ratio < 1 else min(math.floor(math.log2(ratio)), max_level(volume.shape))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -52,18 +53,21 @@ PARALLEL_TOLERANCE = 1e-12
 
 @dataclass(frozen=True)
 class ContentBox:
-    """An index-space box ``[lower, upper]`` to clip rays to, and its diameter in mm.
+    """An index-space box ``[lower, upper]`` to clip rays to, its diameter and the grid's finest spacing.
 
     Attributes:
         lower: lowest ``(i, j, k)`` corner, continuous voxel indices, ``(3,)``.
         upper: highest corner, ``(3,)``.
         diameter_mm: the longest chord of the box in the world (its longest space diagonal), mm;
             an upper bound on every ray's length inside it.
+        spacing_mm: the grid's smallest voxel spacing, mm (the default sampling step's unit),
+            read on the host with the diameter.
     """
 
     lower: Float[Tensor, "3"]
     upper: Float[Tensor, "3"]
     diameter_mm: float
+    spacing_mm: float
 
 
 def content_box(data: Float[Tensor, "C D H W"], affine: Float[Tensor, "4 4"]) -> ContentBox:
@@ -75,28 +79,41 @@ def content_box(data: Float[Tensor, "C D H W"], affine: Float[Tensor, "4 4"]) ->
     grown by one voxel, ``[-1, W] × [-1, H] × [-1, D]``, when ``data`` requires grad (every
     voxel then has a gradient, zero or not) or holds no non-zero voxel.
 
-    Reads ``data`` on the host once (a device sync): compute it once per volume, not per pose.
+    The extent is found on ``data``'s device; one host read (a device sync) then brings back the
+    box, the affine's 3×3 part and the smallest voxel spacing: compute it once per volume, not
+    per pose (`xrender.render.VolumePyramid` caches it).
 
     Args:
         data: voxel values.
-        affine: the volume's voxel-index-to-world matrix (mm).
+        affine: the volume's voxel-index-to-world matrix (mm), on ``data``'s device.
 
     Returns:
         The box, in ``data``'s floating dtype and device.
     """
     check_shape(data, "C D H W", "data")
-    sizes = torch.tensor(data.shape[:0:-1], dtype=torch.float64)  # (W, H, D) along (i, j, k)
-    lower, upper = torch.full((3,), -1.0, dtype=torch.float64), sizes.clone()
-    occupied = None if data.requires_grad else (data.detach() != 0).any(0)
-    if occupied is not None and bool(occupied.any()):
+    sizes = data.shape[:0:-1]  # (W, H, D) along (i, j, k)
+    linear = affine.detach()[:3, :3]
+    extent = torch.tensor([-1, sizes[0], -1, sizes[1], -1, sizes[2], 0], device=data.device)
+    if not data.requires_grad:
+        occupied = (data.detach() != 0).any(0)  # (D, H, W)
         for axis, dims in enumerate(((0, 1), (0, 2), (1, 2))):  # (i, j, k) = (W, H, D)
-            used = occupied.any(dim=dims).nonzero().flatten().cpu()
-            lower[axis], upper[axis] = used[0] - 1, used[-1] + 1
-    edges = affine.detach().double().cpu()[:3, :3] * (upper - lower)  # box edge vectors in mm
-    signs = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, -1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0]], dtype=torch.float64)
-    diameter = float((signs @ edges.T).norm(dim=1).max())
+            used = occupied.any(dim=dims).to(torch.uint8)
+            first, last = used.argmax(), used.numel() - 1 - used.flip(0).argmax()  # first maximum: first True
+            extent = torch.cat([extent[: 2 * axis], torch.stack([first - 1, last + 1]), extent[2 * axis + 2 :]])
+        extent[-1] = occupied.any()
+    wide = torch.promote_types(linear.dtype, torch.float32)  # voxel indices exact up to 2**24
+    spacing = linear.norm(dim=0).min()[None].to(wide)
+    packed = torch.cat([extent.to(wide), linear.to(wide).flatten(), spacing]).tolist()
+    bounds, flag, matrix, spacing = packed[:6], packed[6], np.array(packed[7:16]).reshape(3, 3), packed[16]
+    if not flag:  # nothing occupied (or not looked at): the full grid grown by one voxel
+        bounds = [-1.0, sizes[0], -1.0, sizes[1], -1.0, sizes[2]]
+    lower, upper = np.array(bounds[0::2], dtype=np.float64), np.array(bounds[1::2], dtype=np.float64)
+    edges = matrix * (upper - lower)  # box edge vectors in mm
+    signs = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, -1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0]])
+    diameter = float(np.linalg.norm(signs @ edges.T, axis=1).max())
     dtype = data.dtype if data.is_floating_point() else torch.get_default_dtype()
-    return ContentBox(lower.to(dtype=dtype, device=data.device), upper.to(dtype=dtype, device=data.device), diameter)
+    lower_t, upper_t = (torch.tensor(b, dtype=dtype, device=data.device) for b in (lower, upper))
+    return ContentBox(lower_t, upper_t, diameter, spacing)
 
 
 def world_rays(

@@ -50,7 +50,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from xrender._checks import check_finite, check_shape
+from xrender._checks import check_shape
 from xrender._registry import Registry
 from xrender.geometry.perturbation import perturb, perturbation_between
 from xrender.geometry.se3 import double_geodesic_distance, se3_exp, se3_log
@@ -106,9 +106,9 @@ def pose_value_and_gradient(
         score ignores the pose). Both detached unless ``create_graph``.
 
     Raises:
-        ValueError: malformed or non-finite poses, or a score of the wrong shape.
+        ValueError: malformed poses or a score of the wrong shape (values are not read).
     """
-    check_finite(check_shape(pose, "B 4 4", "pose"), "pose")
+    check_shape(pose, "B 4 4", "pose")
     xi = torch.zeros(*pose.shape[:-2], 6, dtype=pose.dtype, device=pose.device, requires_grad=True)
     with torch.enable_grad():
         values = score(twist_chart(pose, isocenter)(xi))

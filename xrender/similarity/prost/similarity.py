@@ -45,6 +45,7 @@ from xrender.geometry.camera import ConeBeam
 from xrender.render.drr import choose_backend, render
 from xrender.render.jacobian import render_jacobian
 from xrender.render.module import tensor_versions
+from xrender.render.options import RenderOptions
 from xrender.render.pyramid import VolumePyramid
 from xrender.similarity.gradient_loss import pose_value_and_gradient, twist_chart
 from xrender.similarity.prost._inputs import broadcast_once
@@ -128,19 +129,18 @@ class ProSTSimilarity(nn.Module):
         volume: the moving volume, one channel of μ (mm⁻¹, air 0), usually masked to bone.
         geometry: the C-arm; its detector size must be the network's ``image_size``.
         network: the trained (or fresh) network.
-        step_mm: distance between samples along rays when projecting (see `render`).
-        n_samples: samples per ray instead (sample positions then move smoothly with the pose).
-        backend: the render backend (`xrender.render.choose_backend`): ``"auto"`` (``"fused-cpu"``
-            on the CPU: pose gradients through the pose-Jacobian render) or ``"grid_sample"``
-            (any device; the score itself is then differentiable twice with respect to the pose).
+        options: how the feature volume is projected (`RenderOptions`; line integrals, so
+            ``beer_lambert`` must stay false). Its backend: ``"auto"`` (``"fused-cpu"`` on the
+            CPU: pose gradients through the pose-Jacobian render) or ``"grid_sample"`` (any
+            device; the score itself is then differentiable twice with respect to the pose).
 
     In ``eval()`` mode the feature volume is computed once without weight gradients and cached
     until a weight or the volume changes, so registration pays the 3-D branch once; in
     ``train()`` mode it is recomputed on every call (its graph reaches the weights).
 
     Raises:
-        ValueError: a volume with more than one channel, or a detector that is not the
-            network's image size.
+        ValueError: a volume with more than one channel, a detector that is not the
+            network's image size, or ``beer_lambert`` options.
         TypeError: arguments of the wrong type.
     """
 
@@ -150,9 +150,7 @@ class ProSTSimilarity(nn.Module):
         geometry: ConeBeam,
         network: ProSTNetwork,
         *,
-        step_mm: float | None = None,
-        n_samples: int | None = None,
-        backend: str = "auto",
+        options: RenderOptions = RenderOptions(),
     ) -> None:
         super().__init__()
         for value, kind, name in ((volume, Volume, "volume"), (geometry, ConeBeam, "geometry")):
@@ -160,6 +158,10 @@ class ProSTSimilarity(nn.Module):
                 raise TypeError(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
         if not isinstance(network, ProSTNetwork):
             raise TypeError(f"network: expected a ProSTNetwork, got {type(network).__name__}")
+        if not isinstance(options, RenderOptions):
+            raise TypeError(f"options: expected a RenderOptions, got {type(options).__name__}")
+        if options.beer_lambert:
+            raise ValueError("options: expected beer_lambert=False (ProST projects features as line integrals)")
         if volume.channels != 1:
             raise ValueError(f"volume: expected one channel (μ), got {volume.channels}")
         if (geometry.height, geometry.width) != network.image_size:
@@ -172,25 +174,24 @@ class ProSTSimilarity(nn.Module):
         self.register_buffer("isocenter", volume.isocenter)
         self.geometry = geometry
         self.network = network
-        choose_backend(backend, volume.data.device)  # validates the name now
-        self.render_options = {"step_mm": step_mm, "n_samples": n_samples, "backend": backend}
+        self.options = options
         self._cache: tuple[tuple[object, ...], VolumePyramid] | None = None
 
     def feature_volume(self) -> VolumePyramid:
         """The feature volume ``(3, D, H, W)`` of the moving volume, as a pyramid ready to render."""
-        volume = Volume(self.data, self.affine, self.isocenter)
         if self.training:
             self._cache = None
-            return VolumePyramid(self.network.feature_volume(volume))
+            return VolumePyramid(self.network.feature_volume(Volume(self.data, self.affine, self.isocenter)))
         key = tensor_versions(self.data, self.affine, self.isocenter, *self.network.features.parameters())
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
+                volume = Volume(self.data, self.affine, self.isocenter)
                 self._cache = (key, VolumePyramid(self.network.feature_volume(volume)))
         return self._cache[1]
 
     def project(self, pose: Float[Tensor, "B 4 4"]) -> Float[Tensor, "B 3 H W"]:
         """The feature volume's projection (line integrals) at camera-to-world ``pose``."""
-        return render(self.feature_volume(), self.geometry, pose, **self.render_options)
+        return render(self.feature_volume(), self.geometry, pose, options=self.options)
 
     def forward(self, pose: Float[Tensor, "B 4 4"], fixed: Float[Tensor, "B 1 H W"]) -> Float[Tensor, " B"]:
         """Score ``pose`` against the target ``fixed`` (line integrals), higher is better.
@@ -229,7 +230,7 @@ class ProSTSimilarity(nn.Module):
             ValueError: malformed ``pose`` or ``fixed`` (see `forward`).
         """
         pose, fixed = self._checked(pose, fixed)
-        if choose_backend(self.render_options["backend"], self.data.device).supports_jacobian:
+        if choose_backend(self.options.backend, self.data.device).supports_jacobian:
             values, gradient = self._value_and_jacobian_gradient(pose, fixed, create_graph)
         else:
             score = partial(self, fixed=fixed)
@@ -241,7 +242,7 @@ class ProSTSimilarity(nn.Module):
         with torch.enable_grad():
             xi = pose.new_zeros(pose.shape[0], 6)
             chart = twist_chart(pose, self.isocenter)
-            images, jacobian = render_jacobian(self.feature_volume(), self.geometry, chart, xi, **self.render_options)
+            images, jacobian = render_jacobian(self.feature_volume(), self.geometry, chart, xi, options=self.options)
             if not images.requires_grad:  # eval mode: cached features without a graph
                 images = images.detach().requires_grad_(True)
             values = self.network(images, fixed)

@@ -1,6 +1,21 @@
-"""The ``xrender`` command line. Each subcommand is a small function registered on one Typer app."""
+"""The ``xrender`` command line: the application layer on top of the library and the recipes.
+
+Each subcommand is a small function registered on one Typer app; the recipes
+(`xrender.recipes`) are imported inside the commands that run them. ``python -m xrender.cli``
+is the same program.
+"""
 
 from __future__ import annotations
+
+import os
+
+# Measured: torch's OpenMP threads and the fused numba backend's (a second OpenMP runtime) busy-wait
+# for each other on a 2-core machine, slowing torch ops after a fused render 10–100× (a 100-step
+# ProST descent: 122 s → 14 s; CMA-ES: 15.6 s → 4.2 s). OpenMP reads this when it loads, i.e. when
+# torch is first imported, so it is set here, before the imports below load torch (`import xrender`
+# does not). An explicit setting is kept. Library users who render with both runtimes set it in
+# their own environment (docs/concepts/rendering.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import math
 from pathlib import Path
@@ -8,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from xrender.benchmark import benchmark_app
+from xrender.cli.benchmark import benchmark_app
 
 app = typer.Typer(
     name="xrender",
@@ -30,7 +45,7 @@ def demo(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Run the main job on the embedded phantom: figures, then CMA-ES vs ProST → CMA-ES registration."""
-    from recipes.demo import run_demo
+    from xrender.recipes.demo import run_demo
 
     result = run_demo(out, size=size, trials=trials, progress=progress)
     typer.echo(repr(result.volume))
@@ -90,9 +105,17 @@ def _parse_numbers(text: str, option: str, form: str) -> list[float]:
     return values
 
 
+#: The six numbers of a motion about the isocentre (`xrender.geometry.motion`), as ``--pose`` and ``--init`` take them.
+MOTION_FORM = "rx,ry,rz,tu,tv,tdepth"
+MOTION_HELP = (
+    f"Volume motion '{MOTION_FORM}' about the isocentre: rotation vector (deg) about, then mm along, "
+    "the reference camera's image-right, image-down and depth axes."
+)
+
+
 def _parse_pose(text: str, option: str = "--pose") -> list[float]:
-    """``"rx,ry,rz,tx,ty,tz"`` → six floats (degrees, mm)."""
-    return _parse_numbers(text, option, "rx,ry,rz,tx,ty,tz")
+    """``"rx,ry,rz,tu,tv,tdepth"`` → the six floats of a motion (degrees, mm)."""
+    return _parse_numbers(text, option, MOTION_FORM)
 
 
 @app.command(name="render")
@@ -105,16 +128,14 @@ def render_command(
         int | None, typer.Option(min=1, help="Bin the detector to about SIZE pixels per side (default: full).")
     ] = None,
     view: Annotated[str, typer.Option(help="Standard view: ap, pa, ll, rl.")] = "ap",
-    pose: Annotated[
-        str, typer.Option(help="Volume motion 'rx,ry,rz,tx,ty,tz' about the isocentre (Euler xyz degrees, mm).")
-    ] = "0,0,0,0,0,0",
+    pose: Annotated[str, typer.Option(help=MOTION_HELP)] = "0,0,0,0,0,0",
     hu_model: Annotated[str, typer.Option(help="HU → μ attenuation model (linear, bilinear).")] = "linear",
 ) -> None:
     """Render a DRR of a CT (or the phantom) in a standard view, optionally perturbed, and write it."""
     import torch
 
     from xrender.attenuation import hu_to_mu
-    from xrender.geometry import euler_to_matrix, get_preset, make_pose, perturb, standard_pose
+    from xrender.geometry import get_preset, pose_from_motion, standard_pose
     from xrender.io import read_volume
     from xrender.phantom import pelvis_phantom
     from xrender.render import render
@@ -130,8 +151,7 @@ def render_command(
         if size is not None:
             carm = carm.downsample(max(1, max(carm.height, carm.width) // size))
         iso = volume.isocenter.double()
-        delta = make_pose(euler_to_matrix(params[:3], "xyz", degrees=True), params[3:])
-        camera = perturb(standard_pose(view, carm.sid, iso), delta, iso)
+        camera = pose_from_motion(params, standard_pose(view, carm.sid, iso), iso)
         with torch.no_grad():
             image = render(volume, carm, camera)[0]
         written = write_image(image, carm, out)
@@ -167,7 +187,7 @@ def train_command(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a ProST similarity with the double-backward loss (torchrun-aware: run under torchrun for DDP)."""
-    from recipes.training.command import TrainingRequest, run_training
+    from xrender.recipes.training.command import TrainingRequest, run_training
 
     request = TrainingRequest(
         cts=list(ct or []),
@@ -259,8 +279,8 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Compare registration methods on simulated X-rays of a CT, or on DeepFluoro's real ones (torchrun-aware)."""
-    from recipes.registration.command import EvaluationRequest, run_evaluation
-    from recipes.registration.evaluation import EvaluationConfig
+    from xrender.recipes.registration.command import EvaluationRequest, run_evaluation
+    from xrender.recipes.registration.evaluation import EvaluationConfig
 
     try:
         if sum([ct is not None, phantom, deepfluoro is not None]) != 1:
@@ -331,7 +351,7 @@ def register_command(
         str | None, typer.Option(help="DICOM: positioner 'PRIMARY,SECONDARY' angles (deg) if not tagged.")
     ] = None,
     init: Annotated[
-        str, typer.Option(help="Initial volume motion 'rx,ry,rz,tx,ty,tz' about the isocentre (Euler xyz deg, mm).")
+        str, typer.Option(help=f"Initial pose: {MOTION_HELP} Or a pose.json of a previous run (its motion).")
     ] = "0,0,0,0,0,0",
     mask: Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")] = None,
     model: Annotated[Path | None, typer.Option(help="A ProST network for prost stages.")] = None,
@@ -353,7 +373,7 @@ def register_command(
     A DICOM X-ray brings its own C-arm geometry and reference pose from its tags (positioner angles,
     distances, imager pixel spacing); --sdd, --sid, --spacing and --angles fill in missing tags.
     """
-    from recipes.registration.command import RegistrationRequest, run_registration
+    from xrender.recipes.registration.command import RegistrationRequest, run_registration
     from xrender.xray import XRayPreprocessing
 
     try:
@@ -371,7 +391,7 @@ def register_command(
             preset=preset,
             geometry_file=geometry,
             view=view,
-            init=tuple(_parse_pose(init, "--init")),
+            init=Path(init) if init.endswith(".json") else tuple(_parse_pose(init, "--init")),
             mask=mask,
             model=model,
             regressor=regressor,
@@ -390,7 +410,3 @@ def register_command(
         run_registration(request, echo=typer.echo)
     except (FileNotFoundError, ValueError) as error:
         _fail(error)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

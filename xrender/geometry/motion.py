@@ -1,19 +1,25 @@
-r"""Registration's search space: six numbers that move the volume about its isocentre.
+r"""Motion: the one way six user-facing numbers become a camera pose.
 
-Every optimiser in `xrender.registration` searches over **motion parameters**
-$x = (\omega, t) \in \mathbb R^6$ relative to a *reference* camera-to-world pose $T_0$ (usually the
-initial estimate):
+A **motion** $x = (\omega, t) \in \mathbb R^6$ moves the volume about its isocentre $c$ relative
+to a *reference* camera-to-world pose $T_0$ (a standard view, a DICOM X-ray's pose, a stage's
+starting pose):
 
 * $\omega$ — a rotation vector in **degrees** (axis × angle) turning the volume about its
-  isocentre $c$, axes along the reference camera's $(u, v, \text{depth})$;
-* $t$ — a translation in **mm** of the volume along the same axes (right, down, away from the
-  source).
+  isocentre, axes along the reference camera's $(u, v, \text{depth})$;
+* $t$ — a translation in **mm** of the volume along the same axes (image right, image down,
+  away from the source).
 
 The volume motion is $\delta(x) = [\,\exp(\hat\omega) \mid t\,]$ in the isocentre frame of $T_0$,
 and the camera pose is ``perturb(T0, δ(x), c)`` (`xrender.geometry.perturbation`). Rotation and
 translation are decoupled — turning never shifts the isocentre — so per-axis step sizes and
 search widths (degrees and mm, as in xreg and the ProST paper) mean what they say. $x = 0$ is the
 reference pose itself.
+
+Every registration optimiser searches this space, and ``xrender render --pose``,
+``xrender register --init`` and the ``motion`` that ``pose.json`` records are motions too. The
+parameterizations of `xrender.geometry.parameterizations` are something else: encodings of an
+absolute pose about the world origin (for networks and batched rendering), not user-facing
+numbers; see the Conventions page.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from xrender._checks import check_finite, check_shape
+from xrender._checks import check_shape
 from xrender.geometry.perturbation import perturb, perturbation_between
 from xrender.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from xrender.geometry.se3 import make_pose
@@ -37,13 +43,20 @@ def pose_from_motion(
 ) -> Float[Tensor, "*B 4 4"]:
     """Camera-to-world poses for motion parameters ``(ωx, ωy, ωz [deg], tu, tv, tdepth [mm])`` about ``reference``.
 
-    Differentiable in ``params``; follows ``reference``'s dtype and device.
+    Differentiable in ``params``; follows ``reference``'s dtype and device. Values are not checked
+    (a hot path: registration calls it per evaluation); NaN gives NaN.
+
+    Args:
+        params: motions: rotation vector (degrees) about the reference camera's ``u``, ``v`` and
+            depth axes through the isocentre, then translation (mm) along them.
+        reference: the camera-to-world pose(s) of ``x = 0``.
+        isocenter: the volume's isocentre, world mm.
 
     Raises:
-        ValueError: malformed or non-finite inputs.
+        ValueError: malformed inputs.
     """
-    check_finite(check_shape(params, "* 6", "params"), "params")
-    check_finite(check_shape(reference, "* 4 4", "reference"), "reference")
+    check_shape(params, "* 6", "params")
+    check_shape(reference, "* 4 4", "reference")
     params = params.to(reference)
     rotation = axis_angle_to_matrix(params[..., :3] * (math.pi / 180.0))
     delta = make_pose(rotation, params[..., 3:])

@@ -1,0 +1,5 @@
+"""``python -m xrender.cli``: the ``xrender`` command."""
+
+from xrender.cli import app
+
+app()
