@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from xrender.cli import app
-from xrender.geometry import pose_from_motion
 from xrender.cli import benchmark as harness
+from xrender.geometry import pose_from_motion
 from xrender.io import write_volume
 from xrender.phantom import pelvis_phantom
 

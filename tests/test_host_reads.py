@@ -10,9 +10,8 @@ import torch
 from _host_reads import HostReads
 
 from xrender._checks import check_finite
-from xrender.geometry import get_preset, standard_pose
+from xrender.geometry import get_preset, pose_from_motion, standard_pose
 from xrender.registration.descent import pose_descent
-from xrender.geometry import pose_from_motion
 from xrender.registration.objective import PoseObjective
 from xrender.registration.pipeline import register
 from xrender.render import BACKENDS, DRR, RenderOptions, render

@@ -35,13 +35,13 @@ from tqdm.auto import tqdm
 from xrender.augment import TargetAugmentation
 from xrender.checkpoint import CheckpointError, load_state, save_state
 from xrender.geometry import ConeBeam, get_preset
-from xrender.render import RenderOptions
 from xrender.recipes.distributed import Distributed
 from xrender.recipes.training.config import TrainConfig
 from xrender.recipes.training.curve import CurvePoint, LearningCurve, gradient_cosines, held_out_sets
 from xrender.recipes.training.optim import build_optimizer, build_schedule
 from xrender.recipes.training.pairs import Pair, PairSampler
 from xrender.recipes.training.validation import ValidationReport, validate
+from xrender.render import RenderOptions
 from xrender.similarity.gradient_loss import get_gradient_loss, similarity_value_and_gradient, target_gradient
 from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity, describe_parameters
 from xrender.subject import Subject
