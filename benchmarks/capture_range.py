@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from xrender.checkpoint import load_state
 from xrender.geometry import get_pose_distribution, perturb, standard_pose
+from xrender.io import load_state
 from xrender.metrics import target_registration_error
 from xrender.recipes.training import SUCCESS_TRE_MM, TrainConfig, training_geometry
 from xrender.recipes.training.validation import part_cosines

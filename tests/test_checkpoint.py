@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from xrender.checkpoint import CheckpointError, SavedModule, load_state, save_state
+from xrender.io import CheckpointError, SavedModule, load_state, save_state
 
 
 class _Exploit:

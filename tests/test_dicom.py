@@ -9,20 +9,11 @@ import torch
 from _dicom_files import write_dicom
 from pydicom.dataset import Dataset
 
-from xrender.dicom import (
-    DISPLAY_ORIENTATIONS,
-    VIEW_POSITIONS,
-    CArmTags,
-    DicomXRay,
-    carm_geometry,
-    carm_view,
-    is_dicom,
-    read_carm,
-    read_dicom_xray,
-)
 from xrender.geometry.camera import ConeBeam, project
+from xrender.geometry.carm import DISPLAY_ORIENTATIONS, VIEW_POSITIONS, CArmTags, CArmView, carm_geometry, carm_view
 from xrender.geometry.views import standard_pose
-from xrender.xray import LUMINANCE_WEIGHTS, XRayPreprocessing, preprocess_xray, read_xray
+from xrender.image import XRayPreprocessing, preprocess_xray
+from xrender.io import LUMINANCE_WEIGHTS, DicomXRay, is_dicom, read_carm, read_dicom_xray, read_xray
 
 #: Tags of a C-arm image that `carm_geometry` and `carm_view` need: SDD, SID, imager spacing.
 CARM = {"DistanceSourceToDetector": 1000.0, "DistanceSourceToPatient": 750.0, "ImagerPixelSpacing": [0.4, 0.3]}
@@ -42,6 +33,16 @@ def _xray(height=5, width=7, **tags) -> DicomXRay:
 
 def _carm_xray(**tags) -> DicomXRay:
     return _xray(sdd=1000.0, sid=750.0, imager_pixel_spacing=(0.4, 0.3), **tags)
+
+
+def _geometry_of(xray: DicomXRay, **keywords) -> ConeBeam:
+    """`carm_geometry` of a read X-ray's tags, its messages naming the file (as `read_carm` does)."""
+    return carm_geometry(xray.tags, xray.shape, origin=str(xray.path), **keywords)
+
+
+def _view_of(xray: DicomXRay, isocenter: torch.Tensor, **keywords) -> CArmView:
+    """`carm_view` of a read X-ray's tags, its messages naming the file (as `read_carm` does)."""
+    return carm_view(xray.tags, isocenter, origin=str(xray.path), **keywords)
 
 
 # ---------------------------------------------------------------------------------------- pixels
@@ -186,7 +187,7 @@ def test_absent_and_malformed_tags_are_none(tmp_path):
 
 def test_geometry_from_the_tags(tmp_path):
     xray = read_dicom_xray(write_dicom(tmp_path / "x.dcm", _ramp(6, 8), **CARM))
-    geometry = carm_geometry(xray)
+    geometry = _geometry_of(xray)
     assert geometry == ConeBeam(sdd=1000.0, height=6, width=8, pixel_spacing=(0.4, 0.3), sid=750.0)
     # (row, column): the column spacing sets f_u, the row spacing f_v; the principal point is the centre
     assert geometry.focal_length == pytest.approx((1000.0 / 0.3, 1000.0 / 0.4))
@@ -195,11 +196,11 @@ def test_geometry_from_the_tags(tmp_path):
 
 def test_keywords_fill_in_and_override_the_tags():
     bare = _xray()
-    geometry = carm_geometry(bare, sdd=1200.0, sid=800.0, pixel_spacing=(0.2, 0.25))
+    geometry = _geometry_of(bare, sdd=1200.0, sid=800.0, pixel_spacing=(0.2, 0.25))
     assert geometry == ConeBeam(sdd=1200.0, height=5, width=7, pixel_spacing=(0.2, 0.25), sid=800.0)
-    assert carm_geometry(_carm_xray(), sdd=900.0).sdd == 900.0
-    assert carm_geometry(_carm_xray(), pixel_spacing=(1.0, 2.0)).pixel_spacing == (1.0, 2.0)
-    assert carm_geometry(_xray(sdd=1000.0, imager_pixel_spacing=(0.4, 0.3))).sid is None  # optional here
+    assert _geometry_of(_carm_xray(), sdd=900.0).sdd == 900.0
+    assert _geometry_of(_carm_xray(), pixel_spacing=(1.0, 2.0)).pixel_spacing == (1.0, 2.0)
+    assert _geometry_of(_xray(sdd=1000.0, imager_pixel_spacing=(0.4, 0.3))).sid is None  # optional here
 
 
 @pytest.mark.parametrize(
@@ -219,14 +220,14 @@ def test_keywords_fill_in_and_override_the_tags():
 )
 def test_missing_geometry_names_the_tag_and_the_option(tags, message):
     with pytest.raises(ValueError, match=message):
-        carm_geometry(_xray(**tags))
+        _geometry_of(_xray(**tags))
 
 
 def test_missing_sid_names_the_tag_and_the_option():
     xray = _xray(primary_angle_deg=0.0, secondary_angle_deg=0.0)
     with pytest.raises(ValueError, match=r"Distance Source to Patient \(0018,1111\) is missing .*sid=<mm>.*--sid MM"):
-        carm_view(xray, ISOCENTER)
-    assert carm_view(xray, ISOCENTER, sid=700.0).pose[:3, 3].sub(ISOCENTER).norm() == pytest.approx(700.0)
+        _view_of(xray, ISOCENTER)
+    assert _view_of(xray, ISOCENTER, sid=700.0).pose[:3, 3].sub(ISOCENTER).norm() == pytest.approx(700.0)
 
 
 @pytest.mark.parametrize("tilt", [{"detector_primary_angle_deg": 5.0}, {"detector_secondary_angle_deg": -2.0}])
@@ -235,15 +236,15 @@ def test_tilted_detector_is_refused(tilt):
     with pytest.raises(
         ValueError, match=r"Detector (Primary|Secondary) Angle \(0018,153[01]\).*tilted detector is not"
     ):
-        carm_geometry(xray)
+        _geometry_of(xray)
     with pytest.raises(ValueError, match="tilted detector is not supported"):
-        carm_view(xray, ISOCENTER)
-    carm_geometry(_carm_xray(detector_primary_angle_deg=0.0))  # 0 is an untilted detector
+        _view_of(xray, ISOCENTER)
+    _geometry_of(_carm_xray(detector_primary_angle_deg=0.0))  # 0 is an untilted detector
 
 
 # ------------------------------------------------------------------------------------------ pose
 def _view(primary, secondary, **tags):
-    return carm_view(_carm_xray(primary_angle_deg=primary, secondary_angle_deg=secondary, **tags), ISOCENTER)
+    return _view_of(_carm_xray(primary_angle_deg=primary, secondary_angle_deg=secondary, **tags), ISOCENTER)
 
 
 @pytest.mark.parametrize(("primary", "view"), [(0.0, "pa"), (90.0, "ll"), (-90.0, "rl")])
@@ -303,7 +304,7 @@ def _geometry_and_view(primary, secondary, orientation, **tags):
         patient_orientation=orientation,
         **tags,
     )
-    return carm_geometry(xray), carm_view(xray, ISOCENTER)
+    return _geometry_of(xray), _view_of(xray, ISOCENTER)
 
 
 def test_convention_dicom_pa_default_shows_the_patients_left_on_the_stored_right():
@@ -368,7 +369,7 @@ def test_patient_orientation_along_the_beam_is_refused():
 @pytest.mark.parametrize(("position", "view"), list(VIEW_POSITIONS.items()))
 def test_view_position_gives_the_standard_view_shown_as_usual(position, view):
     xray = _xray(64, 64, sdd=1000.0, sid=750.0, imager_pixel_spacing=(0.5, 0.5), view_position=position)
-    geometry, result = carm_geometry(xray), carm_view(xray, ISOCENTER)
+    geometry, result = _geometry_of(xray), _view_of(xray, ISOCENTER)
     torch.testing.assert_close(result.pose, standard_pose(view, 750.0, ISOCENTER), atol=1e-12, rtol=0)
     assert result.flip == ("none" if view == "ap" else "horizontal")
     rows, columns = DISPLAY_ORIENTATIONS[view]
@@ -381,7 +382,7 @@ def test_view_position_gives_the_standard_view_shown_as_usual(position, view):
 
 def test_patient_orientation_overrides_the_display_default_of_a_view():
     xray = _carm_xray(view_position="AP", patient_orientation=("R", "F"))  # an AP stored mirrored
-    result = carm_view(xray, ISOCENTER)
+    result = _view_of(xray, ISOCENTER)
     assert result.flip == "horizontal"
     torch.testing.assert_close(result.pose, standard_pose("ap", 750.0, ISOCENTER), atol=1e-12, rtol=0)
 
@@ -389,24 +390,24 @@ def test_patient_orientation_overrides_the_display_default_of_a_view():
 @pytest.mark.parametrize("position", ["LATERAL", "RLD", "LLO"])
 def test_view_positions_without_a_direction_are_refused(position):
     with pytest.raises(ValueError, match=rf"View Position \(0018,5101\) is '{position}', which fixes no beam.*--view"):
-        carm_view(_carm_xray(view_position=position), ISOCENTER)
+        _view_of(_carm_xray(view_position=position), ISOCENTER)
 
 
 def test_keywords_choose_the_direction_before_the_tags():
     xray = _carm_xray(primary_angle_deg=90.0, secondary_angle_deg=0.0, view_position="AP")
-    torch.testing.assert_close(carm_view(xray, ISOCENTER).pose, standard_pose("ll", 750.0, ISOCENTER))
-    given = carm_view(xray, ISOCENTER, angles=(-90.0, 0.0))
+    torch.testing.assert_close(_view_of(xray, ISOCENTER).pose, standard_pose("ll", 750.0, ISOCENTER))
+    given = _view_of(xray, ISOCENTER, angles=(-90.0, 0.0))
     torch.testing.assert_close(given.pose, standard_pose("rl", 750.0, ISOCENTER))
     assert given.flip == "horizontal"
-    by_view = carm_view(xray, ISOCENTER, view="ap")
+    by_view = _view_of(xray, ISOCENTER, view="ap")
     torch.testing.assert_close(by_view.pose, standard_pose("ap", 750.0, ISOCENTER))
     assert by_view.flip == "none"
     with pytest.raises(ValueError, match="pass angles or view, not both"):
-        carm_view(xray, ISOCENTER, angles=(0.0, 0.0), view="ap")
+        _view_of(xray, ISOCENTER, angles=(0.0, 0.0), view="ap")
     with pytest.raises(ValueError, match="unknown view 'lao'"):
-        carm_view(xray, ISOCENTER, view="lao")
+        _view_of(xray, ISOCENTER, view="lao")
     with pytest.raises(ValueError, match=r"expected angles=\(primary, secondary\)"):
-        carm_view(xray, ISOCENTER, angles=(0.0,))
+        _view_of(xray, ISOCENTER, angles=(0.0,))
 
 
 def test_no_direction_names_the_tags_and_the_options():
@@ -416,11 +417,11 @@ def test_no_direction_names_the_tags_and_the_options():
         r"PRIMARY,SECONDARY.*--view"
     )
     with pytest.raises(ValueError, match=message):
-        carm_view(_carm_xray(), ISOCENTER)
+        _view_of(_carm_xray(), ISOCENTER)
     with pytest.raises(ValueError, match=message):  # one angle alone is not a direction
-        carm_view(_carm_xray(primary_angle_deg=30.0), ISOCENTER)
+        _view_of(_carm_xray(primary_angle_deg=30.0), ISOCENTER)
     with pytest.raises(ValueError, match=message):  # angles of a non-C-arm positioner mean something else
-        carm_view(_carm_xray(primary_angle_deg=0.0, secondary_angle_deg=0.0, positioner_type="COLUMN"), ISOCENTER)
+        _view_of(_carm_xray(primary_angle_deg=0.0, secondary_angle_deg=0.0, positioner_type="COLUMN"), ISOCENTER)
 
 
 # ------------------------------------------------------------------------------ dynamic runs
@@ -479,8 +480,8 @@ def test_read_carm_and_preprocess(tmp_path):
     tags = {**CARM, "PositionerPrimaryAngle": 20.0, "PositionerSecondaryAngle": -10.0, "PatientOrientation": ["L", "F"]}
     path = write_dicom(tmp_path / "x.dcm", _ramp(6, 8, scale=100), **tags)
     xray, geometry, view = read_carm(path, ISOCENTER)
-    assert geometry == carm_geometry(xray)
-    torch.testing.assert_close(view.pose, carm_view(xray, ISOCENTER).pose)
+    assert geometry == _geometry_of(xray)
+    torch.testing.assert_close(view.pose, _view_of(xray, ISOCENTER).pose)
     assert view.flip == "horizontal"
     fixed, fixed_geometry = preprocess_xray(xray.pixels, geometry, XRayPreprocessing(flip=view.flip))
     assert torch.equal(fixed[0, 0], xray.pixels.flip(-1))
@@ -496,4 +497,30 @@ def test_read_carm_and_preprocess(tmp_path):
 
 def test_isocenter_is_checked():
     with pytest.raises(ValueError, match=r"isocenter: expected shape \(3\)"):
-        carm_view(_carm_xray(primary_angle_deg=0.0, secondary_angle_deg=0.0), torch.zeros(1, 3))
+        _view_of(_carm_xray(primary_angle_deg=0.0, secondary_angle_deg=0.0), torch.zeros(1, 3))
+
+
+def test_geometry_from_tags_alone_names_the_tags_in_its_messages():
+    tags = CArmTags(sdd=1000.0, sid=750.0, imager_pixel_spacing=(0.4, 0.3), primary_angle_deg=0.0)
+    assert carm_geometry(tags, (5, 7)) == ConeBeam(sdd=1000.0, height=5, width=7, pixel_spacing=(0.4, 0.3), sid=750.0)
+    with pytest.raises(ValueError, match=r"^CArmTags: no beam direction: Positioner Primary Angle \(0018,1510\)"):
+        carm_view(tags, ISOCENTER)
+    with pytest.raises(ValueError, match=r"^run 7: Distance Source to Detector \(0018,1110\) is missing"):
+        carm_geometry(CArmTags(), (5, 7), origin="run 7")
+
+
+def test_read_carm_names_the_file_in_the_tag_messages(tmp_path):
+    path = write_dicom(tmp_path / "bare.dcm", _ramp())
+    with pytest.raises(ValueError, match=r"bare\.dcm: Distance Source to Detector \(0018,1110\) is missing"):
+        read_carm(path, ISOCENTER)
+
+
+def test_the_attribute_names_in_messages_are_pydicoms():
+    from pydicom.datadict import dictionary_description
+    from pydicom.tag import Tag
+
+    from xrender.geometry.carm import _ATTRIBUTES
+
+    for keyword, named in _ATTRIBUTES.items():
+        tag = Tag(keyword)
+        assert named == f"{dictionary_description(tag)} ({tag.group:04X},{tag.element:04X})"

@@ -9,9 +9,9 @@ import SimpleITK as sitk
 import torch
 import torchio as tio
 
-import xrender.io as xio
 from xrender import Volume
-from xrender.io import atomic_output, match_suffix, read_volume, write_volume
+from xrender.io import atomic, atomic_output, match_suffix, read_volume, write_volume
+from xrender.io import volume as volume_io
 
 FILE_SUFFIXES = [".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"]
 SPACING = (0.7, 0.9, 2.5)
@@ -260,7 +260,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
             handle.write(b"partial")
         raise RuntimeError("ITK ERROR: NiftiImageIO(0x1): disk full")
 
-    monkeypatch.setattr(xio.sitk, "WriteImage", half_write)
+    monkeypatch.setattr(volume_io.sitk, "WriteImage", half_write)
     path = tmp_path / "ct.nii.gz"
     with pytest.raises(ValueError, match=re.escape(str(path)) + r": could not write \(SimpleITK said: disk full\)"):
         write_volume(Volume.from_sitk(_image(ROTATED)), path)
@@ -269,8 +269,8 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 
 def test_atomic_output_moves_the_named_file_last(tmp_path, monkeypatch):
     moved = []
-    replace = xio.os.replace
-    monkeypatch.setattr(xio.os, "replace", lambda src, dst: (moved.append(dst.name), replace(src, dst)))
+    replace = atomic.os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda src, dst: (moved.append(dst.name), replace(src, dst)))
     target = tmp_path / "new" / "a.mhd"
     with atomic_output(target) as staged:
         assert staged.name == "a.mhd"

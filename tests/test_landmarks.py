@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from xrender import LPS_FROM_RAS
-from xrender.landmarks import Landmarks, lps_to_ras, ras_to_lps, read_landmarks, write_landmarks
+from xrender.io import read_landmarks, write_landmarks
+from xrender.landmarks import Landmarks, lps_to_ras, ras_to_lps
 
 # Two landmarks, in LPS (mm), and the same points in RAS.
 NAMES = ("L5", "sacrum, tip")

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from xrender.checkpoint import CheckpointError, load_state, save_state
 from xrender.geometry import (
     get_pose_distribution,
     get_preset,
@@ -16,6 +15,7 @@ from xrender.geometry import (
     rotation_6d_to_matrix,
     standard_pose,
 )
+from xrender.io import CheckpointError, load_state, save_state
 from xrender.metrics import rotation_error, translation_error
 from xrender.recipes.regression import (
     RegressionConfig,

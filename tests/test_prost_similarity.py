@@ -6,7 +6,7 @@ import pytest
 import torch
 from _prost_fixtures import TINY_HEAD, tiny_setup
 
-from xrender.checkpoint import CheckpointError, save_state
+from xrender.io import CheckpointError, save_state
 from xrender.render import RenderOptions, render
 from xrender.similarity.pose import PoseSimilarity
 from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork, ProSTSimilarity, standardize

@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from xrender.cli import app
 from xrender.geometry import ConeBeam, standard_pose
+from xrender.image import XRayPreprocessing
 from xrender.io import write_volume
 from xrender.phantom import pelvis_phantom
 from xrender.recipes.registration.command import RegistrationRequest, fixed_image
 from xrender.render import render
 from xrender.subject import phantom_subject
-from xrender.xray import XRayPreprocessing
 
 I0 = 4000.0
 CARM = ConeBeam(sdd=1020.0, height=128, width=128, pixel_spacing=(2.92, 2.92), sid=620.0)

@@ -7,6 +7,7 @@ import torch
 
 from xrender.attenuation import hu_to_mu
 from xrender.geometry import get_preset, motion_from_pose, pose_from_motion, standard_pose
+from xrender.image import bin_image
 from xrender.metrics import target_registration_error
 from xrender.phantom import pelvis_phantom
 from xrender.registration import (
@@ -26,7 +27,6 @@ from xrender.registration import (
 )
 from xrender.registration.optimizers import SEED_LIMIT, run_seed
 from xrender.render import render
-from xrender.xray import bin_image
 
 ISO = torch.tensor([10.0, -20.0, 5.0], dtype=torch.float64)
 REFERENCE = standard_pose("ap", 620.0, ISO)

@@ -13,11 +13,11 @@ import torch
 import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
-from xrender.checkpoint import CheckpointError
 from xrender.cli import app
 from xrender.geometry import get_pose_distribution
 from xrender.geometry.perturbation import perturbation_between
 from xrender.geometry.rotations import matrix_to_axis_angle
+from xrender.io import CheckpointError
 from xrender.recipes._config import parse_overrides
 from xrender.recipes.distributed import Distributed
 from xrender.recipes.training import (

@@ -9,17 +9,9 @@ import SimpleITK as sitk
 import torch
 from _dicom_files import write_dicom
 
-import xrender.xray as xray
 from xrender.geometry.camera import ConeBeam
-from xrender.xray import (
-    INTENSITY_FLOOR,
-    LUMINANCE_WEIGHTS,
-    XRayImage,
-    XRayPreprocessing,
-    fit_to_geometry,
-    preprocess_xray,
-    read_xray,
-)
+from xrender.image import FLIPS, INTENSITY_FLOOR, XRayPreprocessing, fit_to_geometry, preprocess_xray
+from xrender.io import LUMINANCE_WEIGHTS, XRayImage, read_xray
 
 
 def _write(array: np.ndarray, path, *, vector: bool = False, spacing=None):
@@ -256,7 +248,7 @@ def test_convention_flip_mirrors_an_off_centre_principal_point_with_the_pixels(f
 
 
 def test_flip_keeps_a_centred_geometry():
-    for flip in xray.FLIPS:
+    for flip in FLIPS:
         assert preprocess_xray(_pixels(), _carm(), XRayPreprocessing(flip=flip))[1] == _carm()
 
 

@@ -1,8 +1,8 @@
 """Draw docs/figures/dicom_angles.png (run: python docs/figures/make_dicom_angles_figure.py).
 
-The C-arm positions and the image labels are computed with `xrender.dicom.carm_view` and
-`xrender.geometry.project`, the functions that read real files, so the picture cannot drift
-from the code.
+The C-arm positions and the image labels are computed with `xrender.geometry.carm.carm_view` and
+`xrender.geometry.project`, the functions `xrender.io.read_carm` applies to real files, so the
+picture cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Rectangle
 
-from xrender.dicom import CArmTags, DicomXRay, carm_geometry, carm_view
 from xrender.geometry.camera import project
+from xrender.geometry.carm import CArmTags, carm_geometry, carm_view
 from xrender.plot import save_figure
 
 OUT = Path(__file__).with_name("dicom_angles.png")
@@ -23,11 +23,10 @@ SID, SDD, SIZE = 600.0, 1000.0, 64
 ISOCENTER = torch.zeros(3, dtype=torch.float64)
 
 
-def _xray(primary: float, secondary: float) -> DicomXRay:
-    tags = CArmTags(
+def _tags(primary: float, secondary: float) -> CArmTags:
+    return CArmTags(
         sdd=SDD, sid=SID, imager_pixel_spacing=(5.0, 5.0), primary_angle_deg=primary, secondary_angle_deg=secondary
     )
-    return DicomXRay(Path("c-arm.dcm"), torch.zeros(SIZE, SIZE, dtype=torch.float64), 0, 1, "XA", "MONOCHROME2", tags)
 
 
 def _draw_carm(ax, source: np.ndarray, beam: np.ndarray, color: str, label: str) -> None:
@@ -44,7 +43,7 @@ def _panel(ax, title: str, angles: list[tuple[float, float, str, str]], plane, x
     ax.set_title(title)
     ax.add_patch(Ellipse((0, 0), *plane["body"], facecolor="0.9", edgecolor="0.5"))
     for primary, secondary, color, label in angles:
-        pose = carm_view(_xray(primary, secondary), ISOCENTER).pose
+        pose = carm_view(_tags(primary, secondary), ISOCENTER).pose
         _draw_carm(ax, plane["project"](pose[:3, 3].numpy()), plane["project"](pose[:3, 2].numpy()), color, label)
     for text, position in plane["labels"]:
         ax.text(*position, text, ha="center", va="center", fontsize=9, color="0.3")
@@ -60,8 +59,8 @@ def _panel(ax, title: str, angles: list[tuple[float, float, str, str]], plane, x
 
 def _image_panel(ax, title: str, mirrored: bool) -> None:
     """Where the patient's directions land in the stored image (mirrored) or in xrender's image."""
-    xray = _xray(0.0, 0.0)
-    geometry, view = carm_geometry(xray), carm_view(xray, ISOCENTER)
+    tags = _tags(0.0, 0.0)
+    geometry, view = carm_geometry(tags, (SIZE, SIZE)), carm_view(tags, ISOCENTER)
     K = geometry.intrinsics(dtype=torch.float64)
     centre = (SIZE - 1) / 2
     ax.set_title(title)

@@ -17,11 +17,9 @@ from typing import Any
 
 import torch
 
-from xrender.checkpoint import load_state
-from xrender.dicom import is_dicom, read_carm
 from xrender.geometry import ConeBeam, get_preset, motion_from_pose, pose_from_motion, standard_pose
-from xrender.io import atomic_output
-from xrender.landmarks import read_landmarks
+from xrender.image import XRayPreprocessing, preprocess_xray
+from xrender.io import atomic_output, is_dicom, load_state, read_carm, read_landmarks, read_xray
 from xrender.plot import overlay_frame, write_gif
 from xrender.recipes._config import parse_overrides
 from xrender.recipes.distributed import Distributed
@@ -42,7 +40,6 @@ from xrender.registration.regression import PoseRegressor
 from xrender.render import render
 from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork
 from xrender.subject import Subject, ct_subject, phantom_subject
-from xrender.xray import XRayPreprocessing, preprocess_xray, read_xray
 
 __all__ = [
     "EvaluationRequest",

@@ -56,7 +56,7 @@ def run_training(request: TrainingRequest, echo: Callable[[str], None] = print) 
         The written network file.
 
     Raises:
-        ValueError: bad choices or config; `xrender.checkpoint.CheckpointError` for a bad ``resume``.
+        ValueError: bad choices or config; `xrender.io.CheckpointError` for a bad ``resume``.
         FileNotFoundError: a missing CT.
     """
     config = get_scale(request.scale)

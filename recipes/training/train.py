@@ -33,8 +33,8 @@ import torch
 from tqdm.auto import tqdm
 
 from xrender.augment import TargetAugmentation
-from xrender.checkpoint import CheckpointError, load_state, save_state
 from xrender.geometry import ConeBeam, get_preset
+from xrender.io import CheckpointError, load_state, save_state
 from xrender.recipes.distributed import Distributed
 from xrender.recipes.training.config import TrainConfig
 from xrender.recipes.training.curve import CurvePoint, LearningCurve, gradient_cosines, held_out_sets

@@ -373,8 +373,8 @@ def register_command(
     A DICOM X-ray brings its own C-arm geometry and reference pose from its tags (positioner angles,
     distances, imager pixel spacing); --sdd, --sid, --spacing and --angles fill in missing tags.
     """
+    from xrender.image import XRayPreprocessing
     from xrender.recipes.registration.command import RegistrationRequest, run_registration
-    from xrender.xray import XRayPreprocessing
 
     try:
         margins = tuple(int(v) for v in crop.split(","))

@@ -60,9 +60,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from xrender.geometry.camera import ConeBeam, world_to_camera
+from xrender.image import FLIPS, XRayPreprocessing, preprocess_xray
 from xrender.landmarks import Landmarks
 from xrender.volume import Volume
-from xrender.xray import FLIPS, XRayPreprocessing, preprocess_xray
 
 __all__ = [
     "BORDER_PX",
@@ -107,7 +107,7 @@ XREG_OFFSET_MM = 0.5
 #: Largest deviation from orthonormality accepted in a stored rigid transform (float32 storage).
 _RIGID_TOLERANCE = 1e-4
 
-# (mirror columns, mirror rows) → the `xrender.xray.FLIPS` name doing it.
+# (mirror columns, mirror rows) → the `xrender.image.FLIPS` name doing it.
 _FLIP_NAMES: Mapping[tuple[bool, bool], str] = MappingProxyType(
     {(False, False): "none", (True, False): "horizontal", (False, True): "vertical", (True, True): "rot180"}
 )
@@ -147,7 +147,7 @@ class DeepFluoroProjection:
         landmark_names: names of the 2-D landmarks.
         landmarks_2d: ``(L, 2)`` pixel positions ``(u, v)`` of the annotated landmarks in
             ``image``; some may lie outside it (not visible in this view).
-        flip: the `xrender.xray.FLIPS` entry that turned the stored image into ``image``.
+        flip: the `xrender.image.FLIPS` entry that turned the stored image into ``image``.
         rot180_for_up: the file's ``rot-180-for-up`` flag.
         line_integrals: ``True`` once −log(I/I0) was taken.
     """
@@ -203,7 +203,7 @@ def convert_projection(
 
     Returns:
         ``(geometry, pose, flip)``: the geometry of the stored image after ``flip`` (a
-        `xrender.xray.FLIPS` name), and the camera-to-world pose (float64) of that image.
+        `xrender.image.FLIPS` name), and the camera-to-world pose (float64) of that image.
 
     Raises:
         ValueError: a matrix that is not rigid, an intrinsic matrix with skew, a last row other
@@ -235,7 +235,7 @@ def convert_projection(
 
 
 def _flip_points(points: Tensor, flip: str, height: int, width: int) -> Tensor:
-    """Pixel positions ``(L, 2)`` moved as `xrender.xray.FLIPS` ``flip`` moves the pixels."""
+    """Pixel positions ``(L, 2)`` moved as `xrender.image.FLIPS` ``flip`` moves the pixels."""
     columns, rows = next(key for key, name in _FLIP_NAMES.items() if name == flip)
     u, v = points.unbind(-1)
     return torch.stack([width - 1 - u if columns else u, height - 1 - v if rows else v], dim=-1)
@@ -258,7 +258,7 @@ def preprocess_projection(
 
     Raises:
         ValueError: already preprocessed, or a crop/binning that leaves no pixel
-            (`xrender.xray.preprocess_xray`).
+            (`xrender.image.preprocess_xray`).
     """
     if projection.line_integrals:
         raise ValueError(f"{projection.specimen}/{projection.index:03d}: already preprocessed")

@@ -14,6 +14,14 @@ from xrender.geometry.camera import (
     register_preset,
     world_to_camera,
 )
+from xrender.geometry.carm import (
+    DISPLAY_ORIENTATIONS,
+    VIEW_POSITIONS,
+    CArmTags,
+    CArmView,
+    carm_geometry,
+    carm_view,
+)
 from xrender.geometry.motion import motion_from_pose, pose_from_motion
 from xrender.geometry.parameterizations import (
     Parameterization,
@@ -62,7 +70,11 @@ from xrender.geometry.se3 import (
 from xrender.geometry.views import available_views, standard_pose
 
 __all__ = [
+    "DISPLAY_ORIENTATIONS",
     "EULER_CONVENTIONS",
+    "VIEW_POSITIONS",
+    "CArmTags",
+    "CArmView",
     "ConeBeam",
     "Parameterization",
     "PoseDistribution",
@@ -72,6 +84,8 @@ __all__ = [
     "available_views",
     "axis_angle_to_matrix",
     "camera_to_pixels",
+    "carm_geometry",
+    "carm_view",
     "compose",
     "double_geodesic_distance",
     "euler_to_matrix",

@@ -15,8 +15,8 @@ from torch import Tensor
 
 from xrender._checks import check_finite, check_shape
 from xrender.geometry.camera import ConeBeam
+from xrender.image import bin_image, working_factor
 from xrender.volume import Volume
-from xrender.xray import bin_image, working_factor
 
 __all__ = ["RegistrationProblem"]
 
@@ -61,11 +61,11 @@ class RegistrationProblem:
         return self.volume if self.moving is None else self.moving
 
     def at(self, factor: int) -> tuple[ConeBeam, Float[Tensor, "1 1 h w"]]:
-        """The geometry and the X-ray binned by ``factor`` (`xrender.xray.bin_image`)."""
+        """The geometry and the X-ray binned by ``factor`` (`xrender.image.bin_image`)."""
         return self.geometry.downsample(factor), bin_image(self.xray, factor)
 
     def at_size(self, size: int | None) -> tuple[ConeBeam, Float[Tensor, "1 1 h w"]]:
-        """Both binned so the longer side is about ``size`` pixels (`xrender.xray.working_factor`; ``None``: as is)."""
+        """Both binned so the longer side is about ``size`` pixels (`xrender.image.working_factor`; ``None``: as is)."""
         return self.at(1 if size is None else working_factor((self.geometry.height, self.geometry.width), size))
 
     def binned_to(self, size: int) -> tuple[ConeBeam, Float[Tensor, "1 1 size size"]]:

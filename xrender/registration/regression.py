@@ -37,9 +37,9 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from xrender._checks import check_finite, check_positive, check_shape, check_tensor
-from xrender.checkpoint import SavedModule
 from xrender.geometry.perturbation import perturb
 from xrender.geometry.rotations import rotation_6d_to_matrix
+from xrender.io import SavedModule
 from xrender.similarity.prost.similarity import standardize
 
 __all__ = ["POOLED_GRID", "REGRESSOR_FORMAT", "PoseRegressor"]

@@ -82,7 +82,7 @@ class Level:
 
     Attributes:
         size: working detector size — the X-ray is binned by ``round(longer side / size)``
-            (`xrender.xray.working_factor`), so ``size=32`` works on about 32 pixels across whatever
+            (`xrender.image.working_factor`), so ``size=32`` works on about 32 pixels across whatever
             the C-arm (``None``: full resolution).
         optimizer: what searches at this level (from the previous level's result).
         prior: optional Gaussian prior about this level's starting pose.

@@ -40,8 +40,8 @@ from torch import Tensor, nn
 
 from xrender._checks import check_positive, check_shape
 from xrender.attenuation import MU_WATER
-from xrender.checkpoint import SavedModule
 from xrender.geometry.camera import ConeBeam
+from xrender.io import SavedModule
 from xrender.render.drr import choose_backend, render
 from xrender.render.jacobian import render_jacobian
 from xrender.render.module import tensor_versions

@@ -1,18 +1,12 @@
-r"""X-ray DICOM files: pixels read with pydicom, and the C-arm geometry and view their standard tags describe.
+r"""C-arm geometry and view from the values of an X-ray DICOM file's standard tags.
 
-`read_dicom_xray` reads one frame of a DX, CR, XA or RF file (or any DICOM image, e.g. a secondary
-capture, whose geometry tags are then usually missing) together with every geometric tag it
-finds (`CArmTags`). `carm_geometry` turns the tags into a `ConeBeam`, `carm_view` into an initial
-camera-to-world pose and the flip that brings the stored image to xrender's view from the source
-(`CArmView`); `read_carm` does all three. Keyword arguments fill in or override missing tags;
-each missing value raises a `ValueError` that names the DICOM attribute, its tag and the keyword
-(and the ``xrender register`` option) that supplies it.
-
-**Pixels.** Values come in display orientation, as `xrender.xray.read_xray` returns them: the
-Modality LUT (Rescale Slope and Intercept, or a Modality LUT Sequence) is applied, and a
-``MONOCHROME1`` image becomes $\max(x) - x$ (the maximum of the frame read). Colour images (RGB, YBR) become grey with
-`xrender.xray.LUMINANCE_WEIGHTS`. The VOI LUT and window settings only change how an image is
-shown and are ignored.
+`CArmTags` holds the geometric tags of one X-ray frame as numbers and strings
+(`xrender.io.read_dicom_xray` reads them from a file). `carm_geometry` turns them into a
+`ConeBeam`, `carm_view` into an initial camera-to-world pose and the flip that brings the stored
+image to xrender's view from the source (`CArmView`); `xrender.io.read_carm` reads a file and
+does both. Keyword arguments fill in or override missing tags; each missing value raises a
+`ValueError` that names the DICOM attribute, its tag and the keyword (and the
+``xrender register`` option) that supplies it.
 
 **Geometry.** Distance Source to Detector (0018,1110) is ``sdd``, Distance Source to Patient
 (0018,1111) — the source-to-isocentre distance — is ``sid``, and Imager Pixel Spacing
@@ -36,12 +30,8 @@ $$
 the beam (camera $+z$) is $d$, and the source sits at $\text{isocentre} - \text{sid}\cdot d$. The
 camera axes are $R(\alpha, \beta) = R_z(\alpha)\,R_x(-\beta)\,R_{pa}$, where the columns of
 $R_{pa}$ are ``VIEW_AXES["pa"]``: 0°/0° is `standard_pose` ``"pa"``, LAO 90° is ``"ll"`` and RAO
-90° is ``"rl"``. The angles apply to the first frame; in a multi-frame file whose Positioner
-Motion (0018,1500) is ``DYNAMIC``, the Positioner Primary and Secondary Angle Increments
-(0018,1520)/(0018,1521) give the angles of the other frames (PS3.3 C.8.7.5.1.3): a single value
-is the change per frame, so frame $k$ (from 0) is at $\text{angle} + k\cdot\text{increment}$;
-one value per frame is each frame's offset from the first frame's angle, $\text{angle} +
-\text{increment}_k$.
+90° is ``"rl"``. The angles are those of the frame read (`xrender.io.dicom` applies the
+increments of a rotational run).
 
 The angles are used when Positioner Type (0018,1508) is absent or ``CARM``: the DX Positioning
 Module gives them this meaning only for a C-arm (for ``MAMMOGRAPHIC`` they mean something else).
@@ -68,31 +58,17 @@ mirror becomes a flip. Without Patient Orientation:
   lateral faces the viewer's left; flip ``"horizontal"``).
 
 The angles and the mirror rule are pinned by ``test_convention_dicom_*`` in ``tests/test_dicom.py``.
-
-**Not read:** the per-frame and shared functional groups of enhanced XA/XRF files, Patient
-Position (0018,5100) (the positioner angles are relative to the patient already), and table
-positions.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 
-import numpy as np
-import pydicom
 import torch
 from jaxtyping import Float
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
-from pydicom.pixels import apply_modality_lut, pixel_array
-from pydicom.tag import Tag
 from torch import Tensor
 
 from xrender._checks import check_finite, check_positive, check_shape
@@ -100,22 +76,15 @@ from xrender.geometry.camera import ConeBeam
 from xrender.geometry.rotations import euler_to_matrix
 from xrender.geometry.se3 import make_pose
 from xrender.geometry.views import VIEW_AXES
-from xrender.xray import LUMINANCE_WEIGHTS, checked_image_file
 
 __all__ = [
     "DISPLAY_ORIENTATIONS",
     "VIEW_POSITIONS",
     "CArmTags",
     "CArmView",
-    "DicomXRay",
     "carm_geometry",
     "carm_view",
-    "is_dicom",
-    "read_carm",
-    "read_dicom_xray",
 ]
-
-PathLike = str | os.PathLike
 
 #: View Position (0018,5101) → standard view. ``AP``/``PA``: the beam enters the patient's
 #: anterior/posterior side; ``LL``/``RL`` (left/right lateral): the patient's left/right side
@@ -140,22 +109,19 @@ _LETTERS: Mapping[str, tuple[int, float]] = MappingProxyType(
 #: sin 15°) contradicts the beam direction and is refused.
 _MIN_ALIGNMENT = math.sin(math.radians(15.0))
 
-#: What pydicom raises on a corrupt or unreadable file or pixel data.
-_READ_ERRORS = (
-    InvalidDicomError,
-    OSError,
-    EOFError,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    NotImplementedError,
-    RuntimeError,
-    struct.error,
+#: DICOM keyword → the attribute's name and tag, as messages name it (pydicom's data dictionary).
+_ATTRIBUTES: Mapping[str, str] = MappingProxyType(
+    {
+        "DistanceSourceToDetector": "Distance Source to Detector (0018,1110)",
+        "DistanceSourceToPatient": "Distance Source to Patient (0018,1111)",
+        "ImagerPixelSpacing": "Imager Pixel Spacing (0018,1164)",
+        "PositionerPrimaryAngle": "Positioner Primary Angle (0018,1510)",
+        "PositionerSecondaryAngle": "Positioner Secondary Angle (0018,1511)",
+        "DetectorPrimaryAngle": "Detector Primary Angle (0018,1530)",
+        "DetectorSecondaryAngle": "Detector Secondary Angle (0018,1531)",
+        "ViewPosition": "View Position (0018,5101)",
+    }
 )
-
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 # --------------------------------------------------------------------------------------- records
@@ -173,7 +139,7 @@ class CArmTags:
         pixel_spacing: Pixel Spacing (0028,0030), ``(row, column)`` mm; informational only (it
             may be calibrated at another plane than the detector).
         primary_angle_deg: Positioner Primary Angle (0018,1510) of the frame read, degrees
-            (LAO > 0, RAO < 0), increments applied (module docstring).
+            (LAO > 0, RAO < 0), increments applied (`xrender.io.dicom`).
         secondary_angle_deg: Positioner Secondary Angle (0018,1511) of the frame read, degrees
             (cranial > 0, caudal < 0), increments applied.
         positioner_type: Positioner Type (0018,1508), e.g. ``"CARM"``, ``"COLUMN"``.
@@ -199,43 +165,15 @@ class CArmTags:
 
 
 @dataclass(frozen=True)
-class DicomXRay:
-    """One frame of an X-ray DICOM file and its geometric tags.
-
-    Attributes:
-        path: the file.
-        pixels: ``(H, W)`` float64 values in display orientation (module docstring), row 0 the
-            file's top row, column 0 its left column.
-        frame: the index of the frame read (from 0).
-        frames: Number of Frames (0028,0008), 1 for a single-frame file.
-        modality: Modality (0008,0060), e.g. ``"XA"``; ``None`` if absent.
-        photometric: Photometric Interpretation (0028,0004), e.g. ``"MONOCHROME2"``.
-        tags: the geometric tags.
-    """
-
-    path: Path
-    pixels: Float[Tensor, "H W"]
-    frame: int
-    frames: int
-    modality: str | None
-    photometric: str
-    tags: CArmTags
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(H, W)``: rows and columns."""
-        return (int(self.pixels.shape[0]), int(self.pixels.shape[1]))
-
-
-@dataclass(frozen=True)
 class CArmView:
     """Where the C-arm looked from, and how to bring the stored image to xrender's view.
 
     Attributes:
         pose: ``(4, 4)`` float64 camera-to-world pose (world LPS mm) of the image **after**
             ``flip`` is applied.
-        flip: a key of `xrender.xray.FLIPS` (``"none"`` or ``"horizontal"``) to pass to
-            `XRayPreprocessing`: it turns the stored image into a view from the source.
+        flip: a key of `xrender.image.FLIPS` (``"none"`` or ``"horizontal"``) to pass to
+            `xrender.image.XRayPreprocessing`: it turns the stored image into a view from the
+            source.
         direction: where the beam direction came from, e.g. ``"LAO 30°, CRA 10° (Positioner
             Primary/Secondary Angle)"``.
         orientation: where the handedness came from, e.g. ``"Patient Orientation L\\F"``.
@@ -254,193 +192,6 @@ class CArmView:
         )
 
 
-# ----------------------------------------------------------------------------------- tag values
-def _named(keyword: str) -> str:
-    """``"Distance Source to Detector (0018,1110)"`` for ``"DistanceSourceToDetector"``."""
-    tag = Tag(keyword)
-    return f"{pydicom.datadict.dictionary_description(tag)} ({tag.group:04X},{tag.element:04X})"
-
-
-def _values(ds: Dataset, keyword: str) -> list | None:
-    """A tag's values as a list, or ``None`` if absent or empty."""
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return None
-    return list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
-
-
-def _numbers(ds: Dataset, keyword: str) -> tuple[float, ...] | None:
-    """A numeric tag's finite values, or ``None`` if absent, empty or not numbers."""
-    values = _values(ds, keyword)
-    if values is None:
-        return None
-    try:
-        numbers = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        return None
-    return numbers if numbers and all(math.isfinite(n) for n in numbers) else None
-
-
-def _scalar(ds: Dataset, keyword: str, *, positive: bool = False) -> float | None:
-    numbers = _numbers(ds, keyword)
-    if numbers is None or len(numbers) != 1 or (positive and numbers[0] <= 0):
-        return None
-    return numbers[0]
-
-
-def _spacing(ds: Dataset, keyword: str) -> tuple[float, float] | None:
-    numbers = _numbers(ds, keyword)
-    if numbers is None or len(numbers) != 2 or min(numbers) <= 0:
-        return None
-    return (numbers[0], numbers[1])
-
-
-def _count(ds: Dataset, keyword: str) -> int | None:
-    numbers = _numbers(ds, keyword)
-    if numbers is None or len(numbers) != 1 or numbers[0] < 1 or not numbers[0].is_integer():
-        return None
-    return int(numbers[0])
-
-
-def _text(ds: Dataset, keyword: str) -> str | None:
-    value = ds.get(keyword)
-    text = str(value).strip().upper() if value is not None else ""
-    return text or None
-
-
-def _texts(ds: Dataset, keyword: str) -> tuple[str, ...] | None:
-    values = _values(ds, keyword)
-    return None if values is None else tuple(str(v).strip().upper() for v in values)
-
-
-def _frame_angle(ds: Dataset, keyword: str, frame: int, frames: int) -> float | None:
-    """A positioner angle of ``frame``: the first frame's angle plus the increments (C.8.7.5.1.3).
-
-    ``None`` also when the increments hold neither one value nor one per frame.
-    """
-    angle = _scalar(ds, keyword)
-    increments = _numbers(ds, f"{keyword}Increment")
-    if angle is None or increments is None or _text(ds, "PositionerMotion") != "DYNAMIC":
-        return angle
-    if len(increments) == 1:
-        return angle + frame * increments[0]
-    return angle + increments[frame] if len(increments) == frames else None
-
-
-def _tags(ds: Dataset, frame: int, frames: int) -> CArmTags:
-    return CArmTags(
-        rows=_count(ds, "Rows"),
-        columns=_count(ds, "Columns"),
-        sdd=_scalar(ds, "DistanceSourceToDetector", positive=True),
-        sid=_scalar(ds, "DistanceSourceToPatient", positive=True),
-        imager_pixel_spacing=_spacing(ds, "ImagerPixelSpacing"),
-        pixel_spacing=_spacing(ds, "PixelSpacing"),
-        primary_angle_deg=_frame_angle(ds, "PositionerPrimaryAngle", frame, frames),
-        secondary_angle_deg=_frame_angle(ds, "PositionerSecondaryAngle", frame, frames),
-        positioner_type=_text(ds, "PositionerType"),
-        patient_orientation=_texts(ds, "PatientOrientation"),
-        view_position=_text(ds, "ViewPosition"),
-        detector_primary_angle_deg=_scalar(ds, "DetectorPrimaryAngle"),
-        detector_secondary_angle_deg=_scalar(ds, "DetectorSecondaryAngle"),
-    )
-
-
-# ---------------------------------------------------------------------------------------- pixels
-def _grey(array: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Stored grey values through the Modality LUT (Rescale Slope/Intercept or LUT Sequence)."""
-    return np.asarray(apply_modality_lut(array, ds), dtype=np.float64)
-
-
-def _monochrome1(array: np.ndarray, ds: Dataset) -> np.ndarray:
-    """``MONOCHROME1`` (smallest value shown white) in display orientation: ``max(x) − x``."""
-    values = _grey(array, ds)
-    return values.max() - values
-
-
-def _colour(array: np.ndarray, ds: Dataset) -> np.ndarray:
-    """RGB (pydicom already converted YBR to RGB) to grey with `LUMINANCE_WEIGHTS`."""
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise ValueError(f"expected three colour samples per pixel, got an array of shape {array.shape}")
-    return array.astype(np.float64) @ np.asarray(LUMINANCE_WEIGHTS)
-
-
-#: Photometric Interpretation → ``(decoded frame, dataset) -> grey values (H, W)``.
-_PHOTOMETRIC: Mapping[str, Callable[[np.ndarray, Dataset], np.ndarray]] = MappingProxyType(
-    {
-        "MONOCHROME1": _monochrome1,
-        "MONOCHROME2": _grey,
-        "RGB": _colour,
-        "YBR_FULL": _colour,
-        "YBR_FULL_422": _colour,
-        "YBR_ICT": _colour,
-        "YBR_RCT": _colour,
-    }
-)
-
-
-def is_dicom(path: PathLike) -> bool:
-    """Whether ``path`` is a DICOM file (PS3.10): the 128-byte preamble followed by ``DICM``."""
-    try:
-        with open(path, "rb") as file:
-            return file.read(132)[128:] == b"DICM"
-    except OSError:
-        return False
-
-
-def read_dicom_xray(path: PathLike, *, frame: int = 0) -> DicomXRay:
-    """Read one frame of an X-ray DICOM file with pydicom, and its geometric tags.
-
-    Args:
-        path: a DICOM file (PS3.10 format: preamble and ``DICM`` prefix), any name.
-        frame: the index (from 0) of the frame to read from a multi-frame file.
-
-    Returns:
-        The frame's float64 pixels ``(H, W)`` in display orientation (module docstring), with
-        the file's `CArmTags` (positioner angles of this frame).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: a negative or non-int ``frame``, a folder, a file that is not DICOM or is
-            corrupt, no pixel data, a ``frame`` that does not exist, an unsupported Photometric
-            Interpretation, a frame that is not 2-D, or NaN or infinite values. Every message
-            names ``path`` and what was expected.
-    """
-    path = checked_image_file(path, frame, "read_dicom_xray")
-    try:
-        ds = pydicom.dcmread(path)
-    except _READ_ERRORS as error:
-        raise ValueError(f"{path}: could not read as DICOM (pydicom said: {error})") from error
-    if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
-        kind = _text(ds, "Modality") or "DICOM"
-        raise ValueError(f"{path}: expected image pixels (Pixel Data (7FE0,0010)), found none in this {kind} file")
-    frames = _count(ds, "NumberOfFrames") or 1
-    if frame >= frames:
-        raise ValueError(f"{path}: frame {frame} does not exist; the file holds {frames} frame(s)")
-    photometric = _text(ds, "PhotometricInterpretation") or ""
-    if photometric not in _PHOTOMETRIC:
-        raise ValueError(
-            f"{path}: expected a Photometric Interpretation (0028,0004) of {', '.join(_PHOTOMETRIC)}, "
-            f"found {photometric or 'none'}"
-        )
-    try:
-        pixels = _PHOTOMETRIC[photometric](pixel_array(ds, index=frame), ds)
-    except _READ_ERRORS as error:
-        raise ValueError(f"{path}: could not decode frame {frame} of the pixel data ({error})") from error
-    if pixels.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-D frame of shape (Rows, Columns), got an array of shape {pixels.shape}")
-    if not np.isfinite(pixels).all():
-        raise ValueError(f"{path}: the image holds NaN or infinite values")
-    return DicomXRay(
-        path=path,
-        pixels=torch.from_numpy(np.ascontiguousarray(pixels)),
-        frame=frame,
-        frames=frames,
-        modality=_text(ds, "Modality"),
-        photometric=photometric,
-        tags=_tags(ds, frame, frames),
-    )
-
-
 # -------------------------------------------------------------------------------------- geometry
 #: Missing value → (DICOM keyword, keyword argument, command-line option).
 _SOURCES: Mapping[str, tuple[str, str, str]] = MappingProxyType(
@@ -452,7 +203,7 @@ _SOURCES: Mapping[str, tuple[str, str, str]] = MappingProxyType(
 )
 
 
-def _required(value: object, tag_value: object, xray: DicomXRay, name: str) -> object:
+def _required(value: object, tag_value: object, origin: str, name: str) -> object:
     """``value`` if given, else the tag's value, else a `ValueError` saying how to supply it."""
     if value is not None:
         return value
@@ -460,60 +211,65 @@ def _required(value: object, tag_value: object, xray: DicomXRay, name: str) -> o
         return tag_value
     keyword, argument, option = _SOURCES[name]
     raise ValueError(
-        f"{xray.path}: {_named(keyword)} is missing or unreadable; pass {argument} (command line: {option})"
+        f"{origin}: {_ATTRIBUTES[keyword]} is missing or unreadable; pass {argument} (command line: {option})"
     )
 
 
-def _check_untilted(xray: DicomXRay) -> None:
+def _check_untilted(tags: CArmTags, origin: str) -> None:
     tilts = {
-        "DetectorPrimaryAngle": xray.tags.detector_primary_angle_deg,
-        "DetectorSecondaryAngle": xray.tags.detector_secondary_angle_deg,
+        "DetectorPrimaryAngle": tags.detector_primary_angle_deg,
+        "DetectorSecondaryAngle": tags.detector_secondary_angle_deg,
     }
-    tilted = [f"{_named(keyword)} = {angle:g}°" for keyword, angle in tilts.items() if angle]
+    tilted = [f"{_ATTRIBUTES[keyword]} = {angle:g}°" for keyword, angle in tilts.items() if angle]
     if tilted:
         raise ValueError(
-            f"{xray.path}: {' and '.join(tilted)}: the beam is tilted against the detector's normal; "
+            f"{origin}: {' and '.join(tilted)}: the beam is tilted against the detector's normal; "
             "xrender's ConeBeam needs a detector perpendicular to the principal ray, so a tilted detector "
             "is not supported"
         )
 
 
 def carm_geometry(
-    xray: DicomXRay,
+    tags: CArmTags,
+    shape: tuple[int, int],
     *,
     sdd: float | None = None,
     sid: float | None = None,
     pixel_spacing: tuple[float, float] | None = None,
+    origin: str = "CArmTags",
 ) -> ConeBeam:
     """The `ConeBeam` of the stored image, from its tags; keywords fill in or override them.
 
     Args:
-        xray: as read by `read_dicom_xray`.
+        tags: the image's tags, e.g. `xrender.io.DicomXRay.tags`.
+        shape: ``(H, W)``, the size of the image as stored (e.g. `xrender.io.DicomXRay.shape`).
         sdd: source-to-detector distance, mm; default Distance Source to Detector (0018,1110).
         sid: source-to-isocentre distance, mm; default Distance Source to Patient (0018,1111),
             or ``None`` when absent (the geometry does not need it; a pose does).
         pixel_spacing: ``(row, column)`` mm at the detector; default Imager Pixel Spacing
             (0018,1164). Pixel Spacing (0028,0030) is not used.
+        origin: where the tags came from (e.g. the file's path), the start of every error message.
 
     Returns:
         The geometry of the whole ``H × W`` image as stored, principal point at its centre (no
-        standard legacy tag records it). Flipping it with `XRayPreprocessing` keeps it valid.
+        standard legacy tag records it). Flipping it with `xrender.image.XRayPreprocessing`
+        keeps it valid.
 
     Raises:
         ValueError: ``sdd`` or the pixel spacing neither given nor in the file (the message names
             the tag, the keyword and the command-line option), a tilted detector, or invalid
             values.
     """
-    _check_untilted(xray)
-    distance = _required(sdd, xray.tags.sdd, xray, "sdd")
-    spacing = _required(pixel_spacing, xray.tags.imager_pixel_spacing, xray, "pixel_spacing")
-    height, width = xray.shape
+    _check_untilted(tags, origin)
+    distance = _required(sdd, tags.sdd, origin, "sdd")
+    spacing = _required(pixel_spacing, tags.imager_pixel_spacing, origin, "pixel_spacing")
+    height, width = shape
     return ConeBeam(
         sdd=distance,
         height=height,
         width=width,
         pixel_spacing=tuple(spacing),
-        sid=xray.tags.sid if sid is None else sid,
+        sid=tags.sid if sid is None else sid,
     )
 
 
@@ -539,7 +295,7 @@ def _joined(orientation: tuple[str, ...]) -> str:
     return "\\".join(orientation)
 
 
-def _orientation_vectors(orientation: tuple[str, ...], path: Path) -> tuple[Tensor, Tensor]:
+def _orientation_vectors(orientation: tuple[str, ...], origin: str) -> tuple[Tensor, Tensor]:
     """Unit world vectors ``(a, b)`` of increasing columns and rows named by a Patient Orientation.
 
     Each value is one to three letters of `_LETTERS` on different axes (``"L"``, ``"LP"``, ...);
@@ -555,7 +311,7 @@ def _orientation_vectors(orientation: tuple[str, ...], path: Path) -> tuple[Tens
             vectors.append(vector / vector.norm())
     if len(orientation) != 2 or len(vectors) != 2 or float(torch.linalg.cross(*vectors).norm()) < 0.5:
         raise ValueError(
-            f"{path}: Patient Orientation (0020,0020) is {_joined(orientation)!r}; expected two values such as L\\F, "
+            f"{origin}: Patient Orientation (0020,0020) is {_joined(orientation)!r}; expected two values such as L\\F, "
             "each made of the letters L, R, A, P, H, F (no axis twice), naming two different directions"
         )
     return vectors[0], vectors[1]
@@ -567,15 +323,15 @@ def _in_plane_rotations(R: Tensor) -> list[Tensor]:
     return [torch.stack([u, v, z], dim=-1) for u, v in ((x, y), (y, -x), (-x, -y), (-y, x))]
 
 
-def _orient(R: Tensor, orientation: tuple[str, ...], path: Path, source: str) -> tuple[Tensor, str]:
+def _orient(R: Tensor, orientation: tuple[str, ...], origin: str, direction: str) -> tuple[Tensor, str]:
     """The camera axes and the flip that match a Patient Orientation (module docstring)."""
-    a, b = _orientation_vectors(orientation, path)
+    a, b = _orientation_vectors(orientation, origin)
     normal = torch.linalg.cross(a, b)
     alignment = float(normal @ R[:, 2]) / float(normal.norm())
     if abs(alignment) < _MIN_ALIGNMENT:
         raise ValueError(
-            f"{path}: Patient Orientation (0020,0020) {_joined(orientation)} describes an image plane nearly "
-            f"parallel to the beam of {source}; the two disagree"
+            f"{origin}: Patient Orientation (0020,0020) {_joined(orientation)} describes an image plane nearly "
+            f"parallel to the beam of {direction}; the two disagree"
         )
     flip = "none" if alignment > 0 else "horizontal"
     if flip == "horizontal":
@@ -599,9 +355,10 @@ def _given_angles(angles: tuple[float, float]) -> tuple[float, float]:
     return (float(values[0]), float(values[1]))
 
 
-def _beam(xray: DicomXRay, angles: tuple[float, float] | None, view: str | None) -> tuple[Tensor, str, str | None]:
+def _beam(
+    tags: CArmTags, angles: tuple[float, float] | None, view: str | None, origin: str
+) -> tuple[Tensor, str, str | None]:
     """Camera axes before orientation, where they came from, and the standard view used (if any)."""
-    tags = xray.tags
     primary, secondary = tags.primary_angle_deg, tags.secondary_angle_deg
     if angles is not None:
         primary, secondary = _given_angles(angles)
@@ -617,37 +374,41 @@ def _beam(xray: DicomXRay, angles: tuple[float, float] | None, view: str | None)
         return _view_axes(view), f"view {view} (View Position {tags.view_position})", view
     if tags.view_position is not None:
         raise ValueError(
-            f"{xray.path}: {_named('ViewPosition')} is {tags.view_position!r}, which fixes no beam direction "
+            f"{origin}: {_ATTRIBUTES['ViewPosition']} is {tags.view_position!r}, which fixes no beam direction "
             f"(expected one of {', '.join(VIEW_POSITIONS)}); {_DIRECTION_HINT}"
         )
     raise ValueError(
-        f"{xray.path}: no beam direction: {_named('PositionerPrimaryAngle')} and "
-        f"{_named('PositionerSecondaryAngle')} of a C-arm and {_named('ViewPosition')} are missing; {_DIRECTION_HINT}"
+        f"{origin}: no beam direction: {_ATTRIBUTES['PositionerPrimaryAngle']} and "
+        f"{_ATTRIBUTES['PositionerSecondaryAngle']} of a C-arm and {_ATTRIBUTES['ViewPosition']} are missing; "
+        f"{_DIRECTION_HINT}"
     )
 
 
 def carm_view(
-    xray: DicomXRay,
+    tags: CArmTags,
     isocenter: Float[Tensor, "3"],
     *,
     sid: float | None = None,
     angles: tuple[float, float] | None = None,
     view: str | None = None,
+    origin: str = "CArmTags",
 ) -> CArmView:
     """The initial pose of the C-arm and the flip to xrender's view from the source (module docstring).
 
-    The beam direction comes from the first of: ``angles``, ``view``, the file's Positioner
+    The beam direction comes from the first of: ``angles``, ``view``, the tags' Positioner
     Primary/Secondary Angles (unless Positioner Type (0018,1508) names a non-C-arm positioner),
-    its View Position (`VIEW_POSITIONS`). The handedness and in-plane rotation come from
+    their View Position (`VIEW_POSITIONS`). The handedness and in-plane rotation come from
     Patient Orientation (0020,0020), or else the defaults of the module docstring.
 
     Args:
-        xray: as read by `read_dicom_xray`.
+        tags: the image's tags, e.g. `xrender.io.DicomXRay.tags`.
         isocenter: ``(3,)`` world point (LPS mm) on the principal ray, e.g. the CT's
             `Volume.isocenter`.
         sid: source-to-isocentre distance, mm; default Distance Source to Patient (0018,1111).
         angles: ``(primary, secondary)`` positioner angles in degrees (LAO/CRA positive).
         view: a standard view, ``"ap"``, ``"pa"``, ``"ll"`` or ``"rl"``.
+        origin: where the tags came from (e.g. the file's path), the start of the error messages
+            about them.
 
     Returns:
         The pose (float64, on ``isocenter``'s device) of the image after `CArmView.flip`, and
@@ -661,12 +422,12 @@ def carm_view(
     """
     if angles is not None and view is not None:
         raise ValueError("carm_view: pass angles or view, not both")
-    _check_untilted(xray)
+    _check_untilted(tags, origin)
     check_finite(check_shape(isocenter, "3", "isocenter"), "isocenter")
-    distance = _required(sid, xray.tags.sid, xray, "sid")
+    distance = _required(sid, tags.sid, origin, "sid")
     check_positive(distance, "sid")
-    R, direction, standard = _beam(xray, angles, view)
-    stored = xray.tags.patient_orientation
+    R, direction, standard = _beam(tags, angles, view, origin)
+    stored = tags.patient_orientation
     if stored is not None:
         orientation, how = stored, f"Patient Orientation {_joined(stored)}"
     elif standard is not None:
@@ -674,34 +435,8 @@ def carm_view(
         how = f"no Patient Orientation: shown as a {standard} radiograph usually is ({_joined(orientation)})"
     else:
         orientation, how = None, "no Patient Orientation: stored as seen from the detector"
-    axes, flip = (R, "horizontal") if orientation is None else _orient(R, orientation, xray.path, direction)
+    axes, flip = (R, "horizontal") if orientation is None else _orient(R, orientation, origin, direction)
     center = isocenter.to(torch.float64)
     axes = axes.to(center.device)
     pose = make_pose(axes, center - float(distance) * axes[:, 2])
     return CArmView(pose=pose, flip=flip, direction=direction, orientation=how)
-
-
-def read_carm(
-    path: PathLike,
-    isocenter: Float[Tensor, "3"],
-    *,
-    frame: int = 0,
-    sdd: float | None = None,
-    sid: float | None = None,
-    pixel_spacing: tuple[float, float] | None = None,
-    angles: tuple[float, float] | None = None,
-    view: str | None = None,
-) -> tuple[DicomXRay, ConeBeam, CArmView]:
-    """`read_dicom_xray`, `carm_geometry` and `carm_view` in one call.
-
-    Returns:
-        ``(xray, geometry, view)``: pass ``xray.pixels``, ``geometry`` and
-        ``XRayPreprocessing(flip=view.flip, ...)`` to `preprocess_xray`, and ``view.pose`` as the
-        initial pose.
-
-    Raises:
-        FileNotFoundError, ValueError: as the three functions do.
-    """
-    xray = read_dicom_xray(path, frame=frame)
-    geometry = carm_geometry(xray, sdd=sdd, sid=sid, pixel_spacing=pixel_spacing)
-    return xray, geometry, carm_view(xray, isocenter, sid=sid, angles=angles, view=view)

@@ -16,12 +16,7 @@ reconstruction of the same scan, which often have the same number of slices.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -30,18 +25,12 @@ from typing import NamedTuple
 import SimpleITK as sitk
 import torch
 
+from xrender.io._paths import PathLike, match_suffix
+from xrender.io._sitk import sitk_execute, sitk_reason
+from xrender.io.atomic import atomic_output
 from xrender.volume import Volume
 
-__all__ = [
-    "FILE_FORMATS",
-    "FileFormat",
-    "atomic_output",
-    "match_suffix",
-    "read_volume",
-    "write_volume",
-]
-
-PathLike = str | os.PathLike
+__all__ = ["FILE_FORMATS", "FileFormat", "read_volume", "write_volume"]
 
 
 class FileFormat(NamedTuple):
@@ -63,41 +52,15 @@ FILE_FORMATS: Mapping[str, FileFormat] = MappingProxyType(
     }
 )
 
-_ITK_PREFIX = re.compile(r"^.*ITK ERROR: \w+\(0x[0-9a-fA-F]+\):\s*", re.DOTALL)
-
-
-def match_suffix(path: PathLike, suffixes: Collection[str]) -> str | None:
-    """The longest of ``suffixes`` that ends ``path``'s file name (case-insensitive), or ``None``.
-
-    Longest first, so ``scan.nii.gz`` matches ``.nii.gz`` rather than ``.gz`` and
-    ``points.mrk.json`` matches ``.mrk.json`` rather than ``.json``.
-    """
-    name = Path(path).name.lower()
-    found = [s for s in suffixes if name.endswith(s) and len(name) > len(s)]
-    return max(found, key=len, default=None)
-
 
 def _supported() -> str:
     return ", ".join(FILE_FORMATS) + ", or a folder holding a DICOM series"
 
 
-def _sitk_reason(error: RuntimeError) -> str:
-    """SimpleITK's error text without the C++ source location, on one line."""
-    return " ".join(_ITK_PREFIX.sub("", str(error)).split())
-
-
-def _execute(action: Callable[[], sitk.Image], path: Path, what: str) -> sitk.Image:
-    """Run a SimpleITK read, turning its RuntimeError into a ValueError that names ``path``."""
-    try:
-        return action()
-    except RuntimeError as error:
-        raise ValueError(f"{path}: could not read as {what} (SimpleITK said: {_sitk_reason(error)})") from error
-
-
 def _read_image_file(path: Path, file_format: FileFormat) -> sitk.Image:
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: could not read as {file_format.name}: the file is empty (0 bytes)")
-    return _execute(lambda: sitk.ReadImage(str(path), imageIO=file_format.image_io), path, file_format.name)
+    return sitk_execute(lambda: sitk.ReadImage(str(path), imageIO=file_format.image_io), path, file_format.name)
 
 
 #: Suffix → reader returning a SimpleITK image; folders go to `_read_dicom_folder`.
@@ -120,7 +83,7 @@ def _read_dicom_folder(path: Path, series_uid: str | None) -> sitk.Image:
     if uid not in files:
         raise ValueError(f"{path}: no DICOM series with series_uid={uid!r}; the folder holds: {listing}")
     reader.SetFileNames(files[uid])
-    return _execute(reader.Execute, path, f"DICOM series {uid}")
+    return sitk_execute(reader.Execute, path, f"DICOM series {uid}")
 
 
 def read_volume(path: PathLike, *, dtype: torch.dtype = torch.float32, series_uid: str | None = None) -> Volume:
@@ -164,33 +127,6 @@ def read_volume(path: PathLike, *, dtype: torch.dtype = torch.float32, series_ui
     return Volume.from_sitk(image, dtype=dtype)
 
 
-@contextmanager
-def atomic_output(path: PathLike) -> Iterator[Path]:
-    """Stage a write so that ``path`` appears complete or not at all.
-
-    Yields a path with ``path``'s file name inside a fresh hidden folder next to it (parent
-    folders are created). When the ``with`` block succeeds, every file written in that folder
-    is moved with `os.replace` into ``path``'s folder, ``path`` itself last, so a header
-    (``.mhd``, ``.nhdr``) never appears before its detached data file and keeps naming it
-    correctly. The staging folder is removed in every case.
-
-    Args:
-        path: the final file path.
-
-    Yields:
-        The staging path to write to.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield staging / path.name
-        for written in sorted(staging.iterdir(), key=lambda p: p.name == path.name):
-            os.replace(written, path.parent / written.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def write_volume(volume: Volume, path: PathLike) -> None:
     """Write a volume's voxels and geometry (spacing, origin, direction) atomically.
 
@@ -214,4 +150,4 @@ def write_volume(volume: Volume, path: PathLike) -> None:
         try:
             sitk.WriteImage(image, str(staged), imageIO=FILE_FORMATS[suffix].image_io)
         except RuntimeError as error:
-            raise ValueError(f"{path}: could not write (SimpleITK said: {_sitk_reason(error)})") from error
+            raise ValueError(f"{path}: could not write (SimpleITK said: {sitk_reason(error)})") from error

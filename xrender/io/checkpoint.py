@@ -10,7 +10,6 @@ pickle or a half-loaded model.
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from xrender.io import atomic_output
+from xrender.io._paths import PathLike
+from xrender.io.atomic import atomic_output
 
 __all__ = ["CheckpointError", "SavedModule", "load_state", "save_state"]
 
@@ -28,7 +28,7 @@ class CheckpointError(ValueError):
     """A state file that cannot be used: missing, unreadable, unsafe, or of another format or version."""
 
 
-def save_state(path: str | os.PathLike, state: dict[str, Any], *, file_format: str, version: int) -> Path:
+def save_state(path: PathLike, state: dict[str, Any], *, file_format: str, version: int) -> Path:
     """Write ``state`` tagged with ``file_format`` and ``version`` to ``path``, atomically (temp file + rename).
 
     Only plain data belongs in ``state`` (tensors, numbers, strings, lists, tuples, dicts), so that
@@ -54,7 +54,7 @@ def _reason(error: Exception) -> str:
 
 
 def load_state(
-    path: str | os.PathLike, *, file_format: str, version: int, map_location: str | torch.device | None = "cpu"
+    path: PathLike, *, file_format: str, version: int, map_location: str | torch.device | None = "cpu"
 ) -> dict[str, Any]:
     """Read a file written by `save_state` and check its tag.
 
@@ -129,12 +129,12 @@ class SavedModule(nn.Module):
             raise CheckpointError(f"{origin}: not a usable {cls.description} ({reason})") from None
         return module
 
-    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
+    def save(self, path: PathLike, **extra: Any) -> Path:
         """Write config + weights (and ``extra`` plain data such as a training summary) atomically."""
         return save_state(path, {**self.to_state(), **extra}, file_format=self.file_format, version=self.file_version)
 
     @classmethod
-    def load(cls: type[_Saved], path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> _Saved:
+    def load(cls: type[_Saved], path: PathLike, map_location: str | torch.device | None = "cpu") -> _Saved:
         """Read a file written by `save` (safely: ``torch.load(weights_only=True)``).
 
         Raises:
