@@ -291,11 +291,11 @@ def read_carm(
     angles: tuple[float, float] | None = None,
     view: str | None = None,
 ) -> tuple[DicomXRay, ConeBeam, CArmView]:
-    """`read_dicom_xray`, then `xrender.geometry.carm.carm_geometry` and
-    `xrender.geometry.carm.carm_view` of its tags, in one call.
+    """Read an X-ray DICOM file, its C-arm geometry and its initial view in one call.
 
-    The keywords are those of the three functions; the error messages about the tags name
-    ``path``.
+    `read_dicom_xray`, then `xrender.geometry.carm.carm_geometry` and
+    `xrender.geometry.carm.carm_view` of its tags; the keywords are those of the three
+    functions, and the error messages about the tags name ``path``.
 
     Returns:
         ``(xray, geometry, view)``: pass ``xray.pixels``, ``geometry`` and
