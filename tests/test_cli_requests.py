@@ -78,7 +78,7 @@ def test_from_options_fills_fields_and_groups_by_name():
 
 def test_registration_request_checks_init():
     RegistrationRequest(Path("ct"), Path("x"), init=Path("pose.json"))
-    with pytest.raises(ValueError, match=r"--init \(init\): expected six finite numbers"):
+    with pytest.raises(ValueError, match=r"init \(--init\): expected six finite numbers"):
         RegistrationRequest(Path("ct"), Path("x"), init=(0.0, 1.0))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="--init"):
         RegistrationRequest(Path("ct"), Path("x"), init=(0.0,) * 5 + (float("nan"),))

@@ -200,7 +200,7 @@ def trial_source(request: EvaluationRequest) -> TrialSource:
         )
     specimen = load_specimen(
         request.deepfluoro,
-        request.specimen,  # type: ignore[arg-type]  # set with deepfluoro (EvaluationRequest checks)
+        request.specimen,
         binning=request.binning,
         limit=request.trials,
         progress=request.progress,
@@ -356,7 +356,7 @@ class RegistrationRequest:
             except (TypeError, ValueError):
                 numbers = []
             if len(numbers) != 6 or not all(math.isfinite(v) for v in numbers):
-                raise ValueError(f"--init (init): expected six finite numbers or a pose.json path, got {self.init!r}")
+                raise ValueError(f"init (--init): expected six finite numbers or a pose.json path, got {self.init!r}")
 
     @property
     def from_dicom_tags(self) -> bool:
