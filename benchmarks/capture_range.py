@@ -27,7 +27,7 @@ from xrender.io import load_state
 from xrender.metrics import target_registration_error
 from xrender.recipes.training import SUCCESS_TRE_MM, TrainConfig, training_geometry
 from xrender.recipes.training.validation import part_cosines
-from xrender.registration import pose_descent
+from xrender.registration import DescentOptions, pose_descent
 from xrender.render import DRR, RenderOptions, render
 from xrender.similarity import RenderedSimilarity, get_similarity
 from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
@@ -79,7 +79,7 @@ def main() -> None:
         t0 = time.perf_counter()
         _, g_net = similarity_value_and_gradient(similarity, start, xrays, create_graph=False)
         cos = part_cosines(g_net, target_gradient(start, truth, iso)).mean(0)
-        result = pose_descent(similarity, xrays, start, steps=args.steps, progress=True)
+        result = pose_descent(similarity, xrays, start, DescentOptions(steps=args.steps), progress=True)
         after = target_registration_error(result.pose, truth, points)
         print(
             f"| {name} | {float(cos[0]):+.3f} | {float(cos[1]):+.3f} | "

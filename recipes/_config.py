@@ -1,5 +1,15 @@
 """What the recipes' settings share: `ConfigRecord` (validated copies and plain data of frozen config
-dataclasses) and `parse_overrides` (the command line's ``--set key=value`` strings)."""
+dataclasses), `parse_overrides` (the command line's ``--set key=value`` strings), and how a
+command's options become its request dataclass (`option_group`, `option_names`, `from_options`).
+
+A command of ``xrender`` (`xrender.cli`) hands its options to a request dataclass (e.g.
+`xrender.recipes.registration.command.RegistrationRequest`): each option fills the field of its
+name, and a field declared with `option_group` (a settings dataclass such as
+`xrender.image.XRayPreprocessing`) is built from the options named after *its* fields.
+``tests/test_cli_requests.py`` checks that every command's options are exactly the names
+`option_names` lists and that its defaults are the request's, so adding an option means adding
+the field and the command's parameter of the same name, and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["ConfigRecord", "parse_overrides"]
+__all__ = ["ConfigRecord", "from_options", "option_group", "option_names", "parse_overrides"]
+
+#: The field metadata key of `option_group`: the names of the group's fields that are not options.
+_GROUP = "option_group"
+
+_Request = TypeVar("_Request")
 
 _Config = TypeVar("_Config", bound="ConfigRecord")
 
@@ -61,3 +76,61 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             parsed[key.strip()] = text
     return parsed
+
+
+def option_group(*, besides: Iterable[str] = ()) -> dict[str, frozenset[str]]:
+    """The metadata of a request field holding settings whose fields (all but ``besides``) are options.
+
+    The field's ``default_factory`` is the settings class:
+    ``config: EvaluationConfig = field(default_factory=EvaluationConfig, metadata=option_group())``.
+    """
+    return {_GROUP: frozenset(besides)}
+
+
+def _group(field: dataclasses.Field) -> tuple[type, frozenset[str]] | None:
+    """The settings class and the names that are not options of an `option_group` field (else ``None``)."""
+    if _GROUP not in field.metadata:
+        return None
+    return field.default_factory, field.metadata[_GROUP]  # type: ignore[return-value]
+
+
+def option_names(request_type: type) -> list[str]:
+    """The options a command for ``request_type`` takes: its fields' names, a group's fields' in its place."""
+    names = []
+    for field in dataclasses.fields(request_type):
+        group = _group(field)
+        if group is None:
+            names.append(field.name)
+        else:
+            names += [f.name for f in dataclasses.fields(group[0]) if f.name not in group[1]]
+    return names
+
+
+def from_options(request_type: type[_Request], options: Mapping[str, Any]) -> _Request:
+    """The request of a command's options: each field from the option of its name, a group from its fields'.
+
+    An option that is ``None`` (left out) leaves its field at the default. The request's own
+    validation (``__post_init__``) runs as it is built.
+
+    Raises:
+        TypeError: options that are not the names `option_names` lists (a programming error).
+        ValueError: what the request or its settings raise for bad values.
+    """
+    unknown = sorted(set(options) - set(option_names(request_type)))
+    if unknown:
+        raise TypeError(f"{request_type.__name__}: no field for the option(s) {', '.join(unknown)}")
+
+    def given(names: Iterable[str]) -> dict[str, Any]:
+        return {name: options[name] for name in names if options.get(name) is not None}
+
+    values = {}
+    for field in dataclasses.fields(request_type):  # type: ignore[arg-type]
+        group = _group(field)
+        if group is None:
+            values |= given([field.name])
+        else:
+            settings, besides = group
+            values[field.name] = settings(
+                **given(f.name for f in dataclasses.fields(settings) if f.name not in besides)
+            )
+    return request_type(**values)

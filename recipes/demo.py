@@ -86,7 +86,7 @@ def run_demo(out_dir: Path, size: int = 128, trials: int = 5, progress: bool = T
     table = None
     if trials > 0:
         request = EvaluationRequest(
-            ct=None,
+            phantom=True,
             methods=list(DEMO_METHODS),
             out=out_dir,
             model=DEMO_MODEL,

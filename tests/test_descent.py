@@ -8,7 +8,7 @@ from torch import nn
 
 from xrender.geometry import get_pose_distribution, perturb, standard_pose
 from xrender.metrics import target_registration_error
-from xrender.registration import pose_descent
+from xrender.registration import DescentOptions, pose_descent
 from xrender.similarity.gradient_loss import target_gradient
 
 ISO = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)
@@ -36,7 +36,7 @@ def _poses(n=4):
 
 def test_descent_with_an_ideal_similarity_converges():
     truth, start = _poses()
-    result = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, steps=150)
+    result = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, DescentOptions(steps=150))
     before = target_registration_error(start, truth, POINTS)
     after = target_registration_error(result.pose, truth, POINTS)
     assert (before > 20).all()
@@ -49,11 +49,13 @@ def test_descent_with_an_ideal_similarity_converges():
 
 def test_line_search_converges_and_never_lowers_the_score():
     truth, start = _poses()
-    result = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, steps=60, line_search=True)
+    result = pose_descent(
+        GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, DescentOptions(steps=60, line_search=True)
+    )
     after = target_registration_error(result.pose, truth, POINTS)
     assert (after < 1).all(), after
     assert (result.scores.diff(dim=0) >= -1e-12).all()  # every accepted move raises the score (to rounding)
-    plain = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, steps=60)
+    plain = pose_descent(GeodesicScore(truth), torch.zeros(4, 1, 2, 2), start, DescentOptions(steps=60))
     assert (after < target_registration_error(plain.pose, truth, POINTS)).all()  # longer steps where they pay
     assert plain.evaluations == 60 + 1  # a score per gradient, and the last pose's
     steps_run = result.trajectory.shape[0] - 1
@@ -69,15 +71,17 @@ def test_line_search_does_not_move_when_no_step_helps():
             peak = start.repeat_interleave(pose.shape[0] // start.shape[0], dim=0)
             return -(target_gradient(pose, peak, ISO) ** 2).sum(-1)
 
-    result = pose_descent(Peaked(truth), torch.zeros(2, 1, 2, 2), start, steps=3, line_search=True)
+    result = pose_descent(Peaked(truth), torch.zeros(2, 1, 2, 2), start, DescentOptions(steps=3, line_search=True))
     assert torch.allclose(result.pose, start, atol=1e-9)
 
 
 def test_batched_equals_one_by_one():
     truth, start = _poses(2)
-    both = pose_descent(GeodesicScore(truth), torch.zeros(2, 1, 2, 2), start, steps=10).pose
+    both = pose_descent(GeodesicScore(truth), torch.zeros(2, 1, 2, 2), start, DescentOptions(steps=10)).pose
     for i in range(2):
-        one = pose_descent(GeodesicScore(truth[i : i + 1]), torch.zeros(1, 1, 2, 2), start[i : i + 1], steps=10).pose
+        one = pose_descent(
+            GeodesicScore(truth[i : i + 1]), torch.zeros(1, 1, 2, 2), start[i : i + 1], DescentOptions(steps=10)
+        ).pose
         assert torch.allclose(both[i], one[0])
 
 
@@ -88,7 +92,9 @@ def test_plateau_stops_a_flat_score():
         def forward(self, pose, fixed):
             return pose[..., 0, 3] * 0 + 1.0
 
-    result = pose_descent(Flat(truth), torch.zeros(2, 1, 2, 2), start, steps=30, plateau_window=5, plateau_tol=1e-6)
+    result = pose_descent(
+        Flat(truth), torch.zeros(2, 1, 2, 2), start, DescentOptions(steps=30, plateau_window=5, plateau_tol=1e-6)
+    )
     assert (result.steps_taken == 4).all()  # scores 1..4 are not yet a full window; the 5th stops it
     assert result.trajectory.shape[0] == 5  # every pose stopped: the loop ends instead of idling
     assert result.scores.shape[0] == 5
@@ -102,7 +108,7 @@ def test_nan_gradient_does_not_move_the_pose():
         def forward(self, pose, fixed):
             return pose[..., 0, 3] * torch.nan
 
-    result = pose_descent(Broken(truth), torch.zeros(1, 1, 2, 2), start, steps=3)
+    result = pose_descent(Broken(truth), torch.zeros(1, 1, 2, 2), start, DescentOptions(steps=3))
     assert torch.allclose(result.pose, start)
 
 
@@ -111,6 +117,5 @@ def test_nan_gradient_does_not_move_the_pose():
     [("steps", -1), ("decay", 1.5), ("momentum", 1.0), ("rotation_step_deg", 0.0), ("plateau_window", 1)],
 )
 def test_bad_options(option, value):
-    truth, start = _poses(1)
     with pytest.raises(ValueError, match=option.split("_")[0]):
-        pose_descent(GeodesicScore(truth), torch.zeros(1, 1, 2, 2), start, **{option: value})
+        DescentOptions(**{option: value})

@@ -107,11 +107,11 @@ def test_prost_stage_optimizers_by_argument():
     context = MethodContext(prost=network)  # type: ignore[arg-type]
     descent, refine = build_method("prost:line-search+cmaes", context)
     assert isinstance(descent, LearnedDescentStage)
-    assert descent.line_search
+    assert descent.descent.line_search
     assert refine.levels[0].optimizer.sigma == MethodSettings().refine_sigma
     (plain,) = build_method("prost:descent", context)
     assert isinstance(plain, LearnedDescentStage)
-    assert not plain.line_search
+    assert not plain.descent.line_search
     (search,) = build_method("prost:cmaes", context)
     assert isinstance(search, LearnedSearchStage)
     assert search.network is network

@@ -1,5 +1,9 @@
 """The ``xrender evaluate`` and ``xrender register`` commands, as plain functions of request dataclasses.
 
+A request's fields are the command's options of the same names (`xrender.recipes._config`): the
+command line builds it with `xrender.recipes._config.from_options`, and it checks its values when
+it is built, before anything is read or rendered.
+
 `run_evaluation` draws seeded trials on a CT (or the phantom), registers each with every method and
 writes ``results.json``, ``results.md`` (the summary and the capture-range table: R50 and success
 per bin), ``capture_range.png`` and a few overlays. `run_registration`
@@ -9,6 +13,7 @@ registers one real X-ray to a CT and writes the pose, an overlay and optionally 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -21,7 +26,7 @@ from xrender.geometry import ConeBeam, get_preset, motion_from_pose, pose_from_m
 from xrender.image import XRayPreprocessing, preprocess_xray
 from xrender.io import atomic_output, is_dicom, load_state, read_carm, read_landmarks, read_xray
 from xrender.plot import overlay_frame, write_gif
-from xrender.recipes._config import parse_overrides
+from xrender.recipes._config import option_group, parse_overrides
 from xrender.recipes.distributed import Distributed
 from xrender.recipes.registration.deepfluoro import load_specimen, specimen_config
 from xrender.recipes.registration.evaluation import EvaluationConfig, TrialSet, check_equal_time, evaluate, make_trials
@@ -100,26 +105,64 @@ def _moving(subject_at: Callable[[int], Subject], models: Models, subject: Subje
 
 @dataclass(frozen=True)
 class EvaluationRequest:
-    """Everything ``xrender evaluate`` was asked to do."""
+    """Everything ``xrender evaluate`` was asked to do: its options of the same names (see its ``--help``).
 
-    ct: Path | None
-    methods: list[str]
-    out: Path
+    Exactly one of ``ct``, ``phantom`` and ``deepfluoro`` gives the trials. ``trials`` (if set)
+    replaces ``config.trials``; with ``deepfluoro`` it is the number of projections to read
+    (``None``: all). ``per_bin`` (with ``config.stratify``) sets ``config.trials`` to that many
+    trials per bin. The other `EvaluationConfig` fields but ``view`` are options too.
+
+    Raises:
+        ValueError: options that do not go together, no method, or an ``equal_time`` method
+            that is not one of ``methods``; the message names the option.
+    """
+
+    ct: Path | None = None
+    phantom: bool = False
+    deepfluoro: Path | None = None
+    specimen: str | None = None
+    binning: int = 8
+    methods: list[str] = field(default_factory=lambda: ["cmaes"])
+    trials: int | None = None
+    per_bin: int | None = None
+    config: EvaluationConfig = field(
+        default_factory=EvaluationConfig, metadata=option_group(besides=("trials", "view"))
+    )
+    out: Path = Path("xrender-evaluation")
     json_path: Path | None = None
     landmarks: Path | None = None
     mask: Path | None = None
     model: Path | None = None
     regressor: Path | None = None
-    config: EvaluationConfig = field(default_factory=EvaluationConfig)
     preset: str = "prost"
     volume_size: int = 128
     overlays: int = 3
     overrides: list[str] = field(default_factory=list)
     progress: bool = True
-    deepfluoro: Path | None = None
-    specimen: str | None = None
-    projections: int | None = None
-    binning: int = 8
+
+    def __post_init__(self) -> None:
+        if sum([self.ct is not None, self.phantom, self.deepfluoro is not None]) != 1:
+            raise ValueError("expected one of a CT path, --phantom or --deepfluoro FILE")
+        if not self.methods:
+            raise ValueError("--methods: expected at least one method, e.g. cmaes,prost+cmaes")
+        stratify, trials = self.config.stratify, self.trials
+        if self.per_bin is not None:
+            if stratify is None:
+                raise ValueError("--per-bin: applies only with --stratify")
+            if trials is not None:
+                raise ValueError("--per-bin: sets the number of trials; leave out --trials")
+            trials = self.per_bin * (len(stratify) - 1)
+        if trials is not None:
+            object.__setattr__(self, "config", replace(self.config, trials=trials))
+        if self.deepfluoro is None:
+            if self.specimen is not None:
+                raise ValueError("--specimen: applies only with --deepfluoro")
+        else:
+            if self.specimen is None:
+                raise ValueError("--deepfluoro: expected --specimen (an ID such as 17-1882, or the paper's number 1-6)")
+            if stratify is not None:
+                raise ValueError("--stratify: applies to simulated trials (a CT or --phantom), not to --deepfluoro")
+        check_equal_time(self.config, self.methods)
 
 
 @dataclass(frozen=True)
@@ -144,8 +187,6 @@ class TrialSource:
 def trial_source(request: EvaluationRequest) -> TrialSource:
     """The `TrialSource` of a request (see `TrialSource`)."""
     if request.deepfluoro is None:
-        if request.specimen is not None:
-            raise ValueError("--specimen: applies only with --deepfluoro")
         geometry, config = get_preset(request.preset), request.config
         return TrialSource(
             "phantom" if request.ct is None else str(request.ct),
@@ -154,15 +195,11 @@ def trial_source(request: EvaluationRequest) -> TrialSource:
             config,
             partial(make_trials, geometry=geometry, config=config),
         )
-    if request.specimen is None:
-        raise ValueError("--deepfluoro: expected --specimen (an ID such as 17-1882, or the paper's number 1-6)")
-    if request.config.stratify is not None:
-        raise ValueError("--stratify: applies to simulated trials (a CT or --phantom), not to --deepfluoro")
     specimen = load_specimen(
         request.deepfluoro,
         request.specimen,
         binning=request.binning,
-        limit=request.projections,
+        limit=request.trials,
         progress=request.progress,
     )
     config = specimen_config(request.config, specimen)
@@ -177,15 +214,12 @@ def trial_source(request: EvaluationRequest) -> TrialSource:
 
 def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the evaluation and write its files (rank 0 only under torchrun); return the JSON document."""
-    if not request.methods:
-        raise ValueError("--methods: expected at least one method, e.g. cmaes,prost+cmaes")
     job = Distributed.from_environment()
     settings = MethodSettings().replace(**parse_overrides(request.overrides))
     models = load_models(request.model, request.regressor)
     context = MethodContext(settings, models.prost, models.regressor)
     for method in request.methods:
         build_method(method, context)
-    check_equal_time(request.config, request.methods)
     source = trial_source(request)
     subject, geometry, config = source.subject_at(request.volume_size), source.geometry, source.config
     trials = source.trials(subject)
@@ -278,16 +312,20 @@ def _geometry(preset: str, geometry_file: Path | None) -> ConeBeam:
 
 @dataclass(frozen=True)
 class RegistrationRequest:
-    """Everything ``xrender register`` was asked to do.
+    """Everything ``xrender register`` was asked to do: its options of the same names (see its ``--help``).
 
     ``init`` is the initial pose as a motion about the isocentre from the reference pose
     (`xrender.geometry.motion`: rotation vector in degrees, then mm), or a ``pose.json`` whose
-    ``motion`` to use (see `init_motion`).
+    ``motion`` to use (see `init_motion`). The `XRayPreprocessing` fields are options too.
+    ``sdd``, ``sid``, ``pixel_spacing`` and ``angles`` fill in a DICOM X-ray's missing tags.
+
+    Raises:
+        ValueError: an ``init`` that is neither six finite numbers nor a path.
     """
 
     ct: Path
     xray: Path
-    out: Path
+    out: Path = Path("xrender-registration")
     method: str = "cmaes"
     preset: str | None = None
     geometry_file: Path | None = None
@@ -296,7 +334,7 @@ class RegistrationRequest:
     mask: Path | None = None
     model: Path | None = None
     regressor: Path | None = None
-    preprocessing: XRayPreprocessing = field(default_factory=XRayPreprocessing)
+    preprocessing: XRayPreprocessing = field(default_factory=XRayPreprocessing, metadata=option_group())
     volume_size: int = 128
     gif: bool = False
     overrides: list[str] = field(default_factory=list)
@@ -307,6 +345,15 @@ class RegistrationRequest:
     sid: float | None = None
     pixel_spacing: tuple[float, float] | None = None
     angles: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.init, Path):
+            try:
+                numbers = [float(v) for v in self.init]
+            except (TypeError, ValueError):
+                numbers = []
+            if len(numbers) != 6 or not all(math.isfinite(v) for v in numbers):
+                raise ValueError(f"init (--init): expected six finite numbers or a pose.json path, got {self.init!r}")
 
     @property
     def from_dicom_tags(self) -> bool:

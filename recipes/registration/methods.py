@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from xrender.recipes._config import ConfigRecord
 from xrender.registration import (
     CMAES,
+    DescentOptions,
     GradientOptimizer,
     IntensityStage,
     LearnedDescentStage,
@@ -84,7 +85,8 @@ class MethodSettings(ConfigRecord):
         adam_steps: iterations per level of ``ncc-adam`` (coarse, fine).
         adam_rotation_deg: its rotation step scale per iteration (degrees).
         adam_translation_mm: its translation step scale per iteration (mm).
-        prost_steps: the most learned-descent steps.
+        prost_steps: the most learned-descent steps (`xrender.registration.DescentOptions`, as
+            the three after it; its other options keep their defaults).
         prost_plateau_tol: the learned descent's plateau rule (``None``: off).
         prost_rotation_step_deg: the learned descent's first rotation step (degrees).
         prost_translation_step_mm: the learned descent's first translation step (mm).
@@ -112,10 +114,10 @@ class MethodSettings(ConfigRecord):
     adam_steps: tuple[int, int] = (100, 50)
     adam_rotation_deg: float = 1.0
     adam_translation_mm: float = 2.0
-    prost_steps: int = 100
-    prost_plateau_tol: float | None = None
-    prost_rotation_step_deg: float = LearnedDescentStage.rotation_step_deg
-    prost_translation_step_mm: float = LearnedDescentStage.translation_step_mm
+    prost_steps: int = DescentOptions.steps
+    prost_plateau_tol: float | None = DescentOptions.plateau_tol
+    prost_rotation_step_deg: float = DescentOptions.rotation_step_deg
+    prost_translation_step_mm: float = DescentOptions.translation_step_mm
     max_seconds: float | None = None
     restarts: int = 0
     equal_time_restarts: int = 8
@@ -207,15 +209,14 @@ def _ncc_adam(context: MethodContext, refine: bool, argument: str | None) -> Sta
 
 def _prost_descent(context: MethodContext, refine: bool, line_search: bool) -> Stage:
     s = context.settings
-    return LearnedDescentStage(
-        context.prost,
+    descent = DescentOptions(
         steps=s.prost_steps,
         rotation_step_deg=s.prost_rotation_step_deg,
         translation_step_mm=s.prost_translation_step_mm,
         plateau_tol=s.prost_plateau_tol,
         line_search=line_search,
-        name="prost" if not line_search else "prost:line-search",
     )
+    return LearnedDescentStage(context.prost, descent, name="prost" if not line_search else "prost:line-search")
 
 
 #: Seed offset of a ``prost:cmaes`` search, apart from the seeds of the ``cmaes`` levels that follow it.

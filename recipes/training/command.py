@@ -17,12 +17,21 @@ __all__ = ["TrainingRequest", "run_training"]
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """The command line's choices (see ``xrender train --help``)."""
+    """Everything ``xrender train`` was asked to do: its options of the same names (see its ``--help``).
 
-    out: Path
-    cts: list[Path] = field(default_factory=list)
-    masks: list[Path] = field(default_factory=list)
+    ``ct`` lists the CT files (one network for all of them) and ``mask`` their bone
+    segmentations, one per CT in the same order (or none); ``phantom`` trains on the embedded
+    phantom instead. ``config_file`` and ``overrides`` (``--config``, ``--set``) change the
+    `TrainConfig` of ``scale``.
+
+    Raises:
+        ValueError: both or neither of ``ct`` and ``phantom``, or masks that do not pair with the CTs.
+    """
+
+    ct: list[Path] = field(default_factory=list)
+    out: Path = Path("prost.pt")
     phantom: bool = False
+    mask: list[Path] = field(default_factory=list)
     iterations: int | None = None
     minutes: float | None = None
     resume: Path | None = None
@@ -32,16 +41,18 @@ class TrainingRequest:
     overrides: list[str] = field(default_factory=list)
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if bool(self.ct) == self.phantom:
+            raise ValueError("expected CT paths or --phantom, not both or neither")
+        if self.mask and len(self.mask) != len(self.ct):
+            raise ValueError(f"expected one --mask per CT, got {len(self.mask)} for {len(self.ct)} CT(s)")
+
 
 def _subjects(request: TrainingRequest, size: int, threshold: float | None) -> list[Subject]:
-    if bool(request.cts) == request.phantom:
-        raise ValueError("expected CT paths or --phantom, not both or neither")
-    if request.masks and len(request.masks) != len(request.cts):
-        raise ValueError(f"expected one --mask per CT, got {len(request.masks)} for {len(request.cts)} CT(s)")
     if request.phantom:
         return [phantom_subject(size, threshold)]
-    masks = request.masks or [None] * len(request.cts)
-    return [ct_subject(path, size, threshold, mask) for path, mask in zip(request.cts, masks)]
+    masks = request.mask or [None] * len(request.ct)
+    return [ct_subject(path, size, threshold, mask) for path, mask in zip(request.ct, masks)]
 
 
 def run_training(request: TrainingRequest, echo: Callable[[str], None] = print) -> Path:

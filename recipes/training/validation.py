@@ -19,7 +19,7 @@ from torch import Tensor
 
 from xrender.metrics import SUCCESS_TRE_MM, target_registration_error
 from xrender.recipes.training.pairs import Pair
-from xrender.registration import pose_descent
+from xrender.registration import DescentOptions, pose_descent
 from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
 from xrender.similarity.pose import PoseSimilarity
 
@@ -73,7 +73,7 @@ def validate(
         _, g_net = similarity_value_and_gradient(similarity, pair.initial_pose, pair.fixed, create_graph=False)
         g_geo = target_gradient(pair.initial_pose, pair.true_pose, similarity.isocenter)
         cosines.append(part_cosines(g_net.detach(), g_geo))
-        result = pose_descent(similarity, pair.fixed, pair.initial_pose, steps=steps, progress=progress)
+        result = pose_descent(similarity, pair.fixed, pair.initial_pose, DescentOptions(steps=steps), progress=progress)
         before.append(target_registration_error(pair.initial_pose, pair.true_pose, points))
         after.append(target_registration_error(result.pose, pair.true_pose, points))
     cosine = torch.cat(cosines).mean(0)

@@ -3,6 +3,13 @@
 Each subcommand is a small function registered on one Typer app; the recipes
 (`xrender.recipes`) are imported inside the commands that run them. ``python -m xrender.cli``
 is the same program.
+
+``xrender register``, ``evaluate`` and ``train`` hand their options to a request dataclass of
+the recipes (`xrender.recipes._config.from_options`): each parameter fills the request field of
+its name, so a parameter is named after its field and only its flag (``--set`` for
+``overrides``) may differ. Options that several commands share are declared once, as the
+``Annotated`` aliases below. ``tests/test_cli_requests.py`` checks that each command's parameters
+are its request's fields and that their defaults agree.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +41,14 @@ app = typer.Typer(
 )
 app.add_typer(benchmark_app, name="benchmark")  # `xrender benchmark render …`
 
+#: Options that several commands share, each declared once.
+Progress = Annotated[bool, typer.Option(help="Show the progress bar.")]
+BoneMask = Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")]
+ProstModel = Annotated[Path | None, typer.Option(help="A ProST network (xrender train) for prost stages.")]
+Regressor = Annotated[Path | None, typer.Option(help="A pose regressor for regression stages.")]
+VolumeSize = Annotated[int, typer.Option(min=8, help="Voxels per side of the CT cube.")]
+MethodOverrides = Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")]
+
 
 @app.command()
 def demo(
@@ -42,7 +57,7 @@ def demo(
     trials: Annotated[
         int, typer.Option(min=0, help="Simulated X-rays to register, one per 40 mm of initial error (0: skip).")
     ] = 5,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Run the main job on the embedded phantom: figures, then CMA-ES vs ProST → CMA-ES registration."""
     from xrender.recipes.demo import run_demo
@@ -77,7 +92,7 @@ def download(
     folder: Annotated[
         Path | None, typer.Option(help="Cache folder (default $XRENDER_DATA or ~/.cache/xrender).")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Fetch a public dataset into the cache folder (or say where to put it by hand) and print its path."""
     from xrender.datasets.download import DATASETS, DownloadError
@@ -181,33 +196,24 @@ def train_command(
     minutes: Annotated[float | None, typer.Option(min=0.01, help="Stop after this many minutes.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue from this training checkpoint.")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint path (default: OUT with .ckpt).")] = None,
-    config: Annotated[Path | None, typer.Option(help="A .toml or .json file of TrainConfig fields.")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="A .toml or .json file of TrainConfig fields.")
+    ] = None,
     scale: Annotated[str, typer.Option(help="Starting config: cpu (64³, 64²) or paper (128³, 128²).")] = "cpu",
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: key=value (repeatable).")] = None,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field: key=value (repeatable).")
+    ] = None,
+    progress: Progress = True,
 ) -> None:
     """Train a ProST similarity with the double-backward loss (torchrun-aware: run under torchrun for DDP)."""
+    options = dict(locals())  # the TrainingRequest's fields
+    from xrender.recipes._config import from_options
     from xrender.recipes.training.command import TrainingRequest, run_training
 
-    request = TrainingRequest(
-        cts=list(ct or []),
-        masks=list(mask or []),
-        phantom=phantom,
-        out=out,
-        iterations=iterations,
-        minutes=minutes,
-        resume=resume,
-        checkpoint=checkpoint,
-        config_file=config,
-        scale=scale,
-        overrides=list(set_ or []),
-        progress=progress,
-    )
     try:
-        run_training(request, echo=typer.echo)
+        run_training(from_options(TrainingRequest, options), echo=typer.echo)
     except (FileNotFoundError, ValueError) as error:  # CheckpointError is a ValueError
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
+        _fail(error)
 
 
 def _fail(error: Exception) -> None:
@@ -255,17 +261,21 @@ def evaluate_command(
     ),
     json_path: Annotated[Path | None, typer.Option("--json", help="Results JSON (default OUT/results.json).")] = None,
     landmarks: Annotated[Path | None, typer.Option(help="Target points (.fcsv, .mrk.json, .csv) for the TRE.")] = None,
-    mask: Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")] = None,
-    model: Annotated[Path | None, typer.Option(help="A ProST network (xrender train) for prost stages.")] = None,
-    regressor: Annotated[Path | None, typer.Option(help="A pose regressor for regression stages.")] = None,
-    true_poses: Annotated[str, typer.Option(help="Pose distribution of the true poses.")] = "prost-train",
-    initial_poses: Annotated[str, typer.Option(help="Pose distribution of the initial offsets.")] = "prost-initial",
+    mask: BoneMask = None,
+    model: ProstModel = None,
+    regressor: Regressor = None,
+    true_distribution: Annotated[
+        str, typer.Option("--true-poses", help="Pose distribution of the true poses.")
+    ] = "prost-train",
+    initial_distribution: Annotated[
+        str, typer.Option("--initial-poses", help="Pose distribution of the initial offsets.")
+    ] = "prost-initial",
     success_mm: Annotated[float, typer.Option(help="Success threshold on the mean TRE (mm).")] = 10.0,
     preset: Annotated[str, typer.Option(help="C-arm geometry preset of the simulated X-rays.")] = "prost",
-    volume_size: Annotated[int, typer.Option(min=8, help="Voxels per side of the CT cube.")] = 128,
+    volume_size: VolumeSize = 128,
     overlays: Annotated[int, typer.Option(min=0, help="Overlay PNGs for the first N trials per method.")] = 3,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    overrides: MethodOverrides = None,
+    progress: Progress = True,
     stratify: Annotated[
         str | None,
         typer.Option(help="Stratify trials by initial mean TRE over bins 'START:STOP:STEP' or 'E0,E1,…' (mm)."),
@@ -279,51 +289,26 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Compare registration methods on simulated X-rays of a CT, or on DeepFluoro's real ones (torchrun-aware)."""
-    from xrender.recipes.registration.command import EvaluationRequest, run_evaluation
-    from xrender.recipes.registration.evaluation import EvaluationConfig
+    options = dict(locals())  # the EvaluationRequest's fields and its EvaluationConfig's
+    from xrender.recipes.registration.command import run_evaluation
 
     try:
-        if sum([ct is not None, phantom, deepfluoro is not None]) != 1:
-            raise ValueError("expected one of a CT path, --phantom or --deepfluoro FILE")
-        edges = None if stratify is None else _parse_bins(stratify)
-        if per_bin is not None:
-            if edges is None:
-                raise ValueError("--per-bin: applies only with --stratify")
-            if trials is not None:
-                raise ValueError("--per-bin: sets the number of trials; leave out --trials")
-            trials = per_bin * (len(edges) - 1)
-        config = EvaluationConfig(
-            trials=trials or 20,
-            seed=seed,
-            true_distribution=true_poses,
-            initial_distribution=initial_poses,
-            success_mm=success_mm,
-            stratify=edges,
-            equal_time=equal_time,
-        )
-        request = EvaluationRequest(
-            deepfluoro=deepfluoro,
-            specimen=specimen,
-            projections=trials,
-            binning=binning,
-            ct=ct,
-            methods=[m.strip() for m in methods.split(",") if m.strip()],
-            out=out,
-            json_path=json_path,
-            landmarks=landmarks,
-            mask=mask,
-            model=model,
-            regressor=regressor,
-            config=config,
-            preset=preset,
-            volume_size=volume_size,
-            overlays=overlays,
-            overrides=list(set_ or []),
-            progress=progress,
-        )
-        run_evaluation(request, echo=typer.echo)
+        run_evaluation(_evaluation_request(options), echo=typer.echo)
     except (FileNotFoundError, ValueError) as error:
         _fail(error)
+
+
+def _evaluation_request(options: dict[str, Any]) -> Any:
+    """The `EvaluationRequest` of ``xrender evaluate``'s options, ``--methods`` and ``--stratify`` parsed."""
+    from xrender.recipes._config import from_options
+    from xrender.recipes.registration.command import EvaluationRequest
+
+    stratify = options["stratify"]
+    parsed = {
+        "methods": [m.strip() for m in options["methods"].split(",") if m.strip()],
+        "stratify": None if stratify is None else _parse_bins(stratify),
+    }
+    return from_options(EvaluationRequest, options | parsed)
 
 
 @app.command(name="register")
@@ -337,15 +322,17 @@ def register_command(
     preset: Annotated[
         str | None, typer.Option(help="C-arm geometry preset of the full X-ray (default: DICOM tags, else prost).")
     ] = None,
-    geometry: Annotated[Path | None, typer.Option(help="A JSON file of ConeBeam fields instead of --preset.")] = None,
+    geometry_file: Annotated[
+        Path | None, typer.Option("--geometry", help="A JSON file of ConeBeam fields instead of --preset.")
+    ] = None,
     view: Annotated[
         str | None, typer.Option(help="Reference view of the initial pose: ap, pa, ll, rl (default: DICOM tags, ap).")
     ] = None,
     frame: Annotated[int, typer.Option(min=0, help="Frame of a multi-frame DICOM file.")] = 0,
     sdd: Annotated[float | None, typer.Option(help="DICOM: source-to-detector distance (mm) if not tagged.")] = None,
     sid: Annotated[float | None, typer.Option(help="DICOM: source-to-isocentre distance (mm) if not tagged.")] = None,
-    spacing: Annotated[
-        str | None, typer.Option(help="DICOM: detector pixel spacing 'ROW,COL' (mm) if not tagged.")
+    pixel_spacing: Annotated[
+        str | None, typer.Option("--spacing", help="DICOM: detector pixel spacing 'ROW,COL' (mm) if not tagged.")
     ] = None,
     angles: Annotated[
         str | None, typer.Option(help="DICOM: positioner 'PRIMARY,SECONDARY' angles (deg) if not tagged.")
@@ -353,60 +340,48 @@ def register_command(
     init: Annotated[
         str, typer.Option(help=f"Initial pose: {MOTION_HELP} Or a pose.json of a previous run (its motion).")
     ] = "0,0,0,0,0,0",
-    mask: Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")] = None,
-    model: Annotated[Path | None, typer.Option(help="A ProST network for prost stages.")] = None,
-    regressor: Annotated[Path | None, typer.Option(help="A pose regressor for regression stages.")] = None,
+    mask: BoneMask = None,
+    model: ProstModel = None,
+    regressor: Regressor = None,
     crop: Annotated[str, typer.Option(help="Pixels to crop: top,left,bottom,right.")] = "0,0,0,0",
     flip: Annotated[str, typer.Option(help="none, horizontal, vertical or rot180.")] = "none",
     negative_log: Annotated[bool, typer.Option(help="Take −log(I/I0) of a raw intensity image.")] = False,
     i0: Annotated[float | None, typer.Option(help="I0 for --negative-log (default: the image maximum).")] = None,
     normalize: Annotated[str, typer.Option(help="none, minmax or zscore.")] = "none",
     binning: Annotated[int, typer.Option(min=1, help="Average-pool the image (and geometry) by this factor.")] = 1,
-    volume_size: Annotated[int, typer.Option(min=8, help="Voxels per side of the CT cube.")] = 128,
+    volume_size: VolumeSize = 128,
     gif: Annotated[bool, typer.Option(help="Also write an animated GIF of the search.")] = False,
     seed: Annotated[int, typer.Option(min=0, help="Seeds the stochastic optimisers.")] = 0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    overrides: MethodOverrides = None,
+    progress: Progress = True,
 ) -> None:
     """Register a real X-ray image to a CT; write the pose (JSON), an overlay and optionally a GIF.
 
     A DICOM X-ray brings its own C-arm geometry and reference pose from its tags (positioner angles,
     distances, imager pixel spacing); --sdd, --sid, --spacing and --angles fill in missing tags.
     """
-    from xrender.image import XRayPreprocessing
-    from xrender.recipes.registration.command import RegistrationRequest, run_registration
+    options = dict(locals())  # the RegistrationRequest's fields and its XRayPreprocessing's
+    from xrender.recipes.registration.command import run_registration
 
     try:
-        margins = tuple(int(v) for v in crop.split(","))
-        if len(margins) != 4:
-            raise ValueError(f"--crop: expected four ints top,left,bottom,right, got {crop!r}")
-        options = XRayPreprocessing(margins, flip, negative_log, i0, binning, normalize)  # type: ignore[arg-type]
-        pixel_spacing = None if spacing is None else tuple(_parse_numbers(spacing, "--spacing", "row,col"))
-        angles_deg = None if angles is None else tuple(_parse_numbers(angles, "--angles", "primary,secondary"))
-        request = RegistrationRequest(
-            ct=ct,
-            xray=xray,
-            out=out,
-            method=method,
-            preset=preset,
-            geometry_file=geometry,
-            view=view,
-            init=Path(init) if init.endswith(".json") else tuple(_parse_pose(init, "--init")),
-            mask=mask,
-            model=model,
-            regressor=regressor,
-            preprocessing=options,
-            volume_size=volume_size,
-            gif=gif,
-            overrides=list(set_ or []),
-            seed=seed,
-            progress=progress,
-            frame=frame,
-            sdd=sdd,
-            sid=sid,
-            pixel_spacing=pixel_spacing,  # type: ignore[arg-type]
-            angles=angles_deg,  # type: ignore[arg-type]
-        )
-        run_registration(request, echo=typer.echo)
+        run_registration(_registration_request(options), echo=typer.echo)
     except (FileNotFoundError, ValueError) as error:
         _fail(error)
+
+
+def _registration_request(options: dict[str, Any]) -> Any:
+    """The `RegistrationRequest` of ``xrender register``'s options, the texts of numbers parsed."""
+    from xrender.recipes._config import from_options
+    from xrender.recipes.registration.command import RegistrationRequest
+
+    crop, init, spacing, angles = options["crop"], options["init"], options["pixel_spacing"], options["angles"]
+    margins = tuple(int(v) for v in crop.split(","))
+    if len(margins) != 4:
+        raise ValueError(f"--crop: expected four ints top,left,bottom,right, got {crop!r}")
+    parsed = {
+        "crop": margins,
+        "init": Path(init) if init.endswith(".json") else tuple(_parse_pose(init, "--init")),
+        "pixel_spacing": None if spacing is None else tuple(_parse_numbers(spacing, "--spacing", "row,col")),
+        "angles": None if angles is None else tuple(_parse_numbers(angles, "--angles", "primary,secondary")),
+    }
+    return from_options(RegistrationRequest, options | parsed)

@@ -5,11 +5,11 @@
 * Optimisers, one interface and a registry (`get_optimizer`): `CMAES` (cma), `NevergradOptimizer`
   (any nevergrad optimiser by name), `GradientOptimizer` (Adam, SGD, L-BFGS); stopped by a `StopRule`.
 * Stages: `IntensityStage` (multi-resolution `Level` objects), `LearnedDescentStage` (ProST stage 1,
-  `pose_descent`), `LearnedSearchStage` (an optimiser on the learned score), `RegressionStage`;
-  chained by `register`.
+  `pose_descent` with its `DescentOptions`), `LearnedSearchStage` (an optimiser on the learned
+  score), `RegressionStage`; chained by `register`.
 """
 
-from xrender.registration.descent import DescentResult, pose_descent
+from xrender.registration.descent import DescentOptions, DescentResult, pose_descent
 from xrender.registration.objective import PoseObjective, PosePrior
 from xrender.registration.optimizers import (
     CMAES,
@@ -37,6 +37,7 @@ from xrender.registration.stopping import StopRule
 __all__ = [
     "CMAES",
     "OPTIMIZERS",
+    "DescentOptions",
     "DescentResult",
     "GradientOptimizer",
     "IntensityStage",

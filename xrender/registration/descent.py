@@ -26,6 +26,9 @@ Every accepted move raises the score, and a pose stops when both its lengths are
 line search's own convergence). It stops after ``steps`` steps or, per pose, when the score plateaus (the
 standard deviation of its last ``plateau_window`` values below ``plateau_tol``, the paper's
 criterion); stopped poses stay where they are. Poses in a batch run independently.
+
+The options are one frozen `DescentOptions`, validated when it is built; `pose_descent` and
+`xrender.registration.LearnedDescentStage` take it whole.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from xrender.geometry.se3 import make_pose, se3_exp
 from xrender.similarity.gradient_loss import normalize_twist, similarity_value_and_gradient
 from xrender.similarity.pose import PoseSimilarity
 
-__all__ = ["DescentResult", "pose_descent"]
+__all__ = ["DescentOptions", "DescentResult", "pose_descent"]
 
 
 @dataclass(frozen=True)
@@ -70,19 +73,57 @@ class DescentResult:
     evaluations: int
 
 
+@dataclass(frozen=True)
+class DescentOptions:
+    """How `pose_descent` steps and when it stops (see the module docstring).
+
+    Attributes:
+        steps: the most steps to take.
+        rotation_step_deg: first rotation step (degrees).
+        translation_step_mm: first translation step (mm).
+        decay: step-size factor per step, in (0, 1].
+        momentum: weight of the previous directions in the running average, in [0, 1).
+        plateau_window: number of recent scores the plateau test looks at (>= 2).
+        plateau_tol: stop a pose when the std of its last ``plateau_window`` scores is below
+            this; ``None`` never stops early.
+        line_search: choose each step's rotation and translation lengths on the score (see
+            the module docstring); ``decay`` and ``momentum`` are then unused.
+
+    Raises:
+        ValueError: an option out of its range; the message names it.
+    """
+
+    steps: int = 100
+    rotation_step_deg: float = 2.0
+    translation_step_mm: float = 4.0
+    decay: float = 0.98
+    momentum: float = 0.9
+    plateau_window: int = 10
+    plateau_tol: float | None = None
+    line_search: bool = False
+
+    def __post_init__(self) -> None:
+        steps = self.steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps: expected an int >= 0, got {steps!r}")
+        for value, name in (
+            (self.rotation_step_deg, "rotation_step_deg"),
+            (self.translation_step_mm, "translation_step_mm"),
+        ):
+            check_positive(value, name)
+        decay, momentum = self.decay, self.momentum
+        if not 0 < decay <= 1 or not 0 <= momentum < 1:
+            raise ValueError(f"expected 0 < decay <= 1 and 0 <= momentum < 1, got decay={decay}, momentum={momentum}")
+        if self.plateau_window < 2:
+            raise ValueError(f"plateau_window: expected >= 2, got {self.plateau_window}")
+
+
 def pose_descent(
     similarity: PoseSimilarity,
     fixed: Float[Tensor, "B 1 H W"],
     initial: Float[Tensor, "B 4 4"],
+    options: DescentOptions = DescentOptions(),
     *,
-    steps: int = 100,
-    rotation_step_deg: float = 2.0,
-    translation_step_mm: float = 4.0,
-    decay: float = 0.98,
-    momentum: float = 0.9,
-    plateau_window: int = 10,
-    plateau_tol: float | None = None,
-    line_search: bool = False,
     progress: bool = False,
 ) -> DescentResult:
     """Descend the distance ``-similarity(pose, fixed)`` from ``initial`` (see the module docstring).
@@ -91,38 +132,23 @@ def pose_descent(
         similarity: a pose similarity (higher is better) with an ``isocenter``.
         fixed: target images, one per pose.
         initial: starting camera-to-world poses.
-        steps: the most steps to take.
-        rotation_step_deg: first rotation step (degrees).
-        translation_step_mm: first translation step (mm).
-        decay: step-size factor per step, in (0, 1].
-        momentum: weight of the previous directions in the running average, in [0, 1).
-        plateau_window: number of recent scores the plateau test looks at.
-        plateau_tol: stop a pose when the std of its last ``plateau_window`` scores is below
-            this; ``None`` never stops early.
-        line_search: choose each step's rotation and translation lengths on the score (see
-            the module docstring); ``decay`` and ``momentum`` are then unused.
+        options: the steps and the stop rule.
         progress: show a tqdm bar.
 
     Returns:
         The final poses, the trajectory and the scores.
 
     Raises:
-        ValueError: malformed poses or options.
+        ValueError: malformed poses.
     """
     check_finite(check_shape(initial, "B 4 4", "initial"), "initial")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps: expected an int >= 0, got {steps!r}")
-    for value, name in ((rotation_step_deg, "rotation_step_deg"), (translation_step_mm, "translation_step_mm")):
-        check_positive(value, name)
-    if not 0 < decay <= 1 or not 0 <= momentum < 1:
-        raise ValueError(f"expected 0 < decay <= 1 and 0 <= momentum < 1, got decay={decay}, momentum={momentum}")
-    if plateau_window < 2:
-        raise ValueError(f"plateau_window: expected >= 2, got {plateau_window}")
+    steps, momentum, decay = options.steps, options.momentum, options.decay
+    plateau_window, plateau_tol, line_search = options.plateau_window, options.plateau_tol, options.line_search
 
     pose = initial.detach()
     isocenter = similarity.isocenter.to(pose.dtype)
-    scale = torch.tensor([math.radians(rotation_step_deg)] * 3 + [translation_step_mm] * 3, dtype=pose.dtype)
-    scale = scale.to(pose.device)
+    first_steps = [math.radians(options.rotation_step_deg)] * 3 + [options.translation_step_mm] * 3
+    scale = torch.tensor(first_steps, dtype=pose.dtype).to(pose.device)
 
     def moved(pose: Tensor, step: Tensor) -> Tensor:
         pose = perturb(pose, se3_exp(step), isocenter)

@@ -4,8 +4,9 @@
   any `Optimizer` (CMA-ES, nevergrad, Adam, L-BFGS), coarse to fine over `Level` objects (detector
   binning, each with its own optimiser settings and optional pose prior.
 * `LearnedDescentStage` — the ProST paper's stage 1: descent along the pose gradient of a learned
-  ProST similarity (`xrender.registration.descent.pose_descent`), with fixed decaying steps or a
-  line search on the learned score.
+  ProST similarity (`xrender.registration.descent.pose_descent`, its options one
+  `xrender.registration.DescentOptions`), with fixed decaying steps or a line search on the
+  learned score.
 * `LearnedSearchStage` — any `Optimizer` (CMA-ES …) on the learned ProST score itself.
 * `RegressionStage` — a pose-regression network's prediction from the X-ray alone (the learning
   baseline, or an initialiser for the stages after it).
@@ -22,7 +23,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from xrender.registration.descent import pose_descent
+from xrender.registration.descent import DescentOptions, pose_descent
 from xrender.registration.objective import PoseObjective, PosePrior
 from xrender.registration.optimizers import Optimizer
 from xrender.registration.problem import RegistrationProblem
@@ -154,52 +155,24 @@ class LearnedDescentStage(Stage):
 
     Attributes:
         network: a trained `ProSTNetwork`.
-        steps: the most descent steps (`pose_descent`).
-        rotation_step_deg: first rotation step (degrees).
-        translation_step_mm: first translation step (mm).
-        decay: step-size factor per step.
-        momentum: weight of the previous directions.
-        plateau_window: scores the plateau test looks at.
-        plateau_tol: stop when their std is below this (``None``: never).
-        line_search: choose the step lengths on the learned score (`pose_descent`).
-        step_mm: sample spacing along rays for the feature projection (``None``: the renderer's default).
+        descent: the steps and the stop rule of `pose_descent`.
+        render_options: how the feature volume is projected (`xrender.render.RenderOptions`;
+            e.g. its sample spacing ``step_mm``).
         name: for reports.
     """
 
     network: ProSTNetwork
-    steps: int = 100
-    rotation_step_deg: float = 2.0
-    translation_step_mm: float = 4.0
-    decay: float = 0.98
-    momentum: float = 0.9
-    plateau_window: int = 10
-    plateau_tol: float | None = None
-    line_search: bool = False
-    step_mm: float | None = None
+    descent: DescentOptions = DescentOptions()
+    render_options: RenderOptions = RenderOptions()
     name: str = "prost"
 
     def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
         start = time.perf_counter()
         geometry, xray = problem.binned_to(self.network.image_size[0])  # ProSTSimilarity checks the width
-        similarity = ProSTSimilarity(
-            problem.moving_volume, geometry, self.network, options=RenderOptions(step_mm=self.step_mm)
-        ).eval()
-        result = pose_descent(
-            similarity,
-            xray,
-            pose.detach().to(torch.float64)[None],
-            steps=self.steps,
-            rotation_step_deg=self.rotation_step_deg,
-            translation_step_mm=self.translation_step_mm,
-            decay=self.decay,
-            momentum=self.momentum,
-            plateau_window=self.plateau_window,
-            plateau_tol=self.plateau_tol,
-            line_search=self.line_search,
-            progress=progress,
-        )
+        similarity = ProSTSimilarity(problem.moving_volume, geometry, self.network, options=self.render_options).eval()
+        result = pose_descent(similarity, xray, pose.detach().to(torch.float64)[None], self.descent, progress=progress)
         taken = int(result.steps_taken[0])
-        reason = "plateau" if taken < self.steps else "iterations"
+        reason = "plateau" if taken < self.descent.steps else "iterations"
         history = (-result.scores[:, 0]).tolist()
         return StageResult(
             self.name,
@@ -223,7 +196,8 @@ class LearnedSearchStage(Stage):
         network: a trained `ProSTNetwork`.
         optimizer: the search (from the stage's starting pose).
         prior: optional Gaussian pose prior about the starting pose.
-        step_mm: sample spacing along rays for the feature projection (``None``: the renderer's default).
+        render_options: how the feature volume is projected (`xrender.render.RenderOptions`;
+            e.g. its sample spacing ``step_mm``).
         max_batch: the most poses scored in one call.
         name: for reports.
     """
@@ -231,16 +205,14 @@ class LearnedSearchStage(Stage):
     network: ProSTNetwork
     optimizer: Optimizer
     prior: PosePrior | None = None
-    step_mm: float | None = None
+    render_options: RenderOptions = RenderOptions()
     max_batch: int = 64
     name: str = "prost-search"
 
     def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
         start = time.perf_counter()
         geometry, xray = problem.binned_to(self.network.image_size[0])
-        similarity = ProSTSimilarity(
-            problem.moving_volume, geometry, self.network, options=RenderOptions(step_mm=self.step_mm)
-        ).eval()
+        similarity = ProSTSimilarity(problem.moving_volume, geometry, self.network, options=self.render_options).eval()
         pose = pose.detach().to(torch.float64)
         objective = PoseObjective(similarity, xray, pose, prior=self.prior, max_batch=self.max_batch)
         result = self.optimizer.minimize(objective, progress=progress)
