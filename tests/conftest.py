@@ -11,12 +11,11 @@ import os
 # docs/architecture.md): set before torch loads, as the command line does.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
+from _devices import DEVICES
 
-from _devices import DEVICES  # noqa: E402
-
-from xrender.phantom import Phantom, pelvis_phantom  # noqa: E402
+from xrender.phantom import Phantom, pelvis_phantom
 
 
 @pytest.fixture(params=DEVICES)

@@ -25,9 +25,9 @@ from xrender.registration import (
     StopRule,
     available_optimizers,
     get_optimizer,
+    optimizers,
     register,
 )
-from xrender.registration import optimizers
 from xrender.registration.optimizers import SEED_LIMIT, run_seed
 from xrender.render import render
 from xrender.xray import bin_image

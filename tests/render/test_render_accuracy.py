@@ -13,7 +13,7 @@ import torch
 
 from xrender.attenuation import get_attenuation_model, hu_to_mu
 from xrender.geometry import ConeBeam, euler_to_matrix, get_preset, make_pose, perturb, pixel_rays, standard_pose
-from xrender.phantom import Ellipsoid, Phantom, pelvis_phantom
+from xrender.phantom import Ellipsoid, Phantom
 from xrender.render import BACKENDS, RenderOptions, VolumePyramid, render
 from xrender.volume import Volume
 
@@ -21,7 +21,6 @@ F64 = torch.float64
 LINEAR = get_attenuation_model("linear")
 CARM = get_preset("prost").downsample(2)  # 64 × 64 pixels of 5.84 mm, sdd 1020 mm, sid 620 mm
 FINE_STEP_MM = 0.1
-
 
 
 @pytest.fixture(scope="module")
