@@ -44,6 +44,9 @@ class RenderBackend(ABC):
     #: Whether `march_jacobian` is implemented (the pose-Jacobian render, `xrender.render.render_jacobian`).
     supports_jacobian: bool = False
 
+    #: The device types (``torch.device.type``) it renders on; ``None``: any device torch runs on.
+    device_types: tuple[str, ...] | None = None
+
     #: Floats of temporaries the backend holds per sample, ``(fixed, per channel)``, so the
     #: renderer can chunk rays under a memory budget; ``(0, 0)``: memory does not grow with the
     #: sample count (a fused kernel), and the renderer neither chunks nor checkpoints.

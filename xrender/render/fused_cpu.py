@@ -861,6 +861,7 @@ class FusedCPUBackend(RenderBackend):
 
     supports_double_backward = False
     supports_jacobian = True
+    device_types = ("cpu",)
 
     #: `RenderBackend.march`: `fused_march`.
     march = staticmethod(fused_march)

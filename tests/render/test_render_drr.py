@@ -5,6 +5,7 @@ from dataclasses import fields
 
 import pytest
 import torch
+from _devices import backend_on
 
 from xrender.geometry import ConeBeam, euler_to_matrix, get_parameterization, make_pose, perturb, standard_pose
 from xrender.render import BACKENDS, DRR, RenderOptions, VolumePyramid, choose_backend, render
@@ -29,6 +30,7 @@ def _poses(volume: Volume, n: int = 3) -> torch.Tensor:
     motions = torch.tensor(
         [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [10.0, -20.0, 5.0, 8.0, -3.0, 30.0], [-15.0, 5.0, 40.0, -10.0, 6.0, -20.0]],
         dtype=F64,
+        device=volume.data.device,
     )[:n]
     deltas = make_pose(euler_to_matrix(motions[:, :3], "xyz", degrees=True), motions[:, 3:])
     ap = standard_pose("ap", CARM.sid, volume.isocenter).expand(n, 4, 4)
@@ -36,8 +38,9 @@ def _poses(volume: Volume, n: int = 3) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("backend", BACKENDS.names())
-def test_batch_equals_one_by_one(backend):
-    volume = _volume()
+def test_batch_equals_one_by_one(backend, device):
+    backend = backend_on(backend, device)
+    volume = _volume().to(device)
     poses = _poses(volume)
     batch = render(volume, CARM, poses, options=RenderOptions(backend=backend))
     assert batch.shape == (3, 1, CARM.height, CARM.width)
@@ -47,11 +50,13 @@ def test_batch_equals_one_by_one(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS.names())
-def test_rays_that_miss_give_exactly_zero(backend):
-    volume = _volume()
-    away = standard_pose("ap", CARM.sid, volume.isocenter + torch.tensor([0.0, 0.0, 500.0], dtype=F64))
-    pixels = torch.tensor([[-300.0, 5.0], [5.0, 400.0], [4.5, 5.5]], dtype=F64)  # off the detector, then centre
-    image = render(volume, CARM, torch.stack([away, standard_pose("ap", CARM.sid, volume.isocenter)]), pixels=pixels)
+def test_rays_that_miss_give_exactly_zero(backend, device):
+    backend = backend_on(backend, device)
+    volume = _volume().to(device)
+    away = standard_pose("ap", CARM.sid, volume.isocenter + torch.tensor([0.0, 0.0, 500.0], dtype=F64, device=device))
+    pixels = torch.tensor([[-300.0, 5.0], [5.0, 400.0], [4.5, 5.5]], dtype=F64, device=device)  # off, off, centre
+    poses = torch.stack([away, standard_pose("ap", CARM.sid, volume.isocenter)])
+    image = render(volume, CARM, poses, pixels=pixels, options=RenderOptions(backend=backend))
     assert torch.isfinite(image).all()
     assert (image[0] == 0).all()
     assert (image[1, :, :2] == 0).all()

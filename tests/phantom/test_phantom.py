@@ -26,11 +26,6 @@ LINEAR_MU = get_attenuation_model("linear")
 F64 = torch.float64
 
 
-@pytest.fixture(scope="module")
-def pelvis() -> Phantom:
-    return pelvis_phantom()
-
-
 def quadrature(phantom: Phantom, origin, direction, t0: float, t1: float, n: int = 100_000, transfer=None):
     """Midpoint rule of transfer(HU) along one ray, per mm of path."""
     origin = torch.as_tensor(origin, dtype=F64)

@@ -17,7 +17,7 @@ from xrender.geometry import pose_from_motion
 from xrender.io import write_volume
 from xrender.phantom import pelvis_phantom
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TINY = ["--size", "16", "--runs", "1", "--warmup", "0", "--ref-samples", "64"]
 
 #: A peer case for the tests: xrender's own render at half the step, in a file a fresh process can load.

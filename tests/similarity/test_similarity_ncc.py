@@ -3,12 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from _noise import noise
 
 from xrender.similarity.ncc import multiscale_ncc, ncc, patch_ncc
-
-
-def noise(seed: int, shape=(2, 1, 12, 12), dtype=torch.float64) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def weighted_ncc_reference(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -18,11 +15,12 @@ def weighted_ncc_reference(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float
     return cov / np.sqrt(np.average((x - mx) ** 2, weights=w) * np.average((y - my) ** 2, weights=w))
 
 
-def test_golden_values():
-    x = noise(0)
-    torch.testing.assert_close(ncc(x, -x), -torch.ones(2, dtype=x.dtype), atol=1e-12, rtol=0)
-    torch.testing.assert_close(ncc(x, x), torch.ones(2, dtype=x.dtype), atol=1e-12, rtol=0)
-    u = torch.arange(8.0, dtype=torch.float64)
+def test_golden_values(device):
+    x = noise(0).to(device)
+    ones = torch.ones(2, dtype=x.dtype, device=device)
+    torch.testing.assert_close(ncc(x, -x), -ones, atol=1e-12, rtol=0)
+    torch.testing.assert_close(ncc(x, x), ones, atol=1e-12, rtol=0)
+    u = torch.arange(8.0, dtype=torch.float64, device=device)
     checkerboard = ((u[:, None] + u[None, :]) % 2 * 2 - 1).expand(1, 1, 8, 8)
     stripes = (u[None, :] % 2 * 2 - 1).expand(1, 1, 8, 8)  # zero-mean and orthogonal to the checkerboard
     assert float(ncc(checkerboard, stripes)) == 0.0
@@ -46,12 +44,13 @@ def test_mask_weights_match_the_weighted_correlation():
     assert float(ncc(x, y, selected)) == pytest.approx(expected, abs=1e-12)
 
 
-def test_self_similarity_is_one_in_both_precisions():
-    x = noise(0) * 0.01 + 5.0  # a strong offset: the floors are relative to the RMS
-    torch.testing.assert_close(ncc(x, x), torch.ones(2, dtype=x.dtype), atol=1e-12, rtol=0)
+def test_self_similarity_is_one_in_both_precisions(device):
+    x = noise(0).to(device) * 0.01 + 5.0  # a strong offset: the floors are relative to the RMS
+    torch.testing.assert_close(ncc(x, x), torch.ones(2, dtype=x.dtype, device=device), atol=1e-12, rtol=0)
     x32 = x.float()
-    torch.testing.assert_close(ncc(x32, x32), torch.ones(2), atol=1e-4, rtol=0)
-    torch.testing.assert_close(patch_ncc(x32, x32, 4), torch.ones(2), atol=1e-4, rtol=0)
+    ones = torch.ones(2, device=device)
+    torch.testing.assert_close(ncc(x32, x32), ones, atol=1e-4, rtol=0)
+    torch.testing.assert_close(patch_ncc(x32, x32, 4), ones, atol=1e-4, rtol=0)
 
 
 def test_constant_images_are_exactly_zero_and_eps_is_a_floor():

@@ -13,7 +13,7 @@ import torch
 
 from xrender.attenuation import get_attenuation_model, hu_to_mu
 from xrender.geometry import ConeBeam, euler_to_matrix, get_preset, make_pose, perturb, pixel_rays, standard_pose
-from xrender.phantom import Ellipsoid, Phantom, pelvis_phantom
+from xrender.phantom import Ellipsoid, Phantom
 from xrender.render import BACKENDS, RenderOptions, VolumePyramid, render
 from xrender.volume import Volume
 
@@ -24,13 +24,8 @@ FINE_STEP_MM = 0.1
 
 
 @pytest.fixture(scope="module")
-def phantom():
-    return pelvis_phantom()
-
-
-@pytest.fixture(scope="module")
-def pyramid(phantom):
-    return VolumePyramid(hu_to_mu(phantom.to_volume(192, supersample=2), LINEAR))
+def pyramid(pelvis):
+    return VolumePyramid(hu_to_mu(pelvis.to_volume(192, supersample=2), LINEAR))
 
 
 def _poses(isocenter):
@@ -42,10 +37,10 @@ def _poses(isocenter):
     return {"ap": ap, "oblique": perturb(ap, delta, isocenter.double())}
 
 
-def _exact(phantom, pose):
+def _exact(pelvis, pose):
     pixels = CARM.pixel_grid(dtype=F64).reshape(-1, 2)
     source, directions = pixel_rays(pixels, pose, CARM.intrinsics(dtype=F64))
-    exact = phantom.line_integral(source.expand_as(directions), directions, transfer=LINEAR)
+    exact = pelvis.line_integral(source.expand_as(directions), directions, transfer=LINEAR)
     return exact.reshape(CARM.height, CARM.width)
 
 
@@ -55,9 +50,9 @@ def _relative_l2(image, reference):
 
 @pytest.mark.parametrize("backend", BACKENDS.names())
 @pytest.mark.parametrize("view", ["ap", "oblique"])
-def test_default_setting_is_within_one_percent_of_the_exact_integral(phantom, pyramid, view, backend):
+def test_default_setting_is_within_one_percent_of_the_exact_integral(pelvis, pyramid, view, backend):
     pose = _poses(pyramid.volume.isocenter)[view]
-    exact = _exact(phantom, pose)
+    exact = _exact(pelvis, pose)
     default = render(pyramid, CARM, pose, options=RenderOptions(backend=backend))[0, 0]
     fine = render(pyramid, CARM, pose, options=RenderOptions(step_mm=FINE_STEP_MM, backend=backend))[0, 0]
     default_error, fine_error = _relative_l2(default, exact), _relative_l2(fine, exact)

@@ -13,18 +13,19 @@ CARM = ConeBeam(sdd=1000.0, height=4, width=4, pixel_spacing=(8.0, 8.0), sid=500
 EULER = get_parameterization("euler", convention="xyz", degrees=True)
 
 
-def _volume(size: int = 6) -> Volume:
+def _volume(size: int = 6, device: torch.device | str = "cpu") -> Volume:
     generator = torch.Generator().manual_seed(3)
     data = torch.rand(1, size, size, size, generator=generator, dtype=F64)
     affine = torch.diag(torch.tensor([5.0, 6.0, 4.0, 1.0], dtype=F64))
     affine[:3, 3] = -(size - 1) / 2 * affine.diagonal()[:3]
-    return Volume(data, affine)
+    return Volume(data, affine).to(device)
 
 
 def _params(volume: Volume) -> torch.Tensor:
     ap = EULER.from_pose(standard_pose("ap", CARM.sid, volume.isocenter))
     # Euler angles turn the camera about the source: 0.1° moves the view ~1 mm at the isocentre
-    return (ap + torch.tensor([0.4, -0.3, 0.2, 1.5, -3.0, -1.0], dtype=F64)).requires_grad_()
+    offset = torch.tensor([0.4, -0.3, 0.2, 1.5, -3.0, -1.0], dtype=F64, device=ap.device)
+    return (ap + offset).requires_grad_()
 
 
 def _render_params(volume: Volume, **options):
@@ -38,14 +39,14 @@ def _render_params(volume: Volume, **options):
 
 
 @pytest.mark.parametrize("max_memory_mb", [1024.0, 1e-3])  # one chunk; many checkpointed chunks
-def test_gradcheck_with_respect_to_pose_parameters(max_memory_mb):
-    volume = _volume()
+def test_gradcheck_with_respect_to_pose_parameters(max_memory_mb, device):
+    volume = _volume(device=device)
     assert (_render_params(volume)(_params(volume)) > 0).all()  # every ray crosses the volume
     assert gradcheck(_render_params(volume, max_memory_mb=max_memory_mb), (_params(volume),))
 
 
-def test_gradcheck_with_respect_to_the_volume():
-    volume = _volume()
+def test_gradcheck_with_respect_to_the_volume(device):
+    volume = _volume(device=device)
     pose = EULER.to_pose(_params(volume).detach())
 
     def from_data(data):
@@ -55,8 +56,8 @@ def test_gradcheck_with_respect_to_the_volume():
 
 
 @pytest.mark.parametrize("max_memory_mb", [1024.0, 1e-3])
-def test_gradgradcheck_with_respect_to_pose_parameters(max_memory_mb):
-    volume = _volume()
+def test_gradgradcheck_with_respect_to_pose_parameters(max_memory_mb, device):
+    volume = _volume(device=device)
     assert gradgradcheck(_render_params(volume, max_memory_mb=max_memory_mb), (_params(volume),))
 
 

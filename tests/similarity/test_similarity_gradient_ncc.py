@@ -2,14 +2,11 @@
 
 import pytest
 import torch
+from _noise import noise
 from kornia.filters import spatial_gradient
 
 from xrender.similarity.gradient_ncc import gradient_ncc
 from xrender.similarity.ncc import ncc, patch_ncc
-
-
-def noise(seed: int, shape=(2, 1, 12, 12), dtype=torch.float64) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def sobel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
