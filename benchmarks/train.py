@@ -7,7 +7,7 @@ Each row times ``iterations`` training steps (after ``warmup`` untimed ones) of
 `xrender.recipes.training.Trainer` on the phantom at a 64³ volume and a 64² detector (``--size``): a
 pose-pair draw, the target render, the 3-D branch, the projection and its pose gradient, the
 head, the loss's backward to the weights, and the optimiser step. Two paths compute the same loss
-and the same weight gradients (``tests/test_gradient_loss.py``):
+and the same weight gradients (``tests/similarity/test_gradient_loss.py``):
 
 * ``double backward`` (the previous path, the reference): ``grid_sample`` renders, autograd
   differentiates the score with respect to the pose with ``create_graph=True`` and the loss's

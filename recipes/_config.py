@@ -6,7 +6,7 @@ A command of ``xrender`` (`xrender.cli`) hands its options to a request dataclas
 `xrender.recipes.registration.command.RegistrationRequest`): each option fills the field of its
 name, and a field declared with `option_group` (a settings dataclass such as
 `xrender.image.XRayPreprocessing`) is built from the options named after *its* fields.
-``tests/test_cli_requests.py`` checks that every command's options are exactly the names
+``tests/cli/test_cli_requests.py`` checks that every command's options are exactly the names
 `option_names` lists and that its defaults are the request's, so adding an option means adding
 the field and the command's parameter of the same name, and nothing else.
 """

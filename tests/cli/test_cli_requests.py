@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from xrender import cli
+from xrender.image import XRayPreprocessing
 from xrender.recipes._config import from_options, option_group, option_names
 from xrender.recipes.registration.command import EvaluationRequest, RegistrationRequest
 from xrender.recipes.registration.evaluation import EvaluationConfig
 from xrender.recipes.training.command import TrainingRequest
-from xrender.image import XRayPreprocessing
 
 
 def _training_request(options):

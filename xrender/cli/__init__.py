@@ -8,7 +8,7 @@ is the same program.
 the recipes (`xrender.recipes._config.from_options`): each parameter fills the request field of
 its name, so a parameter is named after its field and only its flag (``--set`` for
 ``overrides``) may differ. Options that several commands share are declared once, as the
-``Annotated`` aliases below. ``tests/test_cli_requests.py`` checks that each command's parameters
+``Annotated`` aliases below. ``tests/cli/test_cli_requests.py`` checks that each command's parameters
 are its request's fields and that their defaults agree.
 """
 

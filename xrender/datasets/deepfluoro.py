@@ -27,7 +27,7 @@ images are seen *from the detector side*, the mirror image of xrender's view fro
   the pixels; the focal lengths are $|K_{f,00}|, |K_{f,11}|$ and ``sdd`` $= |K_{f,00}| \cdot$ column
   spacing (1020 mm for the real file).
 
-Pinned by ``tests/test_deepfluoro.py``: projecting the 3-D landmarks with the converted geometry
+Pinned by ``tests/datasets/test_deepfluoro.py``: projecting the 3-D landmarks with the converted geometry
 lands on the file's 2-D landmarks (moved by the same flips), and a DRR rendered at the converted
 pose matches the image.
 

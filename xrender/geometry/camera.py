@@ -1,6 +1,6 @@
 r"""Cone-beam C-arm geometry: intrinsics, projection of world points, and rays through pixels.
 
-Conventions (pinned by ``tests/test_camera.py::test_convention_*``):
+Conventions (pinned by ``tests/geometry/test_camera.py::test_convention_*``):
 
 * **Camera frame** (mm): the X-ray source at the origin, $+z$ along the principal ray
   toward the detector, $+x$ along increasing detector columns, $+y$ along increasing

@@ -57,7 +57,7 @@ mirror becomes a flip. Without Patient Orientation:
   ``"none"`` for AP, ``"horizontal"`` for PA), laterals as seen from the detector side (a left
   lateral faces the viewer's left; flip ``"horizontal"``).
 
-The angles and the mirror rule are pinned by ``test_convention_dicom_*`` in ``tests/test_dicom.py``.
+The angles and the mirror rule are pinned by ``test_convention_dicom_*`` in ``tests/io/test_dicom.py``.
 """
 
 from __future__ import annotations

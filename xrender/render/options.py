@@ -17,7 +17,7 @@ __all__ = ["DEFAULT_MAX_MEMORY_MB", "DEFAULT_STEP_FRACTION", "RenderOptions"]
 
 #: Default sample spacing as a fraction of the smallest voxel spacing: half a voxel. On the pelvis
 #: phantom (192³, 1.8 mm voxels) it is within 0.75 % (relative L2) of the exact integral, and within
-#: 0.02 % of a render with a step nine times finer (``tests/test_render_accuracy.py``).
+#: 0.02 % of a render with a step nine times finer (``tests/render/test_render_accuracy.py``).
 DEFAULT_STEP_FRACTION = 0.5
 
 #: Default budget (MiB) for the temporaries of one chunk of rays.
