@@ -56,7 +56,7 @@ LAYERS = (
             "xrender.volume",
         ),
     ),
-    Layer("render", ("xrender.render", "xrender.datasets.simulated")),
+    Layer("render", ("xrender.render", "xrender.datasets.simulated", "xrender.physics")),
     Layer("similarity", ("xrender.similarity",)),
     Layer("registration/metrics", ("xrender.registration", "xrender.metrics", "xrender.plot")),
     Layer("recipes: shared", ("xrender.recipes", "xrender.recipes._config", "xrender.recipes.distributed")),

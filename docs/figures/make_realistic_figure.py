@@ -1,0 +1,63 @@
+"""Draw the picture of the *From CT to a realistic X-ray* concept page with the library itself.
+
+Run: ``python docs/figures/make_realistic_figure.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from xrender.geometry import get_preset, standard_pose
+from xrender.phantom import pelvis_phantom
+from xrender.physics import (
+    CM_PER_MM,
+    DEFAULT_MATERIALS,
+    Detector,
+    decompose_hu,
+    detect,
+    load_spectrum,
+    log_transform,
+    mass_attenuation,
+    render_polyenergetic,
+)
+from xrender.plot import save_figure
+from xrender.render import render
+
+HERE = Path(__file__).parent
+
+
+def main() -> Path:
+    densities = decompose_hu(pelvis_phantom().to_volume(128, supersample=2))
+    carm = get_preset("prost")
+    pose = standard_pose("ap", carm.sid, densities.isocenter)
+    spectrum = load_spectrum(100)
+    poly = render_polyenergetic(densities, carm, pose, spectrum)
+    # the monoenergetic image at the spectrum's detected mean energy
+    e_mean = float(spectrum.weights() @ torch.as_tensor(spectrum.energies, dtype=torch.float32))
+    mu_rho = mass_attenuation(DEFAULT_MATERIALS, [e_mean])[:, 0]
+    mono = (render(densities, carm, pose).movedim(1, -1) * CM_PER_MM) @ mu_rho
+    detector = Detector(photons=1e5, electronic_sigma=5.0, psf_sigma_px=0.7)
+    noisy = log_transform(detect(poly, detector, generator=torch.Generator().manual_seed(0)), detector.photons)
+    images = {
+        f"monoenergetic, {e_mean:.0f} keV": mono[0],
+        f"polyenergetic, {spectrum.name}": -torch.log(poly[0, 0]),
+        f"with noise: {detector.photons:g} photons/pixel": noisy[0, 0],
+        "polyenergetic − monoenergetic": -torch.log(poly[0, 0]) - mono[0],
+    }
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    for ax, (title, image) in zip(fig.subplots(1, 4), images.items()):
+        diff = title.startswith("poly") and "−" in title
+        limit = float(image.abs().max())
+        limits = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit} if diff else {"cmap": "gray"}
+        shown = ax.imshow(image.detach().numpy(), **limits)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+        fig.colorbar(shown, ax=ax, shrink=0.8, label="−log(I/I₀)")
+    return save_figure(fig, HERE / "realistic_xray.png", dpi=90)
+
+
+if __name__ == "__main__":
+    print(main())
