@@ -1,6 +1,7 @@
 """Named registration methods: the ProST paper's two-stage method and its baselines, as stage lists.
 
-A method name is stage names joined by ``+``, run left to right (``"prost+cmaes"``). The first
+A method name is stage names joined by ``+``, run left to right (``"prost+cmaes"``; its grammar,
+light to import, is `xrender.recipes.method_names`). The first
 stage searches **globally** from the initial pose (wide widths, a pose prior and bounds sized by
 the initial-pose distribution); a search stage after another one **refines** that stage's pose
 (narrow widths). Stages (`STAGES`):

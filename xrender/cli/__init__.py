@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from xrender.cli.benchmark import benchmark_app
+from xrender.recipes.method_names import method_grammar
 
 app = typer.Typer(
     name="xrender",
@@ -41,6 +42,24 @@ app = typer.Typer(
 )
 app.add_typer(benchmark_app, name="benchmark")  # `xrender benchmark render …`
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"xrender {version('xrender')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Differentiable X-ray rendering and 2D/3D registration."""
+
+
 #: Options that several commands share, each declared once.
 Progress = Annotated[bool, typer.Option(help="Show the progress bar.")]
 BoneMask = Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")]
@@ -50,7 +69,7 @@ VolumeSize = Annotated[int, typer.Option(min=8, help="Voxels per side of the CT 
 MethodOverrides = Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")]
 
 
-@app.command()
+@app.command(epilog="Example: xrender demo --out xrender-demo --trials 3")
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the outputs.")] = Path("xrender-demo"),
     size: Annotated[int, typer.Option(min=8, max=512, help="Phantom voxels per side.")] = 128,
@@ -72,7 +91,7 @@ def demo(
         typer.echo(f"wrote {out / 'results.json'}, results.md, capture_range.png, overlays/")
 
 
-@app.command()
+@app.command(epilog="Example: xrender info path/to/ct.nii.gz")
 def info(
     path: Annotated[Path, typer.Argument(help="A CT volume file, DICOM series folder or DeepFluoro .h5 file.")],
 ) -> None:
@@ -86,7 +105,7 @@ def info(
         raise typer.Exit(code=2) from None
 
 
-@app.command()
+@app.command(epilog="Example: xrender download deepfluoro")
 def download(
     dataset: Annotated[str, typer.Argument(help="The dataset: deepfluoro.")],
     folder: Annotated[
@@ -133,7 +152,11 @@ def _parse_pose(text: str, option: str = "--pose") -> list[float]:
     return _parse_numbers(text, option, MOTION_FORM)
 
 
-@app.command(name="render")
+@app.command(
+    name="render",
+    epilog="Examples: xrender render --phantom --view ap --out drr.png"
+    " · xrender render path/to/ct.nii.gz --view ll --pose 0,0,10,0,0,0 --out drr.nii.gz",
+)
 def render_command(
     ct: Annotated[Path | None, typer.Argument(help="A CT volume file (HU) or DICOM series folder.")] = None,
     out: Annotated[Path, typer.Option(help="Output image: .png (windowed), .npy or .nii.gz (raw).")] = Path("drr.png"),
@@ -182,7 +205,11 @@ def render_command(
     typer.echo(f"wrote {written}")
 
 
-@app.command(name="train")
+@app.command(
+    name="train",
+    epilog="Examples: xrender train --phantom --minutes 5 --out prost.pt"
+    " · xrender train path/to/ct.nii.gz --mask bone.nii.gz --scale paper --out prost.pt",
+)
 def train_command(
     ct: Annotated[
         list[Path] | None, typer.Argument(help="CT files or DICOM folders in HU (one: patient-specific; several).")
@@ -239,7 +266,11 @@ def _parse_bins(text: str) -> tuple[float, ...]:
     return tuple(start + k * step for k in range(round(count) + 1))
 
 
-@app.command(name="evaluate")
+@app.command(
+    name="evaluate",
+    epilog="Examples: xrender evaluate --phantom --methods cmaes,prost+cmaes --model prost.pt --trials 10"
+    " · xrender evaluate path/to/ct.nii.gz --methods cmaes,ncc-adam --trials 20 --out results",
+)
 def evaluate_command(
     ct: Annotated[Path | None, typer.Argument(help="A CT file or DICOM folder in HU (omit with --phantom).")] = None,
     phantom: Annotated[bool, typer.Option(help="Evaluate on the embedded pelvis phantom.")] = False,
@@ -250,7 +281,9 @@ def evaluate_command(
         str | None, typer.Option(help="DeepFluoro specimen: an ID (17-1882) or the paper's number 1-6.")
     ] = None,
     binning: Annotated[int, typer.Option(min=1, help="DeepFluoro: bin the cropped images by this factor.")] = 8,
-    methods: Annotated[str, typer.Option(help="Comma-separated methods, e.g. cmaes,prost+cmaes.")] = "cmaes",
+    methods: Annotated[
+        str, typer.Option(help=f"Comma-separated methods, e.g. cmaes,prost+cmaes; a method is {method_grammar()}.")
+    ] = "cmaes",
     trials: Annotated[
         int | None,
         typer.Option(min=1, help="Simulated trials (default 20); with --deepfluoro the first N projections (all)."),
@@ -311,14 +344,20 @@ def _evaluation_request(options: dict[str, Any]) -> Any:
     return from_options(EvaluationRequest, options | parsed)
 
 
-@app.command(name="register")
+@app.command(
+    name="register",
+    epilog="Examples: xrender register path/to/ct.nii.gz xray.png --negative-log --method cmaes"
+    " · xrender register path/to/ct.nii.gz xray.dcm --method prost+cmaes --model prost.pt --gif",
+)
 def register_command(
     ct: Annotated[Path, typer.Argument(help="A CT file or DICOM folder in HU.")],
     xray: Annotated[Path, typer.Argument(help="The X-ray: PNG, TIFF, NPY, DICOM, NIfTI/MHA.")],
     out: Annotated[Path, typer.Option(help="Folder for pose.json, overlay.png, registration.gif.")] = Path(
         "xrender-registration"
     ),
-    method: Annotated[str, typer.Option(help="Registration method, e.g. cmaes or prost+cmaes.")] = "cmaes",
+    method: Annotated[
+        str, typer.Option(help=f"Registration method, e.g. cmaes or prost+cmaes: {method_grammar()}.")
+    ] = "cmaes",
     preset: Annotated[
         str | None, typer.Option(help="C-arm geometry preset of the full X-ray (default: DICOM tags, else prost).")
     ] = None,
