@@ -41,7 +41,8 @@ def test_every_command_is_listed():
 @pytest.mark.parametrize("path", sorted(COMMANDS), ids=" ".join)
 def test_every_command_shows_an_example(path):
     command = COMMANDS[path]
-    assert command.epilog and command.epilog.startswith("Example"), f"xrender {' '.join(path)} has no example"
+    assert command.epilog, f"xrender {' '.join(path)} has no example"
+    assert command.epilog.startswith("Example")
     assert f"xrender {' '.join(path)} " in command.epilog
     result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

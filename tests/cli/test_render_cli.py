@@ -112,3 +112,20 @@ def test_render_needs_exactly_one_source_and_a_known_format(tmp_path):
     bad_suffix = runner.invoke(app, ["render", str(_ct(tmp_path)), "--size", "8", "--out", str(tmp_path / "a.jpg")])
     assert bad_suffix.exit_code == 2
     assert "unsupported image format" in bad_suffix.output
+
+
+def test_render_refuses_a_ct_with_nan_before_rendering(tmp_path, monkeypatch):
+    import xrender.render
+
+    def never(*args, **kwargs):
+        raise AssertionError("rendered a CT with NaN voxels")
+
+    monkeypatch.setattr(xrender.render, "render", never)
+    array = np.zeros((8, 8, 8), dtype=np.float32)
+    array[4, 4, 4] = np.nan
+    path = tmp_path / "nan.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    result = runner.invoke(app, ["render", str(path), "--out", str(tmp_path / "drr.png")])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}: 1 of 512 voxel values are not finite (1 NaN, 0 ±Inf)" in result.output
+    assert not (tmp_path / "drr.png").exists()
