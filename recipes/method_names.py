@@ -7,7 +7,7 @@ names of `STAGE_FORMS` and its `PROST_OPTIMIZERS` those of `PROST_OPTIMIZER_NAME
 (``tests/recipes/test_method_names.py`` checks both).
 """
 
-__all__ = ["PROST_OPTIMIZER_NAMES", "STAGE_FORMS", "method_grammar"]
+__all__ = ["PROST_OPTIMIZER_NAMES", "STAGE_FORMS", "MissingModelError", "method_grammar"]
 
 #: How a ``prost`` stage may use the learned similarity (``prost:<name>``; ``descent`` when omitted).
 PROST_OPTIMIZER_NAMES = ("descent", "line-search", "cmaes")
@@ -20,6 +20,22 @@ STAGE_FORMS: dict[str, str] = {
     "prost": f"prost[:{'|'.join(PROST_OPTIMIZER_NAMES)}]",
     "regression": "regression",
 }
+
+
+class MissingModelError(ValueError):
+    """A stage whose trained model is missing from the `MethodContext` (a `ValueError`).
+
+    Attributes:
+        stage: the stage's name (``"prost"``, ``"regression"``).
+        model: what it needs, in words (``"ProST model"``).
+        field: the `MethodContext` field that holds the model (``"prost"``, ``"regressor"``).
+    """
+
+    def __init__(self, stage: str, model: str, field: str) -> None:
+        super().__init__(f"the {stage!r} stage needs a trained {model} (MethodContext.{field})")
+        self.stage = stage
+        self.model = model
+        self.field = field
 
 
 def method_grammar() -> str:

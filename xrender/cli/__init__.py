@@ -25,8 +25,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -101,8 +102,7 @@ def info(
     try:
         typer.echo(describe(path))
     except (FileNotFoundError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
+        _fail(error)
 
 
 @app.command(epilog="Example: xrender download deepfluoro")
@@ -194,8 +194,7 @@ def render_command(
             image = render(volume, carm, camera)[0]
         written = write_image(image, carm, out)
     except (FileNotFoundError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
+        _fail(error)
     typer.echo(carm.describe())
     typer.echo(f"view                {view}, motion {pose} (deg, mm)")
     typer.echo(
@@ -243,9 +242,60 @@ def train_command(
         _fail(error)
 
 
-def _fail(error: Exception) -> None:
-    typer.echo(f"error: {error}", err=True)
+def _fail(error: Exception) -> NoReturn:
+    """Print ``error`` in the command line's words (`_in_options`) and exit with status 2."""
+    typer.echo(f"error: {_in_options(error)}", err=True)
     raise typer.Exit(code=2) from None
+
+
+#: The option of each `MethodContext` field that holds a trained model.
+MODEL_OPTIONS = {"prost": "--model", "regressor": "--regressor"}
+
+
+def _in_options(error: Exception) -> str:
+    """The message of ``error``, re-worded where the library or a recipe names what an option sets.
+
+    The library's messages name its own parameters (a geometry, a mask, ``MethodContext.prost``);
+    here they name the option that sets them and say what to change.
+    """
+    from xrender.geometry import available_presets
+    from xrender.image import DetectorSizeError
+    from xrender.preprocess import EmptyMaskError
+    from xrender.recipes.method_names import MissingModelError
+    from xrender.subject import NoBoneError
+
+    def detector_size(e: DetectorSizeError) -> str:
+        (rows, cols), (height, width) = e.detector, e.image
+        return (
+            f"the X-ray has {height}×{width} pixels but the C-arm geometry (--preset or --geometry) describes a "
+            f"{rows}×{cols} detector; pass the --preset of the C-arm that took it ({', '.join(available_presets())}) "
+            f"or --geometry with a JSON file of its ConeBeam fields (height {height}, width {width}, …)"
+        )
+
+    def no_bone(e: NoBoneError) -> str:
+        low, high = e.value_range
+        return (
+            f"{e.name}: without --mask, bone is the voxels above {e.threshold_hu:g} HU, and there are none (the "
+            f"values span {low:g} to {high:g}); pass --mask with a bone segmentation of the CT, or a CT in HU"
+        )
+
+    def empty_mask(e: EmptyMaskError) -> str:
+        return (
+            f"the --mask segmentation selects no voxel of the CT (it holds only the values {e.present}); "
+            "pass a label map on the CT's grid whose bone voxels are non-zero"
+        )
+
+    def missing_model(e: MissingModelError) -> str:
+        option = MODEL_OPTIONS[e.field]
+        return f"method stage {e.stage!r} needs a trained {e.model}: pass {option} FILE"
+
+    reworded: dict[type, Callable[[Any], str]] = {
+        DetectorSizeError: detector_size,
+        NoBoneError: no_bone,
+        EmptyMaskError: empty_mask,
+        MissingModelError: missing_model,
+    }
+    return next((words(error) for kind, words in reworded.items() if isinstance(error, kind)), str(error))
 
 
 def _parse_bins(text: str) -> tuple[float, ...]:
