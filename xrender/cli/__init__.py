@@ -172,22 +172,30 @@ def render_command(
     """Render a DRR of a CT (or the phantom) in a standard view, optionally perturbed, and write it."""
     import torch
 
-    from xrender.attenuation import hu_to_mu
-    from xrender.geometry import get_preset, pose_from_motion, standard_pose
-    from xrender.io import read_volume
+    from xrender.attenuation import ATTENUATION_MODELS, hu_to_mu
+    from xrender.geometry import available_views, get_preset, pose_from_motion, standard_pose
+    from xrender.io import match_suffix, read_volume
     from xrender.phantom import pelvis_phantom
     from xrender.render import render
-    from xrender.render.output import write_image
+    from xrender.render.output import IMAGE_WRITERS, write_image
 
-    try:
+    try:  # every option is checked before the CT is read
         if (ct is None) == (not phantom):
             raise ValueError("expected a CT path or --phantom, not both or neither")
+        if match_suffix(out, IMAGE_WRITERS) is None:
+            raise ValueError(f"--out {out}: unsupported image format; expected one of {', '.join(IMAGE_WRITERS)}")
+        if view not in available_views():
+            raise ValueError(f"--view: unknown view {view!r}; expected one of {', '.join(available_views())}")
+        if hu_model not in ATTENUATION_MODELS:
+            raise ValueError(
+                f"--hu-model: unknown model {hu_model!r}; expected one of {', '.join(ATTENUATION_MODELS.names())}"
+            )
         params = torch.tensor(_parse_pose(pose), dtype=torch.float64)
-        hu = pelvis_phantom().to_volume(PHANTOM_VOXELS, supersample=2) if phantom else read_volume(ct)
-        volume = hu_to_mu(hu, hu_model)
         carm = get_preset(preset)
         if size is not None:
             carm = carm.downsample(max(1, max(carm.height, carm.width) // size))
+        hu = pelvis_phantom().to_volume(PHANTOM_VOXELS, supersample=2) if phantom else read_volume(ct)
+        volume = hu_to_mu(hu, hu_model)
         iso = volume.isocenter.double()
         camera = pose_from_motion(params, standard_pose(view, carm.sid, iso), iso)
         with torch.no_grad():
