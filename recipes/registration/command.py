@@ -280,7 +280,7 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     write_capture_range(request.out / "capture_range.png", ranges, config.success_mm)
     echo(table)
     echo(capture)
-    echo(f"wrote {json_path}, results.md, capture_range.png, overlays/")
+    echo(f"wrote {json_path}, results.md, capture_range.png" + (", overlays/" if request.overlays > 0 else ""))
     return document
 
 
