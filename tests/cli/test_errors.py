@@ -77,3 +77,23 @@ def test_a_stage_without_its_model_names_only_the_option(files, method, option):
     assert "needs a trained" in output
     assert f"pass {option} FILE" in output
     assert "MethodContext" not in output
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--view", "lateral"], "view (--view): unknown view 'lateral'; expected one of ap, ll, pa, rl"),
+        (["--preset", "c-arm"], "preset (--preset): unknown C-arm preset 'c-arm'; expected one of deepfluoro, prost"),
+    ],
+)
+def test_register_refuses_an_unknown_view_or_preset_before_reading(files, monkeypatch, option, expected):
+    import xrender.io
+    import xrender.subject
+
+    def never(*args, **kwargs):
+        raise AssertionError("read a file before checking the options")
+
+    monkeypatch.setattr(xrender.io, "read_volume", never)
+    monkeypatch.setattr(xrender.subject, "read_volume", never)
+    output = _fails(["register", files["ct"], files["xray"], *option, "--out", files["out"]])
+    assert expected in output
