@@ -59,7 +59,10 @@ LAYERS = (
     Layer("render", ("xrender.render", "xrender.datasets.simulated", "xrender.physics")),
     Layer("similarity", ("xrender.similarity",)),
     Layer("registration/metrics", ("xrender.registration", "xrender.metrics", "xrender.plot")),
-    Layer("recipes: shared", ("xrender.recipes", "xrender.recipes._config", "xrender.recipes.distributed")),
+    Layer(
+        "recipes: shared",
+        ("xrender.recipes", "xrender.recipes._config", "xrender.recipes.distributed", "xrender.recipes.method_names"),
+    ),
     Layer(
         "recipes",
         ("xrender.recipes.training", "xrender.recipes.registration", "xrender.recipes.regression"),

@@ -7,7 +7,7 @@ import torch
 
 from xrender import Volume
 from xrender.attenuation import HU_AIR
-from xrender.preprocess import apply_mask, crop_or_pad, prepare_prost, resample_isotropic
+from xrender.preprocess import EmptyMaskError, apply_mask, crop_or_pad, prepare_prost, resample_isotropic
 
 
 def _rotation(angle: float) -> torch.Tensor:
@@ -190,7 +190,7 @@ def test_apply_mask_rejects_multichannel_masks():
 
 def test_apply_mask_rejects_an_empty_selection():
     volume = _volume()
-    with pytest.raises(ValueError, match=r"selects no voxel with labels=\[7\]; it holds values \[0.0, 1.0, 2.0\]"):
+    with pytest.raises(EmptyMaskError, match=r"selects no voxel with labels=\[7\]; it holds values \[0.0, 1.0, 2.0\]"):
         apply_mask(volume, _labels(volume), labels=[7])
     with pytest.raises(ValueError, match="expected at least one label"):
         apply_mask(volume, _labels(volume), labels=[])
@@ -222,3 +222,13 @@ def test_prepare_prost_checks_the_mask_grid_first():
     volume = _volume()
     with pytest.raises(ValueError, match="expected mask shape"):
         prepare_prost(volume, mask=_volume(shape=(4, 4, 4)))
+
+
+def test_a_ct_without_bone_is_a_no_bone_error():
+    from xrender.subject import NoBoneError, volume_subject
+
+    hu = Volume(torch.full((1, 8, 8, 8), -1000.0), torch.eye(4, dtype=torch.float64))
+    with pytest.raises(NoBoneError, match=r"soft: no voxel is above the bone threshold of 200 HU") as caught:
+        volume_subject("soft", hu, 8, 200.0)
+    assert caught.value.value_range == (-1000.0, -1000.0)
+    assert volume_subject("soft", hu, 8, None).moving is not None  # no threshold: no masking

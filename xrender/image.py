@@ -30,6 +30,7 @@ from xrender.geometry.camera import ConeBeam
 
 __all__ = [
     "FLIPS",
+    "DetectorSizeError",
     "INTENSITY_FLOOR",
     "NORMALIZATIONS",
     "XRayPreprocessing",
@@ -170,12 +171,28 @@ def _negative_log(image: Tensor, i0: float | None) -> Tensor:
     return -torch.log(image.clamp(min=INTENSITY_FLOOR * reference) / reference)
 
 
+class DetectorSizeError(ValueError):
+    """An image whose pixel grid is not its geometry's detector (a `ValueError`).
+
+    Attributes:
+        detector: the geometry's ``(height, width)`` in pixels.
+        image: the image's ``(height, width)``.
+    """
+
+    def __init__(self, message: str, detector: tuple[int, int], image: tuple[int, int]) -> None:
+        super().__init__(message)
+        self.detector = detector
+        self.image = image
+
+
 def _check_geometry(image: Tensor, geometry: ConeBeam | None, what: str) -> None:
     height, width = image.shape[-2:]
     if geometry is not None and (geometry.height, geometry.width) != (height, width):
-        raise ValueError(
+        raise DetectorSizeError(
             f"{what}: the geometry describes a {geometry.height}×{geometry.width} detector but the image has "
-            f"{height}×{width} pixels; pass the geometry of the whole image as read (before cropping or binning)"
+            f"{height}×{width} pixels; pass the geometry of the whole image as read (before cropping or binning)",
+            (geometry.height, geometry.width),
+            (int(height), int(width)),
         )
 
 

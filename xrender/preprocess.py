@@ -33,6 +33,7 @@ from xrender.volume import Volume
 __all__ = [
     "GRID_TOLERANCE",
     "INTERPOLATORS",
+    "EmptyMaskError",
     "apply_mask",
     "crop_or_pad",
     "prepare_prost",
@@ -181,6 +182,20 @@ def _check_same_grid(volume: Volume, mask: Volume) -> None:
         )
 
 
+class EmptyMaskError(ValueError):
+    """A mask that selects no voxel (a `ValueError`).
+
+    Attributes:
+        labels: the labels asked for (``None``: every non-zero value).
+        present: the values the mask holds (the first 20).
+    """
+
+    def __init__(self, message: str, labels: Sequence[int] | None, present: list[float]) -> None:
+        super().__init__(message)
+        self.labels = labels
+        self.present = present
+
+
 def apply_mask(
     volume: Volume,
     mask: Volume,
@@ -202,7 +217,8 @@ def apply_mask(
 
     Raises:
         ValueError: the mask has several channels, another shape or another affine; ``labels``
-            is empty; or the mask selects no voxel (the message lists the labels present).
+            is empty.
+        EmptyMaskError: the mask selects no voxel (the message lists the labels present).
     """
     _check_same_grid(volume, mask)
     values = mask.data.to(volume.data.device)
@@ -214,7 +230,9 @@ def apply_mask(
         inside = torch.isin(values, torch.as_tensor(list(labels), dtype=values.dtype, device=values.device))
     if not bool(inside.any()):
         present = torch.unique(values).tolist()[:20]
-        raise ValueError(f"apply_mask: the mask selects no voxel with labels={labels}; it holds values {present}")
+        raise EmptyMaskError(
+            f"apply_mask: the mask selects no voxel with labels={labels}; it holds values {present}", labels, present
+        )
     fill = torch.as_tensor(background, dtype=volume.data.dtype, device=volume.data.device)
     return volume.with_data(torch.where(inside, volume.data, fill))
 

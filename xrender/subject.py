@@ -23,7 +23,7 @@ from xrender.phantom import pelvis_phantom
 from xrender.preprocess import apply_mask, prepare_prost
 from xrender.volume import Volume
 
-__all__ = ["Subject", "ct_subject", "phantom_subject", "volume_subject"]
+__all__ = ["NoBoneError", "Subject", "ct_subject", "phantom_subject", "volume_subject"]
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,32 @@ class Subject:
         return self.full.isocenter + signs * (high - low)
 
 
+class NoBoneError(ValueError):
+    """A CT with no voxel above the bone threshold, so no bone to mask (a `ValueError`).
+
+    Attributes:
+        name: the CT's name.
+        threshold_hu: the bone threshold (HU).
+        value_range: the CT's lowest and highest value (HU).
+    """
+
+    def __init__(self, name: str, threshold_hu: float, value_range: tuple[float, float]) -> None:
+        low, high = value_range
+        super().__init__(
+            f"{name}: no voxel is above the bone threshold of {threshold_hu:g} HU (the values span {low:g} to "
+            f"{high:g}), so there is no bone to register to; give a bone segmentation as the mask, or a CT in HU"
+        )
+        self.name = name
+        self.threshold_hu = threshold_hu
+        self.value_range = value_range
+
+
 def _subject(name: str, hu: Volume, mask: Volume | None, threshold: float | None, landmarks: Tensor | None) -> Subject:
     if mask is None and threshold is not None:
-        mask = hu.with_data((hu.data[:1] > threshold).to(hu.data.dtype))
+        bone = hu.data[:1] > threshold
+        if not bool(bone.any()):  # once per subject, before anything renders it
+            raise NoBoneError(name, threshold, (float(hu.data.min()), float(hu.data.max())))
+        mask = hu.with_data(bone.to(hu.data.dtype))
     moving = hu if mask is None else apply_mask(hu, mask)
     return Subject(name, hu_to_mu(hu), hu_to_mu(moving), landmarks)
 
@@ -75,6 +98,11 @@ def ct_subject(
         size: voxels per side.
         bone_threshold_hu: masking threshold when there is no segmentation.
         mask_path: a label map on the CT's grid; non-zero labels are the moving volume.
+
+    Raises:
+        NoBoneError: no ``mask_path`` and no voxel above ``bone_threshold_hu``.
+        xrender.preprocess.EmptyMaskError: a mask that selects no voxel.
+        FileNotFoundError, ValueError: as `xrender.io.read_volume`.
     """
     mask = None if mask_path is None else read_volume(mask_path)
     return volume_subject(Path(path).name, read_volume(path), size, bone_threshold_hu, mask)
@@ -97,6 +125,10 @@ def volume_subject(
         bone_threshold_hu: masking threshold when there is no ``mask``.
         mask: a label map on the CT's grid; non-zero labels are the moving volume.
         landmarks: world points (mm) for the TRE.
+
+    Raises:
+        NoBoneError: no ``mask`` and no voxel above ``bone_threshold_hu``.
+        xrender.preprocess.EmptyMaskError: a ``mask`` that selects no voxel of the cube.
     """
     extent = float((torch.tensor(hu.shape[::-1], dtype=torch.float64) * hu.spacing.double().cpu()).max())
     prepared = prepare_prost(hu, size=size, spacing_mm=extent / size)

@@ -22,7 +22,15 @@ from typing import Any
 
 import torch
 
-from xrender.geometry import ConeBeam, get_preset, motion_from_pose, pose_from_motion, standard_pose
+from xrender.geometry import (
+    ConeBeam,
+    available_presets,
+    available_views,
+    get_preset,
+    motion_from_pose,
+    pose_from_motion,
+    standard_pose,
+)
 from xrender.image import XRayPreprocessing, preprocess_xray
 from xrender.io import atomic_output, is_dicom, load_state, read_carm, read_landmarks, read_xray
 from xrender.plot import overlay_frame, write_gif
@@ -280,7 +288,7 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     write_capture_range(request.out / "capture_range.png", ranges, config.success_mm)
     echo(table)
     echo(capture)
-    echo(f"wrote {json_path}, results.md, capture_range.png, overlays/")
+    echo(f"wrote {json_path}, results.md, capture_range.png" + (", overlays/" if request.overlays > 0 else ""))
     return document
 
 
@@ -320,7 +328,8 @@ class RegistrationRequest:
     ``sdd``, ``sid``, ``pixel_spacing`` and ``angles`` fill in a DICOM X-ray's missing tags.
 
     Raises:
-        ValueError: an ``init`` that is neither six finite numbers nor a path.
+        ValueError: an ``init`` that is neither six finite numbers nor a path, an unknown ``view``
+            or ``preset`` (checked here, before anything is read).
     """
 
     ct: Path
@@ -354,6 +363,13 @@ class RegistrationRequest:
                 numbers = []
             if len(numbers) != 6 or not all(math.isfinite(v) for v in numbers):
                 raise ValueError(f"init (--init): expected six finite numbers or a pose.json path, got {self.init!r}")
+        if self.view is not None and self.view not in available_views():
+            raise ValueError(
+                f"view (--view): unknown view {self.view!r}; expected one of {', '.join(available_views())}"
+            )
+        if self.preset is not None and self.preset not in available_presets():
+            presets = ", ".join(available_presets())
+            raise ValueError(f"preset (--preset): unknown C-arm preset {self.preset!r}; expected one of {presets}")
 
     @property
     def from_dicom_tags(self) -> bool:

@@ -1,6 +1,7 @@
 """Named registration methods: the ProST paper's two-stage method and its baselines, as stage lists.
 
-A method name is stage names joined by ``+``, run left to right (``"prost+cmaes"``). The first
+A method name is stage names joined by ``+``, run left to right (``"prost+cmaes"``; its grammar,
+light to import, is `xrender.recipes.method_names`). The first
 stage searches **globally** from the initial pose (wide widths, a pose prior and bounds sized by
 the initial-pose distribution); a search stage after another one **refines** that stage's pose
 (narrow widths). Stages (`STAGES`):
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from xrender.recipes._config import ConfigRecord
+from xrender.recipes.method_names import MissingModelError
 from xrender.registration import (
     CMAES,
     DescentOptions,
@@ -253,7 +255,7 @@ PROST_OPTIMIZERS: dict[str, Callable[[MethodContext, bool], Stage]] = {
 
 def _prost(context: MethodContext, refine: bool, argument: str | None) -> Stage:
     if context.prost is None:
-        raise ValueError("the 'prost' stage needs a trained ProST model (--model / MethodContext.prost)")
+        raise MissingModelError("prost", "ProST model", "prost")
     name = argument or "descent"
     if name not in PROST_OPTIMIZERS:
         raise ValueError(f"stage 'prost:{name}': expected prost:{', prost:'.join(PROST_OPTIMIZERS)}")
@@ -262,9 +264,7 @@ def _prost(context: MethodContext, refine: bool, argument: str | None) -> Stage:
 
 def _regression(context: MethodContext, refine: bool, argument: str | None) -> Stage:
     if context.regressor is None:
-        raise ValueError(
-            "the 'regression' stage needs a trained pose regressor (--regressor / MethodContext.regressor)"
-        )
+        raise MissingModelError("regression", "pose regressor", "regressor")
     return RegressionStage(context.regressor)
 
 
@@ -309,8 +309,8 @@ def build_method(name: str, context: MethodContext | None = None) -> list[Stage]
     """The stages of method ``name`` (e.g. ``"prost+cmaes"``, ``"nevergrad:TwoPointsDE"``).
 
     Raises:
-        ValueError: an empty or unknown stage name (the message lists the known ones), or a stage
-            whose model is missing from ``context``.
+        ValueError: an empty or unknown stage name (the message lists the known ones).
+        MissingModelError: a stage whose model is missing from ``context``.
     """
     context = context or MethodContext()
     return [STAGES[stage](context, k > 0, argument) for k, (stage, argument) in enumerate(_stage_specs(name))]

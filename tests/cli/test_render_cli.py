@@ -1,6 +1,7 @@
 """`xrender render`: writes PNG, NPY and NIfTI images of the phantom or a CT; bad input exits 2."""
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 import torch
 from PIL import Image
@@ -112,3 +113,47 @@ def test_render_needs_exactly_one_source_and_a_known_format(tmp_path):
     bad_suffix = runner.invoke(app, ["render", str(_ct(tmp_path)), "--size", "8", "--out", str(tmp_path / "a.jpg")])
     assert bad_suffix.exit_code == 2
     assert "unsupported image format" in bad_suffix.output
+
+
+def test_render_refuses_a_ct_with_nan_before_rendering(tmp_path, monkeypatch):
+    import xrender.render
+
+    def never(*args, **kwargs):
+        raise AssertionError("rendered a CT with NaN voxels")
+
+    monkeypatch.setattr(xrender.render, "render", never)
+    array = np.zeros((8, 8, 8), dtype=np.float32)
+    array[4, 4, 4] = np.nan
+    path = tmp_path / "nan.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    result = runner.invoke(app, ["render", str(path), "--out", str(tmp_path / "drr.png")])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}: 1 of 512 voxel values are not finite (1 NaN, 0 ±Inf)" in result.output
+    assert not (tmp_path / "drr.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--out", "drr.jpg"], "error: --out drr.jpg: unsupported image format; expected one of .png, .npy"),
+        (["--view", "lateral"], "error: --view: unknown view 'lateral'; expected one of ap, ll, pa, rl"),
+        (["--hu-model", "cubic"], "error: --hu-model: unknown model 'cubic'; expected one of bilinear, linear"),
+        (["--preset", "c-arm"], "error: unknown C-arm preset 'c-arm'"),
+    ],
+)
+@pytest.mark.parametrize("source", ["ct", "phantom"])
+def test_bad_options_are_refused_before_the_volume_is_read(tmp_path, monkeypatch, option, expected, source):
+    import xrender.io
+    import xrender.phantom
+    import xrender.render
+
+    def never(*args, **kwargs):
+        raise AssertionError("did heavy work before checking the options")
+
+    for module, name in ((xrender.io, "read_volume"), (xrender.phantom, "pelvis_phantom"), (xrender.render, "render")):
+        monkeypatch.setattr(module, name, never)
+    monkeypatch.chdir(tmp_path)
+    first = [str(_ct(tmp_path))] if source == "ct" else ["--phantom"]
+    result = runner.invoke(app, ["render", *first, *option])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output

@@ -233,6 +233,25 @@ def test_two_dimensional_image(tmp_path):
         read_volume(path)
 
 
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mha"])
+def test_non_finite_voxels_are_refused_and_counted(tmp_path, suffix):
+    values = np.zeros((4, 5, 6), dtype=np.float32)
+    values[0, 0, 0] = np.nan
+    values[1, 2, 3] = np.nan
+    values[3, 4, 5] = -np.inf
+    path = tmp_path / f"ct{suffix}"
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(path))
+    expected = ": 3 of 120 voxel values are not finite (2 NaN, 1 ±Inf)"
+    with pytest.raises(ValueError, match=re.escape(str(path) + expected)):
+        read_volume(path)
+
+
+def test_integer_volumes_need_no_finiteness_check(tmp_path):
+    path = tmp_path / "labels.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((4, 5, 6), dtype=np.int16)), str(path))
+    assert torch.isfinite(read_volume(path).data).all()
+
+
 # ----------------------------------------------------------------------------- writing
 @pytest.mark.parametrize("suffix", FILE_SUFFIXES)
 def test_write_read_round_trip(tmp_path, suffix):

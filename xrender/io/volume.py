@@ -22,6 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+import numpy as np
 import SimpleITK as sitk
 import torch
 
@@ -105,8 +106,8 @@ def read_volume(path: PathLike, *, dtype: torch.dtype = torch.float32, series_ui
         FileNotFoundError: ``path`` does not exist.
         ValueError: unsupported suffix, empty or unreadable file, folder without a DICOM
             series, several series and no ``series_uid`` (the message lists them), unknown
-            ``series_uid``, ``series_uid`` given for a file, or an image that is not 3-D. Every
-            message names ``path``.
+            ``series_uid``, ``series_uid`` given for a file, an image that is not 3-D, or NaN or
+            infinite voxel values (the message counts them). Every message names ``path``.
     """
     path = Path(path)
     if not path.exists():
@@ -124,7 +125,36 @@ def read_volume(path: PathLike, *, dtype: torch.dtype = torch.float32, series_ui
         raise ValueError(
             f"{path}: expected a 3-D image, got a {image.GetDimension()}-D image of size {image.GetSize()}"
         )
+    nifti = not path.is_dir() and FILE_FORMATS[match_suffix(path, _READERS)].name == "NIfTI"
+    _check_finite_voxels(_nifti_values(path) if nifti else sitk.GetArrayViewFromImage(image), path)
     return Volume.from_sitk(image, dtype=dtype)
+
+
+def _nifti_values(path: Path) -> np.ndarray | None:
+    """A NIfTI file's stored voxel values if they are floating point (``None`` otherwise), read by nibabel.
+
+    ITK's NIfTI reader (before ITK 6) silently replaces NaN and ±Inf by 0, so SimpleITK's image
+    cannot tell whether the file held them.
+    """
+    import nibabel
+
+    image = nibabel.load(path)
+    return np.asanyarray(image.dataobj) if np.issubdtype(image.get_data_dtype(), np.floating) else None
+
+
+def _check_finite_voxels(values: np.ndarray | None, path: Path) -> None:
+    """Refuse NaN or infinite voxels, counted in the message, before anything renders them."""
+    if values is None or not np.issubdtype(values.dtype, np.floating):
+        return
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    nan = int(np.isnan(values).sum())
+    bad = int(finite.size - finite.sum())
+    raise ValueError(
+        f"{path}: {bad} of {finite.size} voxel values are not finite ({nan} NaN, {bad - nan} ±Inf); "
+        "expected finite values (in HU for a CT): replace them in the file, e.g. by -1000 (air)"
+    )
 
 
 def write_volume(volume: Volume, path: PathLike) -> None:
