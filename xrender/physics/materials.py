@@ -124,8 +124,9 @@ def mass_attenuation(
     Args:
         materials: names in `MATERIALS` or `Material` values.
         energies_keV: photon energies, keV (xraydb's tables cover the diagnostic range).
-        dtype, device: of the result; default: those of ``energies_keV`` when it is a floating
-            tensor, else the default dtype on the CPU.
+        dtype: of the result; default: that of ``energies_keV`` when it is a floating tensor, else
+            the default dtype.
+        device: of the result; default: that of ``energies_keV`` when it is a floating tensor, else the CPU.
 
     Returns:
         ``(M, E)`` total μ/ρ (photoelectric + coherent + incoherent), cm²/g.

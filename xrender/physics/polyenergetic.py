@@ -78,7 +78,10 @@ def render_polyenergetic(
     Args:
         densities: partial densities ρ_m (g/cm³), one channel per material (or a `VolumePyramid`
             of them); air outside the object must be 0.
-        geometry, pose, pixels, parameterization: as for `xrender.render.render`.
+        geometry: the C-arm, as for `xrender.render.render`.
+        pose: camera-to-world pose(s) or parameter vectors, as for `xrender.render.render`.
+        pixels: optional pixel coordinates, as for `xrender.render.render`.
+        parameterization: of ``pose`` when it holds parameter vectors, as for `xrender.render.render`.
         spectrum: the tube spectrum (`xrender.physics.load_spectrum`).
         materials: the material of each channel, names in `xrender.physics.MATERIALS` or
             `Material` values; default `DEFAULT_MATERIALS` (the channels of `decompose_hu`).

@@ -86,7 +86,8 @@ class Spectrum:
 
         Args:
             response: a name in `DETECTOR_RESPONSES`.
-            dtype, device: of the result (default dtype, CPU by default).
+            dtype: of the result (default: the default dtype).
+            device: of the result (default: the CPU).
 
         Raises:
             ValueError: an unknown response.
