@@ -17,7 +17,8 @@ backend at one sample per smallest voxel spacing), time:
 
 Forward: median of ``--runs`` renders under ``torch.no_grad()``; forward + backward: median of a
 render plus ``image.sum().backward()`` to the six pose parameters (a motion about the isocentre).
-Both after ``--warmup`` untimed runs. Ratios are to mono. Prints a markdown table.
+Both after ``--warmup`` untimed rounds; the cases run round-robin, so that other load on a shared
+machine falls on all of them alike. Ratios are to mono. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -50,16 +51,21 @@ def rebin(spectrum, bins: int):
     return Spectrum(energies, fluence, f"{spectrum.name}, {bins} bins")
 
 
-def median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
-    """Median wall time of ``fn()`` over ``runs`` calls after ``warmup`` untimed ones, ms."""
+def interleaved_medians_ms(fns: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, float]:
+    """Median wall time of each ``fn()``, ms, the functions called in turn ``runs`` times after ``warmup`` rounds.
+
+    Round-robin, so that a load from other processes on a shared machine falls on every function alike.
+    """
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(1000.0 * (time.perf_counter() - start))
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(1000.0 * (time.perf_counter() - start))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(
@@ -124,14 +130,17 @@ def main(
 
         return run
 
-    rows = [
-        (name, median_ms(forward(fn), runs, warmup), median_ms(forward_backward(fn), runs, warmup))
-        for name, fn in cases.items()
-    ]
+    timed = {(name, "forward"): forward(fn) for name, fn in cases.items()}
+    timed |= {(name, "backward"): forward_backward(fn) for name, fn in cases.items()}
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    medians = interleaved_medians_ms(timed, runs, warmup)
+    utilisation = (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
+    rows = [(name, medians[name, "forward"], medians[name, "backward"]) for name in cases]
     fwd0, bwd0 = rows[0][1], rows[0][2]
     typer.echo(
         f"CT {path} {tuple(hu.data.shape[1:])}, {size}×{size} detector, {spectrum.name}, fused-cpu step "
-        f"{options.step_mm:.4g} mm, float32, {threads} threads, medians of {runs} runs\n"
+        f"{options.step_mm:.4g} mm, float32, {threads} threads, medians of {runs} interleaved runs, "
+        f"CPU utilisation {utilisation:.2f} (process CPU time / wall time; well below {threads}: other load)\n"
     )
     typer.echo("| render | forward ms | fwd + bwd ms | forward × mono | fwd + bwd × mono |")
     typer.echo("| --- | ---: | ---: | ---: | ---: |")
