@@ -1,6 +1,7 @@
 """``benchmarks/physics.py`` runs on a small CT and prints its table; its re-binning keeps the fluence."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,10 @@ def test_physics_benchmark_prints_a_row_per_render(tmp_path):
     path = tmp_path / "ct.nii.gz"
     sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
     args = [sys.executable, str(SCRIPT), "--ct", str(path), "--size", "16", "--runs", "1", "--warmup", "0"]
-    result = subprocess.run([*args, "--bins", "10,3", "--threads", "1"], capture_output=True, text=True, check=True)
+    env = os.environ | {"PYTHONIOENCODING": "utf-8"}  # the table holds μ and ×, whatever the locale
+    result = subprocess.run(
+        [*args, "--bins", "10,3", "--threads", "1"], capture_output=True, encoding="utf-8", env=env, check=True
+    )
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split(" | ")[0] for row in rows] == [
         "| render",
