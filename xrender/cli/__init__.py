@@ -152,63 +152,161 @@ def _parse_pose(text: str, option: str = "--pose") -> list[float]:
     return _parse_numbers(text, option, MOTION_FORM)
 
 
-@app.command(
-    name="render",
-    epilog="Examples: xrender render --phantom --view ap --out drr.png"
-    " · xrender render path/to/ct.nii.gz --view ll --pose 0,0,10,0,0,0 --out drr.nii.gz",
-)
-def render_command(
-    ct: Annotated[Path | None, typer.Argument(help="A CT volume file (HU) or DICOM series folder.")] = None,
-    out: Annotated[Path, typer.Option(help="Output image: .png (windowed), .npy or .nii.gz (raw).")] = Path("drr.png"),
-    phantom: Annotated[bool, typer.Option(help=f"Render the embedded pelvis phantom ({PHANTOM_VOXELS}³).")] = False,
-    preset: Annotated[str, typer.Option(help="C-arm geometry preset (deepfluoro, prost).")] = "prost",
-    size: Annotated[
-        int | None, typer.Option(min=1, help="Bin the detector to about SIZE pixels per side (default: full).")
-    ] = None,
-    view: Annotated[str, typer.Option(help="Standard view: ap, pa, ll, rl.")] = "ap",
-    pose: Annotated[str, typer.Option(help=MOTION_HELP)] = "0,0,0,0,0,0",
-    hu_model: Annotated[str, typer.Option(help="HU → μ attenuation model (linear, bilinear).")] = "linear",
-) -> None:
-    """Render a DRR of a CT (or the phantom) in a standard view, optionally perturbed, and write it."""
+#: Options of the commands that project a CT (``render``, ``simulate``), each declared once.
+CtArgument = Annotated[Path | None, typer.Argument(help="A CT volume file (HU) or DICOM series folder.")]
+ImageOut = Annotated[Path, typer.Option(help="Output image: .png (windowed), .npy or .nii.gz (raw).")]
+PhantomFlag = Annotated[bool, typer.Option(help=f"Use the embedded pelvis phantom ({PHANTOM_VOXELS}³) as the CT.")]
+CarmPreset = Annotated[str, typer.Option(help="C-arm geometry preset (deepfluoro, prost).")]
+DetectorSize = Annotated[
+    int | None, typer.Option(min=1, help="Bin the detector to about SIZE pixels per side (default: full).")
+]
+StandardView = Annotated[str, typer.Option(help="Standard view: ap, pa, ll, rl.")]
+Motion = Annotated[str, typer.Option(help=MOTION_HELP)]
+
+
+def _projection_options(
+    ct: Path | None, phantom: bool, out: Path, preset: str, size: int | None, view: str, pose: str
+) -> tuple[Any, Any]:
+    """Check the options of a projection of a CT (no file is read): the C-arm and the motion (float64)."""
     import torch
 
-    from xrender.attenuation import ATTENUATION_MODELS, hu_to_mu
-    from xrender.geometry import available_views, get_preset, pose_from_motion, standard_pose
-    from xrender.io import match_suffix, read_volume
-    from xrender.phantom import pelvis_phantom
-    from xrender.render import render
-    from xrender.render.output import IMAGE_WRITERS, write_image
+    from xrender.geometry import available_views, get_preset
+    from xrender.io import match_suffix
+    from xrender.render.output import IMAGE_WRITERS
 
-    try:  # every option is checked before the CT is read
-        if (ct is None) == (not phantom):
-            raise ValueError("expected a CT path or --phantom, not both or neither")
-        if match_suffix(out, IMAGE_WRITERS) is None:
-            raise ValueError(f"--out {out}: unsupported image format; expected one of {', '.join(IMAGE_WRITERS)}")
-        if view not in available_views():
-            raise ValueError(f"--view: unknown view {view!r}; expected one of {', '.join(available_views())}")
-        if hu_model not in ATTENUATION_MODELS:
-            raise ValueError(
-                f"--hu-model: unknown model {hu_model!r}; expected one of {', '.join(ATTENUATION_MODELS.names())}"
-            )
-        params = torch.tensor(_parse_pose(pose), dtype=torch.float64)
-        carm = get_preset(preset)
-        if size is not None:
-            carm = carm.downsample(max(1, max(carm.height, carm.width) // size))
-        hu = pelvis_phantom().to_volume(PHANTOM_VOXELS, supersample=2) if phantom else read_volume(ct)
-        volume = hu_to_mu(hu, hu_model)
-        iso = volume.isocenter.double()
-        camera = pose_from_motion(params, standard_pose(view, carm.sid, iso), iso)
-        with torch.no_grad():
-            image = render(volume, carm, camera)[0]
-        written = write_image(image, carm, out)
-    except (FileNotFoundError, ValueError) as error:
-        _fail(error)
+    if (ct is None) == (not phantom):
+        raise ValueError("expected a CT path or --phantom, not both or neither")
+    if match_suffix(out, IMAGE_WRITERS) is None:
+        raise ValueError(f"--out {out}: unsupported image format; expected one of {', '.join(IMAGE_WRITERS)}")
+    if view not in available_views():
+        raise ValueError(f"--view: unknown view {view!r}; expected one of {', '.join(available_views())}")
+    params = torch.tensor(_parse_pose(pose), dtype=torch.float64)
+    carm = get_preset(preset)
+    if size is not None:
+        carm = carm.downsample(max(1, max(carm.height, carm.width) // size))
+    return carm, params
+
+
+def _read_hu(ct: Path | None, phantom: bool) -> Any:
+    """The CT (HU) to project: the file, or the phantom voxelized at `PHANTOM_VOXELS` per side."""
+    from xrender.io import read_volume
+    from xrender.phantom import pelvis_phantom
+
+    return pelvis_phantom().to_volume(PHANTOM_VOXELS, supersample=2) if phantom else read_volume(ct)
+
+
+def _camera(volume: Any, carm: Any, view: str, params: Any) -> Any:
+    """The camera-to-world pose of ``view`` moved by the motion ``params`` about the volume's isocentre."""
+    from xrender.geometry import pose_from_motion, standard_pose
+
+    iso = volume.isocenter.double()
+    return pose_from_motion(params, standard_pose(view, carm.sid, iso), iso)
+
+
+def _echo_projection(carm: Any, view: str, pose: str, camera: Any) -> None:
+    """Print the C-arm, the view and motion, and the camera-to-world pose."""
     typer.echo(carm.describe())
     typer.echo(f"view                {view}, motion {pose} (deg, mm)")
     typer.echo(
         "pose (camera→world, mm)\n"
         + "\n".join("  [" + "  ".join(f"{v:+10.4f}" for v in row) + "]" for row in camera.tolist())
     )
+
+
+@app.command(
+    name="render",
+    epilog="Examples: xrender render --phantom --view ap --out drr.png"
+    " · xrender render path/to/ct.nii.gz --view ll --pose 0,0,10,0,0,0 --out drr.nii.gz",
+)
+def render_command(
+    ct: CtArgument = None,
+    out: ImageOut = Path("drr.png"),
+    phantom: PhantomFlag = False,
+    preset: CarmPreset = "prost",
+    size: DetectorSize = None,
+    view: StandardView = "ap",
+    pose: Motion = "0,0,0,0,0,0",
+    hu_model: Annotated[str, typer.Option(help="HU → μ attenuation model (linear, bilinear).")] = "linear",
+) -> None:
+    """Render a DRR of a CT (or the phantom) in a standard view, optionally perturbed, and write it."""
+    import torch
+
+    from xrender.attenuation import ATTENUATION_MODELS, hu_to_mu
+    from xrender.render import render
+    from xrender.render.output import write_image
+
+    try:  # every option is checked before the CT is read
+        carm, params = _projection_options(ct, phantom, out, preset, size, view, pose)
+        if hu_model not in ATTENUATION_MODELS:
+            raise ValueError(
+                f"--hu-model: unknown model {hu_model!r}; expected one of {', '.join(ATTENUATION_MODELS.names())}"
+            )
+        volume = hu_to_mu(_read_hu(ct, phantom), hu_model)
+        camera = _camera(volume, carm, view, params)
+        with torch.no_grad():
+            image = render(volume, carm, camera)[0]
+        written = write_image(image, carm, out)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(error)
+    _echo_projection(carm, view, pose, camera)
+    typer.echo(f"wrote {written}")
+
+
+@app.command(
+    name="simulate",
+    epilog="Examples: xrender simulate --phantom --kvp 80 --dose 1e4 --view ap --out xray.png"
+    " · xrender simulate path/to/ct.nii.gz --kvp 100 --dose 1e5 --pose 0,0,10,0,0,0 --seed 1 --out xray.npy",
+)
+def simulate_command(
+    ct: CtArgument = None,
+    out: ImageOut = Path("xray.png"),
+    phantom: PhantomFlag = False,
+    preset: CarmPreset = "prost",
+    size: DetectorSize = None,
+    view: StandardView = "ap",
+    pose: Motion = "0,0,0,0,0,0",
+    kvp: Annotated[int, typer.Option(help="Tube voltage, kVp: one of the shipped spectra (60, 80, 100, 120).")] = 100,
+    dose: Annotated[float, typer.Option(help="Detected photons per pixel of the unattenuated beam (I₀).")] = 1e5,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds the quantum noise.")] = 0,
+) -> None:
+    """Simulate a realistic X-ray of a CT (or the phantom): a polyenergetic beam, then quantum noise.
+
+    The CT is split into air, soft tissue and bone, projected through the tube spectrum at --kvp
+    (energy-integrating detector) and sampled with Poisson noise at --dose photons per pixel;
+    the image written is −log(I/I₀) of the noisy reading.
+    """
+    import torch
+
+    from xrender.physics import (
+        SHIPPED_KVP,
+        Detector,
+        decompose_hu,
+        detect,
+        load_spectrum,
+        log_transform,
+        render_polyenergetic,
+    )
+    from xrender.render.output import write_image
+
+    try:  # every option is checked before the CT is read
+        carm, params = _projection_options(ct, phantom, out, preset, size, view, pose)
+        if kvp not in SHIPPED_KVP:
+            raise ValueError(
+                f"--kvp: no shipped spectrum at {kvp} kVp; expected one of {', '.join(map(str, SHIPPED_KVP))}"
+            )
+        if not 0 < dose < math.inf:
+            raise ValueError(f"--dose: expected a finite number of photons per pixel > 0, got {dose:g}")
+        detector, spectrum = Detector(photons=dose), load_spectrum(kvp)
+        densities = decompose_hu(_read_hu(ct, phantom))
+        camera = _camera(densities, carm, view, params)
+        with torch.no_grad():
+            transmission = render_polyenergetic(densities, carm, camera, spectrum)
+        reading = detect(transmission, detector, generator=torch.Generator().manual_seed(seed))
+        written = write_image(log_transform(reading, detector.photons)[0], carm, out)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(error)
+    _echo_projection(carm, view, pose, camera)
+    typer.echo(f"spectrum            {spectrum.name}, {dose:g} photons per pixel, seed {seed}")
     typer.echo(f"wrote {written}")
 
 
