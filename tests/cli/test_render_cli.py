@@ -146,7 +146,7 @@ def test_bad_options_are_refused_before_the_volume_is_read(tmp_path, monkeypatch
     import xrender.io
     import xrender.phantom
     import xrender.render
-    import xrender.subject  # noqa: F401  binds pelvis_phantom when first imported: import it before the patch
+    import xrender.subject  # binds pelvis_phantom when first imported: import it before the patch
 
     def never(*args, **kwargs):
         raise AssertionError("did heavy work before checking the options")
