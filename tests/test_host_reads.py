@@ -49,10 +49,12 @@ def test_the_counter_sees_every_kind_of_read():
         with HostReads() as counted:
             read()
         assert counted.count == 1, counted.sites
+    negative = False
     with HostReads() as counted:
-        if (x < 0).any():
-            pass
+        if (x < 0).any():  # the branch reads the tensor's truth value to the host
+            negative = True
     assert counted.count == 1
+    assert negative == (x.detach().numpy() < 0).any()
 
 
 @pytest.mark.parametrize("backend", BACKENDS_ON_CPU)

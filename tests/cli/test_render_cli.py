@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from _volumes import water_cube_ct
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -14,17 +15,6 @@ from xrender.io import read_volume
 from xrender.render import render
 
 runner = CliRunner()
-
-
-def _ct(tmp_path):
-    """A 20³ water cube (0 HU) in air, 4 mm voxels, written as NIfTI."""
-    array = np.full((20, 20, 20), -1000, dtype=np.int16)
-    array[5:15, 5:15, 5:15] = 0
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing((4.0, 4.0, 4.0))
-    path = tmp_path / "ct.nii.gz"
-    sitk.WriteImage(image, str(path))
-    return path
 
 
 def test_render_phantom_writes_a_windowed_png(tmp_path):
@@ -42,7 +32,7 @@ def test_render_phantom_writes_a_windowed_png(tmp_path):
 
 
 def test_render_ct_npy_round_trips_the_raw_values(tmp_path):
-    path = _ct(tmp_path)
+    path = water_cube_ct(tmp_path)
     out = tmp_path / "drr.npy"
     result = runner.invoke(app, ["render", str(path), "--size", "32", "--pose", "0,0,0,0,0,0", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -57,7 +47,9 @@ def test_render_ct_npy_round_trips_the_raw_values(tmp_path):
 
 def test_render_nifti_keeps_the_pixel_spacing(tmp_path):
     out = tmp_path / "drr.nii.gz"
-    result = runner.invoke(app, ["render", str(_ct(tmp_path)), "--size", "32", "--view", "ll", "--out", str(out)])
+    result = runner.invoke(
+        app, ["render", str(water_cube_ct(tmp_path)), "--size", "32", "--view", "ll", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     image = sitk.ReadImage(str(out))
     assert image.GetSize() == (32, 32)
@@ -65,7 +57,7 @@ def test_render_nifti_keeps_the_pixel_spacing(tmp_path):
 
 
 def test_render_pose_moves_the_image(tmp_path):
-    path = _ct(tmp_path)
+    path = water_cube_ct(tmp_path)
     images = []
     for pose in ("0,0,0,0,0,0", "0,0,0,30,0,0"):  # 30 mm toward image right
         out = tmp_path / f"{len(images)}.npy"
@@ -79,7 +71,7 @@ def test_render_pose_moves_the_image(tmp_path):
 
 
 def test_convention_render_pose_is_a_motion_about_the_isocentre(tmp_path):
-    path = _ct(tmp_path)
+    path = water_cube_ct(tmp_path)
     out = tmp_path / "drr.npy"
     pose = "10,-20,30,5,6,7"  # rotation vector (deg), then mm along image right, down and depth
     result = runner.invoke(
@@ -105,12 +97,14 @@ def test_bad_pose_string_is_a_one_line_error(tmp_path):
 
 def test_render_needs_exactly_one_source_and_a_known_format(tmp_path):
     assert runner.invoke(app, ["render", "--out", str(tmp_path / "a.png")]).exit_code == 2
-    both = runner.invoke(app, ["render", str(_ct(tmp_path)), "--phantom", "--out", str(tmp_path / "a.png")])
+    both = runner.invoke(app, ["render", str(water_cube_ct(tmp_path)), "--phantom", "--out", str(tmp_path / "a.png")])
     assert both.exit_code == 2
     missing = runner.invoke(app, ["render", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "a.png")])
     assert missing.exit_code == 2
     assert "nope.nii.gz" in missing.output
-    bad_suffix = runner.invoke(app, ["render", str(_ct(tmp_path)), "--size", "8", "--out", str(tmp_path / "a.jpg")])
+    bad_suffix = runner.invoke(
+        app, ["render", str(water_cube_ct(tmp_path)), "--size", "8", "--out", str(tmp_path / "a.jpg")]
+    )
     assert bad_suffix.exit_code == 2
     assert "unsupported image format" in bad_suffix.output
 
@@ -154,7 +148,7 @@ def test_bad_options_are_refused_before_the_volume_is_read(tmp_path, monkeypatch
     for module, name in ((xrender.io, "read_volume"), (xrender.phantom, "pelvis_phantom"), (xrender.render, "render")):
         monkeypatch.setattr(module, name, never)
     monkeypatch.chdir(tmp_path)
-    first = [str(_ct(tmp_path))] if source == "ct" else ["--phantom"]
+    first = [str(water_cube_ct(tmp_path))] if source == "ct" else ["--phantom"]
     result = runner.invoke(app, ["render", *first, *option])
     assert result.exit_code == 2, result.output
     assert expected in result.output

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 import torch
+from _volumes import water_cube_ct
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -13,17 +13,6 @@ from xrender.io import read_volume
 from xrender.physics import decompose_hu, load_spectrum, render_polyenergetic
 
 runner = CliRunner()
-
-
-def _ct(tmp_path):
-    """A 20³ water cube (0 HU) in air, 4 mm voxels, written as NIfTI."""
-    array = np.full((20, 20, 20), -1000, dtype=np.int16)
-    array[5:15, 5:15, 5:15] = 0
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing((4.0, 4.0, 4.0))
-    path = tmp_path / "ct.nii.gz"
-    sitk.WriteImage(image, str(path))
-    return path
 
 
 def test_simulate_phantom_writes_a_png(tmp_path):
@@ -40,7 +29,7 @@ def test_simulate_phantom_writes_a_png(tmp_path):
 
 
 def test_simulate_is_seeded_and_matches_the_expected_line_integrals(tmp_path):
-    path = _ct(tmp_path)
+    path = water_cube_ct(tmp_path)
     images = {}
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
         out = tmp_path / f"{name}.npy"

@@ -194,6 +194,24 @@ def test_monoenergetic_limit_is_beer_lambert_of_todays_render():
     torch.testing.assert_close(image, expected, rtol=1e-12, atol=1e-14)
 
 
+def test_convention_polyenergetic_units_g_per_cm3_times_mm_make_g_per_cm2():
+    """10 cm (100 mm) of water-equivalent tissue at 1 g/cm³, one energy: I/I₀ = exp(−μ/ρ · 10 cm)."""
+    data = torch.zeros(3, 22, 22, 22, dtype=F64)
+    data[1, 1:-1, 1:-1, 1:-1] = 1.0  # channel 1: soft tissue; 20 voxels of 5 mm
+    densities = _volume(data)
+    carm = ConeBeam(sdd=2000.0, height=3, width=3, pixel_spacing=(1.0, 1.0), sid=1000.0)
+    pose = standard_pose("ap", carm.sid, densities.isocenter)
+    image = render_polyenergetic(
+        densities, carm, pose, Spectrum.monoenergetic(60.0), options=RenderOptions(step_mm=0.5)
+    )
+    mu_rho = float(mass_attenuation(["soft tissue"], [60.0], dtype=F64)[0, 0])  # cm²/g
+    assert 0.15 < mu_rho < 0.25  # soft tissue at 60 keV, cm²/g (water: 0.206)
+    assert float(image[0, 0, 1, 1]) == pytest.approx(np.exp(-mu_rho * 10.0), rel=1e-3)  # transmitted fraction
+    assert float(image[0, 0, 1, 1]) < 1.0
+    line_integral = log_transform(image[0, 0] * 1e4, 1e4)  # photons at I₀ = 1e4 → −log(I/I₀)
+    assert float(line_integral[1, 1]) == pytest.approx(mu_rho * 10.0, rel=1e-3)
+
+
 def test_beam_hardening_of_a_water_slab():
     spectrum = load_spectrum(80)
     mu_rho = mass_attenuation(["water"], spectrum.energies, dtype=F64)

@@ -55,7 +55,7 @@ def _weights(network):
 
 
 class _Interrupted(Exception):
-    pass
+    """Raised by a step callback to stop a training run as a crash would."""
 
 
 def _interrupt_at(iteration):
