@@ -35,12 +35,15 @@ class Subject:
         full: μ volume that renders targets.
         moving: μ volume the network sees (bone only, or ``full``).
         landmarks: world points ``(N, 3)`` (mm) for TRE, or ``None``.
+        hu: the CT in HU that ``full`` was made from (on its grid), or ``None``; realistic
+            X-rays (`xrender.physics`) are simulated from it.
     """
 
     name: str
     full: Volume
     moving: Volume
     landmarks: Float[Tensor, "N 3"] | None = None
+    hu: Volume | None = None
 
     @property
     def points(self) -> Float[Tensor, "N 3"]:
@@ -79,7 +82,7 @@ def _subject(name: str, hu: Volume, mask: Volume | None, threshold: float | None
             raise NoBoneError(name, threshold, (float(hu.data.min()), float(hu.data.max())))
         mask = hu.with_data(bone.to(hu.data.dtype))
     moving = hu if mask is None else apply_mask(hu, mask)
-    return Subject(name, hu_to_mu(hu), hu_to_mu(moving), landmarks)
+    return Subject(name, hu_to_mu(hu), hu_to_mu(moving), landmarks, hu)
 
 
 def phantom_subject(size: int, bone_threshold_hu: float | None) -> Subject:

@@ -16,12 +16,14 @@ from xrender.physics import (
     CM_PER_MM,
     DEFAULT_MATERIALS,
     Detector,
+    ScatterModel,
+    Scintillator,
     decompose_hu,
-    detect,
     load_spectrum,
-    log_transform,
     mass_attenuation,
     render_polyenergetic,
+    scatter_estimate,
+    simulate_xray,
 )
 from xrender.plot import save_figure
 from xrender.render import render
@@ -39,17 +41,30 @@ def main() -> Path:
     e_mean = float(spectrum.weights() @ torch.as_tensor(spectrum.energies, dtype=torch.float32))
     mu_rho = mass_attenuation(DEFAULT_MATERIALS, [e_mean])[:, 0]
     mono = (render(densities, carm, pose).movedim(1, -1) * CM_PER_MM) @ mu_rho
-    detector = Detector(photons=1e5, electronic_sigma=5.0, psf_sigma_px=0.7)
-    noisy = log_transform(detect(poly, detector, generator=torch.Generator().manual_seed(0)), detector.photons)
+    primary = -torch.log(poly[0, 0])
+    scattered = -torch.log(poly + scatter_estimate(poly, carm.pixel_spacing, ScatterModel()))[0, 0]
+    detector = Detector(photons=1e4, electronic_sigma=2.0, psf_sigma_px=0.5)
+    noisy = simulate_xray(
+        densities,
+        carm,
+        pose,
+        spectrum,
+        detector,
+        scatter=ScatterModel(),
+        scintillator=Scintillator(),
+        generator=torch.Generator().manual_seed(0),
+    )
     images = {
         f"monoenergetic, {e_mean:.0f} keV": mono[0],
-        f"polyenergetic, {spectrum.name}": -torch.log(poly[0, 0]),
-        f"with noise: {detector.photons:g} photons/pixel": noisy[0, 0],
-        "polyenergetic − monoenergetic": -torch.log(poly[0, 0]) - mono[0],
+        f"polyenergetic, {spectrum.name}": primary,
+        "+ scatter (SPR ≈ 0.5 at 20 cm water)": scattered,
+        "polyenergetic − monoenergetic": primary - mono[0],
+        "with scatter − without": scattered - primary,
+        f"+ CsI, blur, noise: {detector.photons:g} photons/px": noisy[0, 0],
     }
-    fig = Figure(figsize=(13, 3.8), layout="constrained")
-    for ax, (title, image) in zip(fig.subplots(1, 4), images.items()):
-        diff = title.startswith("poly") and "−" in title
+    fig = Figure(figsize=(12, 7.4), layout="constrained")
+    for ax, (title, image) in zip(fig.subplots(2, 3).flat, images.items(), strict=True):
+        diff = "−" in title
         limit = float(image.abs().max())
         limits = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit} if diff else {"cmap": "gray"}
         shown = ax.imshow(image.detach().numpy(), **limits)

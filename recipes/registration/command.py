@@ -170,6 +170,10 @@ class EvaluationRequest:
                 raise ValueError("--deepfluoro: expected --specimen (an ID such as 17-1882, or the paper's number 1-6)")
             if stratify is not None:
                 raise ValueError("--stratify: applies to simulated trials (a CT or --phantom), not to --deepfluoro")
+            if self.config.targets != EvaluationConfig.targets:
+                raise ValueError(
+                    "--targets: applies to simulated trials (a CT or --phantom); DeepFluoro's X-rays are real"
+                )
         check_equal_time(self.config, self.methods)
 
 
@@ -281,7 +285,8 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     capture = capture_table(ranges)
     with atomic_output(request.out / "results.md") as staging:
         staging.write_text(
-            f"# Registration on {name}: {config.trials} trials\n\n{table}\n"
+            f"# Registration on {name}: {config.trials} trials ({_TARGET_WORDS.get(config.targets, config.targets)})"
+            f"\n\n{table}\n"
             f"## Capture range (success against the initial mean TRE)\n\n{capture}",
             encoding="utf-8",
         )
@@ -290,6 +295,10 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     echo(capture)
     echo(f"wrote {json_path}, results.md, capture_range.png" + (", overlays/" if request.overlays > 0 else ""))
     return document
+
+
+#: The results' title words for each target model (real X-rays when DeepFluoro gives them).
+_TARGET_WORDS = {"drr": "simulated: DRRs", "realistic": "simulated: realistic X-rays"}
 
 
 def _equal_time_note(config: EvaluationConfig, summary: dict[str, Any]) -> str:

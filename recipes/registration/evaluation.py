@@ -7,7 +7,10 @@ A **trial** is a true pose, an initial pose and the X-ray seen from the true pos
 * initial poses: each true pose moved by a draw of ``initial_distribution`` (default the paper's
   journal test distribution ``"prost-initial"``: N(0, 25°) per angle, N(0, 25 mm) in-plane,
   N(0, 60 mm) in depth; ``"wide"`` doubles every σ);
-* the X-ray: a DRR of the full volume at the true pose.
+* the X-ray: made by the ``targets`` model (`xrender.recipes.registration.targets.TARGETS`):
+  the DRR of the full volume at the true pose (``"drr"``, the registration's own forward model),
+  or a realistic simulation (``"realistic"``: polyenergetic, scatter, noise; kVp and dose drawn
+  per trial).
 
 **Stratified trials** (``EvaluationConfig.stratify``, bin edges of the initial mean TRE): trial ``k``
 draws a target initial mean TRE uniformly inside bin ``k mod n_bins``, then an offset *direction*
@@ -36,7 +39,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,8 +58,8 @@ from xrender.metrics import (
     translation_error,
 )
 from xrender.recipes.registration.methods import MethodContext, build_method, spends_time_budget, with_seed
+from xrender.recipes.registration.targets import TARGETS
 from xrender.registration import CMAES, IntensityStage, RegistrationProblem, RegistrationResult, Stage, register
-from xrender.render import render
 from xrender.subject import Subject
 
 __all__ = [
@@ -94,6 +97,8 @@ class EvaluationConfig:
             for plain draws of ``initial_distribution`` (see the module docstring).
         equal_time: a reference method whose wall time per trial every search-only method gets
             as its budget, or ``None``.
+        targets: how the X-rays are made, a name in
+            `xrender.recipes.registration.targets.TARGETS` (``"drr"`` or ``"realistic"``).
     """
 
     trials: int = 20
@@ -104,6 +109,7 @@ class EvaluationConfig:
     success_mm: float = SUCCESS_TRE_MM
     stratify: tuple[float, ...] | None = None
     equal_time: str | None = None
+    targets: str = "drr"
 
     def __post_init__(self) -> None:
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
@@ -128,15 +134,24 @@ class EvaluationConfig:
             object.__setattr__(self, "stratify", edges)
         if self.equal_time is not None and not (isinstance(self.equal_time, str) and self.equal_time.strip()):
             raise ValueError(f"equal_time (--equal-time): expected a method name or None, got {self.equal_time!r}")
+        if self.targets not in TARGETS:
+            raise ValueError(
+                f"targets (--targets): unknown {self.targets!r}; expected one of {', '.join(TARGETS.names())}"
+            )
 
 
 @dataclass(frozen=True)
 class TrialSet:
-    """Seeded trials: true and initial camera-to-world poses ``(N, 4, 4)`` and X-rays ``(N, 1, H, W)``."""
+    """Seeded trials: true and initial camera-to-world poses ``(N, 4, 4)`` and X-rays ``(N, 1, H, W)``.
+
+    ``drawn`` holds, per trial, what the target model drew for its X-ray (e.g. ``kvp`` and
+    ``dose``); empty dicts for DRR targets, and empty for real X-rays.
+    """
 
     truth: Float[Tensor, "N 4 4"]
     initial: Float[Tensor, "N 4 4"]
     xrays: Float[Tensor, "N 1 H W"]
+    drawn: tuple[dict[str, Any], ...] = ()
 
     def __len__(self) -> int:
         return self.truth.shape[0]
@@ -181,9 +196,8 @@ def make_trials(
     true_motion = torch.cat([distribution.sample(1, generator=g, dtype=torch.float64) for g in generators])
     truth = perturb(reference.expand(config.trials, 4, 4), true_motion, iso)
     initial = _initial_poses(truth, iso, config, points, generators)
-    with torch.no_grad():
-        xrays = render(subject.full, geometry, truth).float()  # one batched call (render bounds its memory)
-    return TrialSet(truth, initial, xrays)
+    xrays, drawn = TARGETS.get(config.targets).make(subject, geometry, truth, config.seed)
+    return TrialSet(truth, initial, xrays, tuple(drawn))
 
 
 def initial_poses(
@@ -278,7 +292,8 @@ def bone_points(subject: Subject, n: int = 20, seed: int = 0) -> Float[Tensor, "
 class TrialRecord:
     """One method on one trial (plain data; see `xrender.metrics` for each metric's definition).
 
-    ``budget_seconds`` is the wall time the method was given under equal time (``None``: no budget).
+    ``budget_seconds`` is the wall time the method was given under equal time (``None``: no budget);
+    ``target`` what the target model drew for the trial's X-ray (`TrialSet.drawn`).
     """
 
     method: str
@@ -293,6 +308,7 @@ class TrialRecord:
     stage_seconds: dict[str, float]
     pose: list[list[float]]
     budget_seconds: float | None = None
+    target: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -328,6 +344,7 @@ def _record(
         stage_seconds=stage_seconds,
         pose=pose.tolist(),
         budget_seconds=budget_seconds,
+        target=dict(trials.drawn[trial]) if trials.drawn else {},
     )
 
 

@@ -524,3 +524,50 @@ def test_the_attribute_names_in_messages_are_pydicoms():
     for keyword, named in _ATTRIBUTES.items():
         tag = Tag(keyword)
         assert named == f"{dictionary_description(tag)} ({tag.group:04X},{tag.element:04X})"
+
+
+# ----------------------------------------------------------------------------------- the writer
+def test_written_dicom_reads_back_its_pixels_and_its_geometry(tmp_path):
+    from xrender.geometry import ConeBeam
+    from xrender.geometry.carm import carm_geometry
+    from xrender.io import write_dicom_xray
+
+    carm = ConeBeam(sdd=1100.0, height=12, width=20, pixel_spacing=(0.5, 0.75), sid=700.0)
+    image = torch.linspace(-0.3, 6.2, 240, dtype=torch.float64).reshape(12, 20)
+    path = write_dicom_xray(tmp_path / "x.dcm", image, carm)
+    read = read_dicom_xray(path)
+    assert read.modality == "DX"
+    assert read.photometric == "MONOCHROME2"
+    torch.testing.assert_close(read.pixels, image, rtol=0, atol=6.5 / 65535 / 2 * 1.001)  # half a grey step
+    assert carm_geometry(read.tags, read.shape) == carm
+    constant = write_dicom_xray(tmp_path / "c.dcm", torch.full((12, 20), 2.5), carm)
+    assert torch.equal(read_dicom_xray(constant).pixels, torch.full((12, 20), 2.5, dtype=torch.float64))
+
+
+def test_write_image_dcm_goes_through_the_dicom_writer(tmp_path):
+    from xrender.geometry import ConeBeam
+    from xrender.render.output import write_image
+
+    carm = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(1.0, 1.0), sid=600.0)
+    image = torch.arange(24, dtype=torch.float32).reshape(1, 4, 6)
+    read = read_dicom_xray(write_image(image, carm, tmp_path / "drr.DCM"))
+    torch.testing.assert_close(read.pixels, image[0].double(), rtol=0, atol=23 / 65535)
+    with pytest.raises(ValueError, match="one channel"):
+        write_image(image.expand(2, 4, 6), carm, tmp_path / "two.dcm")
+
+
+def test_dicom_writer_errors(tmp_path):
+    from xrender.geometry import ConeBeam
+    from xrender.io import write_dicom_xray
+
+    carm = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(1.0, 1.0), sid=600.0)
+    with pytest.raises(ValueError, match="2-D"):
+        write_dicom_xray(tmp_path / "a.dcm", torch.zeros(1, 4, 6), carm)
+    with pytest.raises(ValueError, match="4×6"):
+        write_dicom_xray(tmp_path / "a.dcm", torch.zeros(6, 4), carm)
+    with pytest.raises(ValueError, match="NaN"):
+        write_dicom_xray(tmp_path / "a.dcm", torch.full((4, 6), float("nan")), carm)
+    off = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(1.0, 1.0), sid=600.0, principal_offset=(2.0, 0.0))
+    with pytest.raises(ValueError, match="principal_offset"):
+        write_dicom_xray(tmp_path / "a.dcm", torch.zeros(4, 6), off)
+    assert not list(tmp_path.iterdir())  # nothing half-written

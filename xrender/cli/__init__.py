@@ -255,11 +255,14 @@ def render_command(
 @app.command(
     name="simulate",
     epilog="Examples: xrender simulate --phantom --kvp 80 --dose 1e4 --view ap --out xray.png"
-    " · xrender simulate path/to/ct.nii.gz --kvp 100 --dose 1e5 --pose 0,0,10,0,0,0 --seed 1 --out xray.npy",
+    " · xrender simulate path/to/ct.nii.gz --kvp 100 --dose 1e5 --pose 0,0,10,0,0,0 --seed 1 --out xray.dcm"
+    " · xrender simulate path/to/ct.nii.gz --count 100 --poses prost-train --out dataset/xray.png",
 )
 def simulate_command(
     ct: CtArgument = None,
-    out: ImageOut = Path("xray.png"),
+    out: Annotated[
+        Path, typer.Option(help="Output image: .png (windowed), .npy, .nii.gz (raw) or .dcm (DX, with geometry tags).")
+    ] = Path("xray.png"),
     phantom: PhantomFlag = False,
     preset: CarmPreset = "prost",
     size: DetectorSize = None,
@@ -267,47 +270,47 @@ def simulate_command(
     pose: Motion = "0,0,0,0,0,0",
     kvp: Annotated[int, typer.Option(help="Tube voltage, kVp: one of the shipped spectra (60, 80, 100, 120).")] = 100,
     dose: Annotated[float, typer.Option(help="Detected photons per pixel of the unattenuated beam (I₀).")] = 1e5,
-    seed: Annotated[int, typer.Option(min=0, help="Seeds the quantum noise.")] = 0,
+    scatter: Annotated[
+        bool, typer.Option(help="Add scatter (kernel superposition: about 0.5 of the primary behind 20 cm of water).")
+    ] = True,
+    csi_mm: Annotated[
+        float, typer.Option(min=0.0, help="CsI scintillator thickness (mm); 0: a detector absorbing every photon.")
+    ] = 0.6,
+    psf: Annotated[float, typer.Option(min=0.0, help="Detector blur: Gaussian PSF sigma, pixels.")] = 0.5,
+    electronic_noise: Annotated[float, typer.Option(min=0.0, help="Electronic noise sigma, photons.")] = 2.0,
+    count: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Simulate COUNT X-rays, moved from --view/--pose by draws of --poses: OUT_0000…, and OUT.json "
+            "with each pose and the geometry.",
+        ),
+    ] = 1,
+    poses: Annotated[
+        str, typer.Option(help="With --count: the pose distribution of the motions (prost-train, prost-initial, wide).")
+    ] = "prost-train",
+    seed: Annotated[int, typer.Option(min=0, help="Seeds the quantum noise (and the --count poses).")] = 0,
 ) -> None:
-    """Simulate a realistic X-ray of a CT (or the phantom): a polyenergetic beam, then quantum noise.
+    """Simulate a realistic X-ray of a CT (or the phantom), or a dataset of them with their poses.
 
-    The CT is split into air, soft tissue and bone, projected through the tube spectrum at --kvp
-    (energy-integrating detector) and sampled with Poisson noise at --dose photons per pixel;
-    the image written is −log(I/I₀) of the noisy reading.
+    The CT is split into air, soft tissue and bone, projected through the tube spectrum at --kvp,
+    with scatter, a CsI detector and its blur, and sampled with quantum and electronic noise at
+    --dose photons per pixel; the image written is −log(I/I₀) of the noisy reading.
     """
-    import torch
-
-    from xrender.physics import (
-        SHIPPED_KVP,
-        Detector,
-        decompose_hu,
-        detect,
-        load_spectrum,
-        log_transform,
-        render_polyenergetic,
-    )
-    from xrender.render.output import write_image
+    from xrender.cli.simulate import SimulationOptions, check_simulation, write_simulations
 
     try:  # every option is checked before the CT is read
         carm, params = _projection_options(ct, phantom, out, preset, size, view, pose)
-        if kvp not in SHIPPED_KVP:
-            raise ValueError(
-                f"--kvp: no shipped spectrum at {kvp} kVp; expected one of {', '.join(map(str, SHIPPED_KVP))}"
-            )
-        if not 0 < dose < math.inf:
-            raise ValueError(f"--dose: expected a finite number of photons per pixel > 0, got {dose:g}")
-        detector, spectrum = Detector(photons=dose), load_spectrum(kvp)
-        densities = decompose_hu(_read_hu(ct, phantom))
-        camera = _camera(densities, carm, view, params)
-        with torch.no_grad():
-            transmission = render_polyenergetic(densities, carm, camera, spectrum)
-        reading = detect(transmission, detector, generator=torch.Generator().manual_seed(seed))
-        written = write_image(log_transform(reading, detector.photons)[0], carm, out)
+        options = SimulationOptions(kvp, dose, scatter, csi_mm, psf, electronic_noise, count, poses, seed)
+        check_simulation(options)
+        hu = _read_hu(ct, phantom)
+        camera = _camera(hu, carm, view, params)
+        written = write_simulations(hu, carm, camera, view, options, out)
     except (FileNotFoundError, ValueError) as error:
         _fail(error)
     _echo_projection(carm, view, pose, camera)
-    typer.echo(f"spectrum            {spectrum.name}, {dose:g} photons per pixel, seed {seed}")
-    typer.echo(f"wrote {written}")
+    typer.echo(f"spectrum            {kvp} kVp, {dose:g} photons per pixel, seed {seed}")
+    typer.echo(f"wrote {written[0]}" + (f" … {written[-1]} ({len(written)} files)" if len(written) > 1 else ""))
 
 
 @app.command(
@@ -476,6 +479,13 @@ def evaluate_command(
         str | None,
         typer.Option(help="Give search-only methods (cmaes) this method's wall time per trial, e.g. prost+cmaes."),
     ] = None,
+    targets: Annotated[
+        str,
+        typer.Option(
+            help="Simulated X-rays: drr (the registration's own renderer) or realistic (polyenergetic, scatter, "
+            "noise; random kVp and dose per trial)."
+        ),
+    ] = "drr",
 ) -> None:
     """Compare registration methods on simulated X-rays of a CT, or on DeepFluoro's real ones (torchrun-aware)."""
     options = dict(locals())  # the EvaluationRequest's fields and its EvaluationConfig's

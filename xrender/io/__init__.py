@@ -19,7 +19,7 @@ from xrender.io._paths import PathLike, match_suffix
 from xrender.io._pixels import LUMINANCE_WEIGHTS
 from xrender.io.atomic import atomic_output
 from xrender.io.checkpoint import CheckpointError, SavedModule, load_state, save_state
-from xrender.io.dicom import DicomXRay, is_dicom, read_carm, read_dicom_xray
+from xrender.io.dicom import DicomXRay, is_dicom, read_carm, read_dicom_xray, write_dicom_xray
 from xrender.io.landmarks import read_landmarks, write_landmarks
 from xrender.io.volume import FILE_FORMATS, FileFormat, read_volume, write_volume
 from xrender.io.xray import XRAY_FORMATS, XRayImage, read_xray
@@ -40,6 +40,7 @@ __all__ = [
     "match_suffix",
     "read_carm",
     "read_dicom_xray",
+    "write_dicom_xray",
     "read_landmarks",
     "read_volume",
     "read_xray",

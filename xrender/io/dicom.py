@@ -20,6 +20,14 @@ single value is the change per frame, so frame $k$ (from 0) is at $\text{angle} 
 k\cdot\text{increment}$; one value per frame is each frame's offset from the first frame's
 angle, $\text{angle} + \text{increment}_k$. `CArmTags` holds the angles of the frame read.
 
+**Writing.** `write_dicom_xray` writes an image (e.g. a simulated X-ray) as a single-frame
+Digital X-Ray (DX, For Presentation) file: 16-bit ``MONOCHROME2`` pixels whose Rescale Slope and
+Intercept map them back to the float values (to 1/65535 of their range), and the detector's
+geometry in Rows, Columns, Imager Pixel Spacing, Distance Source to Detector and Distance Source
+to Patient (the C-arm's ``sid``), so `read_dicom_xray` and `xrender.geometry.carm.carm_geometry`
+give back the pixels and the `ConeBeam` (a detector centred on the principal ray). The pose is
+not written: DICOM's positioner angles describe only rotations of a standard view.
+
 **Not read:** the per-frame and shared functional groups of enhanced XA/XRF files, Patient
 Position (0018,5100) (the positioner angles are relative to the patient already), and table
 positions.
@@ -48,8 +56,12 @@ from xrender.geometry.camera import ConeBeam
 from xrender.geometry.carm import CArmTags, CArmView, carm_geometry, carm_view
 from xrender.io._paths import PathLike
 from xrender.io._pixels import LUMINANCE_WEIGHTS, checked_image_file
+from xrender.io.atomic import atomic_output
 
-__all__ = ["DicomXRay", "is_dicom", "read_carm", "read_dicom_xray"]
+__all__ = ["DicomXRay", "is_dicom", "read_carm", "read_dicom_xray", "write_dicom_xray"]
+
+#: Digital X-Ray Image Storage - For Presentation (PS3.4 B.5).
+DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 
 #: What pydicom raises on a corrupt or unreadable file or pixel data.
 _READ_ERRORS = (
@@ -309,3 +321,68 @@ def read_carm(
     origin = str(xray.path)
     geometry = carm_geometry(xray.tags, xray.shape, sdd=sdd, sid=sid, pixel_spacing=pixel_spacing, origin=origin)
     return xray, geometry, carm_view(xray.tags, isocenter, sid=sid, angles=angles, view=view, origin=origin)
+
+
+# --------------------------------------------------------------------------------------- writing
+def write_dicom_xray(
+    path: PathLike, image: Float[Tensor, "H W"], geometry: ConeBeam, *, description: str = "xrender"
+) -> Path:
+    """Write ``image`` as a DX DICOM file with the detector's geometry tags (see the module docstring).
+
+    Args:
+        path: the file to write (any name; ``.dcm`` by custom).
+        image: ``(H, W)`` finite values, e.g. −log(I/I₀) of a simulated X-ray (bright = more attenuation).
+        geometry: the detector it was made on; its size must be the image's.
+        description: Series Description (0008,103E).
+
+    Returns:
+        ``path`` as a `Path`.
+
+    Raises:
+        ValueError: an image that is not 2-D, not finite, or of another size than ``geometry``'s
+            detector; a detector whose principal point is off centre (DICOM has no tag for it).
+    """
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    path = Path(path)
+    values = image.detach().cpu().double().numpy()
+    if values.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D image (H, W), got shape {tuple(values.shape)}")
+    if (geometry.height, geometry.width) != values.shape:
+        raise ValueError(
+            f"{path}: the image is {values.shape[0]}×{values.shape[1]} pixels but the geometry's detector is "
+            f"{geometry.height}×{geometry.width}"
+        )
+    if any(offset != 0 for offset in geometry.principal_offset):
+        raise ValueError(
+            f"{path}: DICOM has no tag for a principal point off the detector's centre "
+            f"(principal_offset {geometry.principal_offset} mm); write .npy or .nii.gz with the geometry as JSON"
+        )
+    if not np.isfinite(values).all():
+        raise ValueError(f"{path}: the image holds NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    slope = (high - low) / 65535 if high > low else 1.0
+    stored = np.round((values - low) / slope).astype(np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = DX_FOR_PRESENTATION
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PresentationIntentType = "DX", "FOR PRESENTATION"
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.SeriesDescription = description
+    ds.Manufacturer = "xrender"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = values.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{slope:.10g}", f"{low:.10g}", "US"
+    ds.ImagerPixelSpacing = [f"{v:.10g}" for v in geometry.pixel_spacing]
+    ds.DistanceSourceToDetector, ds.DistanceSourceToPatient = f"{geometry.sdd:.10g}", f"{geometry.sid:.10g}"
+    ds.PixelData = stored.tobytes()
+    with atomic_output(path) as staging:
+        ds.save_as(staging, enforce_file_format=True)
+    return path

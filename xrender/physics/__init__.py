@@ -4,7 +4,10 @@
 * `mass_attenuation`: μ/ρ(E) of the materials, from xraydb; `MATERIALS`: their compositions.
 * `load_spectrum`, `Spectrum`: tube spectra (shipped, made with SpekPy) and detector responses.
 * `render_polyenergetic`, `polyenergetic_transmission`: I/I₀ of a polyenergetic beam.
+* `ScatterModel`, `scatter_estimate`: scatter by kernel superposition (an approximation).
+* `Scintillator`: a detector's energy-dependent absorption.
 * `Detector`, `detect`, `log_transform`, `estimate_i0`: noise, blur and −log(I/I₀).
+* `simulate_xray`: the whole chain, densities → −log(I/I₀) of a noisy reading.
 """
 
 from xrender.physics.detector import Detector, blur, detect, estimate_i0, log_transform
@@ -20,7 +23,9 @@ from xrender.physics.materials import (
     material_weights,
 )
 from xrender.physics.polyenergetic import CM_PER_MM, polyenergetic_transmission, render_polyenergetic
-from xrender.physics.spectra import DETECTOR_RESPONSES, SHIPPED_KVP, Spectrum, load_spectrum
+from xrender.physics.scatter import ScatterModel, scatter_estimate
+from xrender.physics.simulate import simulate_xray
+from xrender.physics.spectra import DETECTOR_RESPONSES, SHIPPED_KVP, Scintillator, Spectrum, load_spectrum
 
 __all__ = [
     "CM_PER_MM",
@@ -32,6 +37,8 @@ __all__ = [
     "HUDensityCalibration",
     "HUThresholds",
     "Material",
+    "ScatterModel",
+    "Scintillator",
     "Spectrum",
     "blur",
     "decompose_hu",
@@ -44,4 +51,6 @@ __all__ = [
     "material_weights",
     "polyenergetic_transmission",
     "render_polyenergetic",
+    "scatter_estimate",
+    "simulate_xray",
 ]

@@ -9,7 +9,8 @@ renderer's mm become cm here). The detected signal relative to the unattenuated 
 with S the tube spectrum and η the detector response (`xrender.physics.Spectrum.weights`). The
 sum over materials is a matmul ``(…, M) @ (M, E)`` per pixel and the sum over energies a second
 one, ``(…, E) @ (E,)``: everything is differentiable in the pose, the densities and μ/ρ. With one
-energy it is Beer–Lambert of the μ volume Σ_m (μ/ρ)_m ρ_m. Scatter is not modelled.
+energy it is Beer–Lambert of the μ volume Σ_m (μ/ρ)_m ρ_m. This is the primary beam; scatter
+is estimated from it by `xrender.physics.scatter_estimate` (`xrender.physics.simulate_xray` chains both).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import Tensor
 from xrender._checks import check_shape
 from xrender.geometry import ConeBeam, Parameterization
 from xrender.physics.materials import DEFAULT_MATERIALS, Material, mass_attenuation
-from xrender.physics.spectra import Spectrum
+from xrender.physics.spectra import Scintillator, Spectrum
 from xrender.render import RenderOptions, VolumePyramid, render
 from xrender.volume import Volume
 
@@ -69,6 +70,7 @@ def render_polyenergetic(
     materials: Sequence[str | Material] = DEFAULT_MATERIALS,
     *,
     response: str = "energy-integrating",
+    scintillator: Scintillator | None = None,
     pixels: Float[Tensor, "*B N 2"] | None = None,
     options: RenderOptions = RenderOptions(),
     parameterization: str | Parameterization | None = None,
@@ -86,6 +88,7 @@ def render_polyenergetic(
         materials: the material of each channel, names in `xrender.physics.MATERIALS` or
             `Material` values; default `DEFAULT_MATERIALS` (the channels of `decompose_hu`).
         response: the detector's energy response, a name in `DETECTOR_RESPONSES`.
+        scintillator: the detector's absorbing layer (`Scintillator`); ``None``: every photon is absorbed.
         options: the render's options; ``beer_lambert`` must be off (the exponential is taken here).
 
     Returns:
@@ -104,7 +107,7 @@ def render_polyenergetic(
             f"render_polyenergetic: expected one volume channel per material ({len(materials)}: "
             f"{', '.join(m if isinstance(m, str) else m.name for m in materials)}), got {data.shape[0]} channels"
         )
-    weights = spectrum.weights(response, dtype=data.dtype, device=data.device)
+    weights = spectrum.weights(response, scintillator=scintillator, dtype=data.dtype, device=data.device)
     mu_rho = mass_attenuation(materials, spectrum.energies, dtype=data.dtype, device=data.device)
     integrals = render(densities, geometry, pose, pixels=pixels, options=options, parameterization=parameterization)
     transmitted = polyenergetic_transmission(integrals.movedim(1, -1) * CM_PER_MM, mu_rho, weights)

@@ -7,8 +7,10 @@ can also be built from your own bins, or be a single line (`Spectrum.monoenerget
 
 The detector's energy response η(E) weighs each bin's photons by the signal they make
 (`DETECTOR_RESPONSES`): ``"energy-integrating"`` (η = E: a scintillator-photodiode flat panel
-whose signal is the absorbed energy, taking every photon as absorbed) or ``"photon-counting"``
-(η = 1).
+whose signal is the absorbed energy) or ``"photon-counting"`` (η = 1), times the fraction of
+photons the detector absorbs: 1 for an ideal detector, or a `Scintillator`'s
+1 − exp(−μ(E)·t), with μ from xraydb (e.g. 0.6 mm of CsI absorbs about 88 % at 60 keV but lets
+high energies through, which hardens the detected spectrum further).
 """
 
 from __future__ import annotations
@@ -24,13 +26,52 @@ from torch import Tensor
 
 from xrender._checks import check_positive
 
-__all__ = ["DETECTOR_RESPONSES", "SHIPPED_KVP", "Spectrum", "load_spectrum"]
+__all__ = ["DETECTOR_RESPONSES", "SHIPPED_KVP", "Scintillator", "Spectrum", "load_spectrum"]
 
 #: Detector energy responses η(E) (E in keV) by name.
 DETECTOR_RESPONSES: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
     "energy-integrating": lambda energies: energies,
     "photon-counting": np.ones_like,
 }
+
+
+@dataclass(frozen=True)
+class Scintillator:
+    """A detector's absorbing layer: its absorbed fraction 1 − exp(−μ(E)·t) weighs each energy bin.
+
+    Attributes:
+        material: a chemical formula or xraydb material name (e.g. ``"CsI"``, ``"Gd2O2S"``).
+        thickness_mm: the layer's thickness, mm, > 0.
+        density: g/cm³, > 0; ``None`` takes xraydb's density for a known material name.
+
+    Raises:
+        ValueError: a thickness or density not > 0, or a material xraydb cannot read (checked on
+            construction, with the density it needs).
+    """
+
+    material: str = "CsI"
+    thickness_mm: float = 0.6
+    density: float | None = 4.51
+
+    def __post_init__(self) -> None:
+        check_positive(self.thickness_mm, "Scintillator.thickness_mm")
+        if self.density is not None:
+            check_positive(self.density, "Scintillator.density")
+        try:
+            self.absorption(np.asarray([60.0]))
+        except Exception as error:  # xraydb raises several kinds for an unknown formula or name
+            raise ValueError(
+                f"Scintillator.material: xraydb cannot give μ of {self.material!r} at density {self.density!r} "
+                f"({str(error).splitlines()[0]}); expected a chemical formula with a density, or an xraydb "
+                "material name"
+            ) from error
+
+    def absorption(self, energies_keV: np.ndarray) -> np.ndarray:
+        """The absorbed fraction 1 − exp(−μ(E)·t) at ``energies_keV`` (total attenuation, xraydb)."""
+        import xraydb
+
+        mu_per_cm = xraydb.material_mu(self.material, np.asarray(energies_keV, dtype=np.float64) * 1e3, self.density)
+        return -np.expm1(-np.asarray(mu_per_cm) * self.thickness_mm / 10.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +103,7 @@ class Spectrum:
         check_positive(energies, "Spectrum.energies")
         if not (np.isfinite(fluence).all() and (fluence >= 0).all() and fluence.sum() > 0):
             raise ValueError("Spectrum.fluence: expected finite values >= 0, not all 0")
-        object.__setattr__(self, "energies_keV", energies)
+        object.__setattr__(self, "energies", energies)
         object.__setattr__(self, "fluence", fluence)
 
     @classmethod
@@ -79,6 +120,7 @@ class Spectrum:
         self,
         response: str = "energy-integrating",
         *,
+        scintillator: Scintillator | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> Float[Tensor, " E"]:
@@ -86,6 +128,8 @@ class Spectrum:
 
         Args:
             response: a name in `DETECTOR_RESPONSES`.
+            scintillator: the detector's absorbing layer, whose absorbed fraction multiplies η;
+                ``None``: every photon is absorbed.
             dtype: of the result (default: the default dtype).
             device: of the result (default: the CPU).
 
@@ -95,6 +139,8 @@ class Spectrum:
         if response not in DETECTOR_RESPONSES:
             raise ValueError(f"unknown detector response {response!r}; available: {', '.join(DETECTOR_RESPONSES)}")
         signal = self.fluence * DETECTOR_RESPONSES[response](self.energies)
+        if scintillator is not None:
+            signal = signal * scintillator.absorption(self.energies)
         return torch.as_tensor(signal / signal.sum(), dtype=dtype or torch.get_default_dtype(), device=device)
 
 

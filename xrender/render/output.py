@@ -8,6 +8,8 @@ atomically (`xrender.io.atomic_output`). Images are ``(C, H, W)`` line integrals
 * ``.npy``: the raw ``(C, H, W)`` values as float32.
 * ``.nii`` / ``.nii.gz``: the raw values as a 2-D float32 image (vector pixels when ``C > 1``)
   whose spacing is the detector's pixel spacing (column, row) in mm.
+* ``.dcm``: one channel as a DX DICOM file with the detector's geometry tags and the values
+  kept to 1/65535 of their range (`xrender.io.write_dicom_xray`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from torch import Tensor
 
 from xrender._checks import check_shape
 from xrender.geometry.camera import ConeBeam
-from xrender.io import atomic_output, match_suffix
+from xrender.io import atomic_output, match_suffix, write_dicom_xray
 
 __all__ = ["IMAGE_WRITERS", "PNG_PERCENTILES", "window_8bit", "write_image"]
 
@@ -60,9 +62,17 @@ def _write_nifti(image: np.ndarray, geometry: ConeBeam, path: Path) -> None:
     sitk.WriteImage(itk, str(path))
 
 
+def _write_dicom(image: np.ndarray, geometry: ConeBeam, path: Path) -> None:
+    if image.shape[0] != 1:
+        raise ValueError(
+            f"{path}: a DICOM X-ray holds one channel, got {image.shape[0]}; write .npy or .nii.gz instead"
+        )
+    write_dicom_xray(path, torch.from_numpy(image[0]), geometry)
+
+
 #: Suffix (lower case) → writer ``(image (C, H, W) float32 array, geometry, path) -> None``.
 IMAGE_WRITERS: Mapping[str, Callable[[np.ndarray, ConeBeam, Path], None]] = MappingProxyType(
-    {".png": _write_png, ".npy": _write_npy, ".nii": _write_nifti, ".nii.gz": _write_nifti}
+    {".png": _write_png, ".npy": _write_npy, ".nii": _write_nifti, ".nii.gz": _write_nifti, ".dcm": _write_dicom}
 )
 
 
