@@ -443,8 +443,8 @@ def project(
         >>> pose = standard_pose("ap", 600.0, torch.zeros(3, dtype=torch.float64))
         >>> K = geometry.intrinsics(dtype=torch.float64)
         >>> points = torch.tensor([[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [0.0, 0.0, 1.2]], dtype=torch.float64)
-        >>> project(points, pose, K).round(decimals=6).tolist()  # isocentre; 1.2 mm left; 1.2 mm superior
-        [[2.0, 2.0], [4.0, 2.0], [2.0, 0.0]]
+        >>> project(points, pose, K).round().int().tolist()  # isocentre; 1.2 mm left; 1.2 mm superior
+        [[2, 2], [4, 2], [2, 0]]
     """
     return camera_to_pixels(world_to_camera(points, pose), K)
 
@@ -490,8 +490,8 @@ def pixel_rays(
         >>> source, directions = pixel_rays(pixels, pose, geometry.intrinsics(dtype=torch.float64))
         >>> source.tolist()  # anterior of the isocentre (-y in LPS)
         [0.0, -600.0, 0.0]
-        >>> directions.shape, directions[12].round(decimals=6).tolist()  # the centre pixel's ray points posterior
-        (torch.Size([25, 3]), [0.0, 1.0, 0.0])
+        >>> directions.shape, directions[12].round().int().tolist()  # the centre pixel's ray points posterior
+        (torch.Size([25, 3]), [0, 1, 0])
     """
     check_shape(pose, "* 4 4", "pose")
     ones = torch.ones(pixels.shape[:-2], dtype=pixels.dtype, device=pixels.device)
