@@ -17,10 +17,13 @@ import importlib
 import inspect
 import io
 import re
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from xrender._registry import Registry
 
 PACKAGES = ("xrender.geometry", "xrender.render", "xrender.similarity")
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference"
@@ -109,6 +112,16 @@ def test_every_public_class_and_function_has_an_example():
     assert sorted(set(AWAITING) - set(missing)) == [], "these have examples now: strike them from AWAITING"
 
 
+@pytest.fixture
+def registries_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names an example registers (`register_preset`, …) are gone after it."""
+    for module in [m for name, m in sorted(sys.modules.items()) if name.startswith("xrender.")]:
+        for value in vars(module).values():
+            if isinstance(value, Registry):
+                monkeypatch.setattr(value, "_factories", dict(value._factories))
+
+
+@pytest.mark.usefixtures("registries_restored")
 @pytest.mark.parametrize("test", DOCTESTS, ids=lambda t: t.name)
 def test_docstring_example_runs(test: doctest.DocTest):
     report = io.StringIO()
