@@ -126,7 +126,9 @@ def registries_restored(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_docstring_example_runs(test: doctest.DocTest):
     report = io.StringIO()
     runner = doctest.DocTestRunner(optionflags=FLAGS)
-    result = runner.run(doctest.DocTest(test.examples, {}, test.name, test.filename, test.lineno, test.docstring), out=report.write)
+    result = runner.run(
+        doctest.DocTest(test.examples, {}, test.name, test.filename, test.lineno, test.docstring), out=report.write
+    )
     assert result.failed == 0, report.getvalue()
 
 
