@@ -7,7 +7,8 @@ and the three packages themselves; each contributes the classes and functions na
 they print). Every doctest of those modules runs here in a fresh namespace, so an example imports
 what it uses and can be copied as it is.
 
-Run this file as a script to list the public names that have no example yet.
+Run this file as a script (``PYTHONPATH=. python tests/test_docstring_examples.py``) to list the
+public names that have no example yet.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 # Public names whose examples are still to come, each with the reason. The test below fails if one
 # of them gains an example (strike it from here then), so the list can only shrink.
-AWAITING: dict[str, str] = {}
+_FUSED = "xrender/render/fused_cpu.py is being reworked on another branch; its examples come with that work"
+AWAITING: dict[str, str] = {
+    "xrender.render.fused_cpu.FusedCPUBackend": _FUSED,
+    "xrender.render.fused_cpu.fused_march": _FUSED,
+    "xrender.render.fused_cpu.fused_march_jacobian": _FUSED,
+}
 
 
 def _in_packages(name: str) -> bool:
