@@ -68,6 +68,19 @@ class ConeBeam:
 
     Raises:
         ValueError: non-positive or non-finite sizes, spacings or distances.
+
+    Examples:
+        >>> from xrender.geometry import ConeBeam
+        >>> geometry = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(2.0, 1.0), sid=600.0)
+        >>> geometry.focal_length  # (f_u, f_v) = sdd / (column, row) spacing, in pixels
+        (1000.0, 500.0)
+        >>> geometry.principal_point  # (u, v) of the detector centre
+        (2.5, 1.5)
+        >>> geometry.detector_size_mm  # (height, width)
+        (8.0, 6.0)
+        >>> binned = geometry.downsample(2)
+        >>> binned.height, binned.width, binned.principal_point
+        (2, 3, (1.0, 0.5))
     """
 
     sdd: float
@@ -244,12 +257,27 @@ _PRESETS: Registry[ConeBeam] = Registry("C-arm preset", ConeBeam)
 
 
 def register_preset(name: str, factory: Callable[[], ConeBeam], *, overwrite: bool = False) -> None:
-    """Add a named geometry to the preset registry (``factory()`` builds it)."""
+    """Add a named geometry to the preset registry (``factory()`` builds it).
+
+    Examples:
+        >>> from xrender.geometry import ConeBeam, get_preset, register_preset
+        >>> def bench_top() -> ConeBeam:
+        ...     return ConeBeam(sdd=1200.0, height=64, width=64, pixel_spacing=(0.5, 0.5), sid=800.0)
+        >>> register_preset("bench-top", bench_top, overwrite=True)
+        >>> get_preset("bench-top").detector_size_mm
+        (32.0, 32.0)
+    """
     _PRESETS.register(name, factory, overwrite=overwrite)
 
 
 def available_presets() -> list[str]:
-    """Names accepted by `get_preset`."""
+    """Names accepted by `get_preset`.
+
+    Examples:
+        >>> from xrender.geometry import available_presets
+        >>> {"deepfluoro", "prost"} <= set(available_presets())
+        True
+    """
     return _PRESETS.names()
 
 
@@ -264,6 +292,12 @@ def get_preset(name: str) -> ConeBeam:
 
     Raises:
         ValueError: unknown name; the message lists the available presets.
+
+    Examples:
+        >>> from xrender.geometry import get_preset
+        >>> prost = get_preset("prost")
+        >>> prost.height, prost.width, prost.pixel_spacing, prost.sdd, prost.sid
+        (128, 128, (2.92, 2.92), 1020.0, 620.0)
     """
     return _PRESETS.get(name)
 
@@ -289,6 +323,13 @@ def intrinsic_matrix(
 
     Returns:
         ``K`` with ``f_u = sdd / column spacing`` and ``f_v = sdd / row spacing``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import intrinsic_matrix
+        >>> sdd, spacing, principal_point = torch.tensor(1000.0), torch.tensor([2.0, 1.0]), torch.tensor([2.5, 1.5])
+        >>> intrinsic_matrix(sdd, spacing, principal_point).tolist()
+        [[1000.0, 0.0, 2.5], [0.0, 500.0, 1.5], [0.0, 0.0, 1.0]]
     """
     check_shape(pixel_spacing, "* 2", "pixel_spacing")
     check_shape(principal_point, "* 2", "principal_point")
@@ -305,6 +346,15 @@ def inverse_intrinsic_matrix(K: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3 
     $$
     K^{-1} = \begin{pmatrix} 1/f_u & 0 & -c_u/f_u \\ 0 & 1/f_v & -c_v/f_v \\ 0 & 0 & 1 \end{pmatrix}
     $$
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import ConeBeam, inverse_intrinsic_matrix
+        >>> K = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(2.0, 1.0)).intrinsics(dtype=torch.float64)
+        >>> torch.allclose(inverse_intrinsic_matrix(K) @ K, torch.eye(3, dtype=torch.float64))
+        True
+        >>> inverse_intrinsic_matrix(K)[0].tolist()  # (1/f_u, 0, -c_u/f_u)
+        [0.001, 0.0, -0.0025]
     """
     check_shape(K, "* 3 3", "K")
     fu, fv, cu, cv = K[..., 0, 0], K[..., 1, 1], K[..., 0, 2], K[..., 1, 2]
@@ -323,6 +373,14 @@ def pixel_grid(
     """Pixel centres ``(u, v)`` = (column, row) of an ``H × W`` detector, shape ``(H, W, 2)``.
 
     Floating point (default dtype unless ``dtype`` is given): pixel coordinates are continuous.
+
+    Examples:
+        >>> from xrender.geometry import pixel_grid
+        >>> grid = pixel_grid(2, 3)
+        >>> grid.shape
+        torch.Size([2, 3, 2])
+        >>> grid[1, 2].tolist()  # row 1, column 2: (u, v) = (2, 1)
+        [2.0, 1.0]
     """
     dtype = dtype or torch.get_default_dtype()
     v, u = torch.meshgrid(
@@ -332,7 +390,16 @@ def pixel_grid(
 
 
 def world_to_camera(points: Float[Tensor, "*B N 3"], pose: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B N 3"]:
-    """Express world points (mm) in the camera frame of ``pose`` (camera-to-world)."""
+    """Express world points (mm) in the camera frame of ``pose`` (camera-to-world).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import world_to_camera
+        >>> pose = torch.eye(4, dtype=torch.float64)
+        >>> pose[:3, 3] = torch.tensor([0.0, 0.0, -100.0])  # source 100 mm inferior, looking superior
+        >>> world_to_camera(torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 50.0]], dtype=torch.float64), pose).tolist()
+        [[0.0, 0.0, 100.0], [1.0, 2.0, 150.0]]
+    """
     check_shape(points, "* N 3", "points")
     check_finite(check_shape(pose, "* 4 4", "pose"), "pose")  # evaluation, not a hot path: project() reads z too
     R, t = pose[..., :3, :3], pose[..., :3, 3]
@@ -344,6 +411,14 @@ def camera_to_pixels(points: Float[Tensor, "*B N 3"], K: Float[Tensor, "*B 3 3"]
 
     Raises:
         ValueError: a point lies on or behind the source plane (``z ≤ 0``), where it has no image.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import ConeBeam, camera_to_pixels
+        >>> K = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(2.0, 1.0)).intrinsics(dtype=torch.float64)
+        >>> points = torch.tensor([[0.0, 0.0, 500.0], [1.0, 2.0, 1000.0]], dtype=torch.float64)  # camera frame, mm
+        >>> camera_to_pixels(points, K).tolist()  # the principal ray hits the principal point
+        [[2.5, 1.5], [3.5, 2.5]]
     """
     check_shape(points, "* N 3", "points")
     check_shape(K, "* 3 3", "K")
@@ -359,7 +434,18 @@ def camera_to_pixels(points: Float[Tensor, "*B N 3"], K: Float[Tensor, "*B 3 3"]
 def project(
     points: Float[Tensor, "*B N 3"], pose: Float[Tensor, "*B 4 4"], K: Float[Tensor, "*B 3 3"]
 ) -> Float[Tensor, "*B N 2"]:
-    """Project world points (mm, LPS) to detector pixels ``(u, v)`` for a camera-to-world ``pose``."""
+    """Project world points (mm, LPS) to detector pixels ``(u, v)`` for a camera-to-world ``pose``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import ConeBeam, project, standard_pose
+        >>> geometry = ConeBeam(sdd=1000.0, height=5, width=5, pixel_spacing=(1.0, 1.0), sid=600.0)
+        >>> pose = standard_pose("ap", 600.0, torch.zeros(3, dtype=torch.float64))
+        >>> K = geometry.intrinsics(dtype=torch.float64)
+        >>> points = torch.tensor([[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [0.0, 0.0, 1.2]], dtype=torch.float64)
+        >>> project(points, pose, K).round().int().tolist()  # isocentre; 1.2 mm left; 1.2 mm superior
+        [[2, 2], [4, 2], [2, 0]]
+    """
     return camera_to_pixels(world_to_camera(points, pose), K)
 
 
@@ -369,6 +455,15 @@ def pixels_to_camera(
     """Back-project pixels to the camera-frame points at ``z = depth`` (mm) on their rays.
 
     With ``depth = sdd`` these are the pixel centres on the detector plane.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import ConeBeam, pixels_to_camera
+        >>> geometry = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(2.0, 1.0))
+        >>> K = geometry.intrinsics(dtype=torch.float64)
+        >>> pixels = torch.tensor([[2.5, 1.5], [5.0, 3.0]], dtype=torch.float64)
+        >>> pixels_to_camera(pixels, K, torch.tensor(1000.0, dtype=torch.float64)).tolist()  # on the detector, mm
+        [[0.0, 0.0, 1000.0], [2.5, 3.0, 1000.0]]
     """
     check_shape(pixels, "* N 2", "pixels")
     homogeneous = torch.cat([pixels, torch.ones_like(pixels[..., :1])], dim=-1)
@@ -385,6 +480,18 @@ def pixel_rays(
     Returns:
         ``(source, directions)``: the source position in world mm (the pose's translation) and
         unit direction vectors in the world frame, one per pixel.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import ConeBeam, pixel_rays, standard_pose
+        >>> geometry = ConeBeam(sdd=1000.0, height=5, width=5, pixel_spacing=(1.0, 1.0), sid=600.0)
+        >>> pose = standard_pose("ap", 600.0, torch.zeros(3, dtype=torch.float64))
+        >>> pixels = geometry.pixel_grid(dtype=torch.float64).reshape(-1, 2)
+        >>> source, directions = pixel_rays(pixels, pose, geometry.intrinsics(dtype=torch.float64))
+        >>> source.tolist()  # anterior of the isocentre (-y in LPS)
+        [0.0, -600.0, 0.0]
+        >>> directions.shape, directions[12].round().int().tolist()  # the centre pixel's ray points posterior
+        (torch.Size([25, 3]), [0, 1, 0])
     """
     check_shape(pose, "* 4 4", "pose")
     ones = torch.ones(pixels.shape[:-2], dtype=pixels.dtype, device=pixels.device)

@@ -147,6 +147,14 @@ class CArmTags:
         view_position: View Position (0018,5101), e.g. ``"AP"``.
         detector_primary_angle_deg: Detector Primary Angle (0018,1530), degrees.
         detector_secondary_angle_deg: Detector Secondary Angle (0018,1531), degrees.
+
+    Examples:
+        >>> from xrender.geometry import CArmTags, carm_geometry
+        >>> tags = CArmTags(sdd=1000.0, sid=600.0, imager_pixel_spacing=(0.5, 0.5), view_position="AP")
+        >>> tags.sdd, tags.primary_angle_deg  # absent tags are None
+        (1000.0, None)
+        >>> carm_geometry(tags, (8, 6)).principal_point
+        (2.5, 3.5)
     """
 
     rows: int | None = None
@@ -177,6 +185,15 @@ class CArmView:
         direction: where the beam direction came from, e.g. ``"LAO 30°, CRA 10° (Positioner
             Primary/Secondary Angle)"``.
         orientation: where the handedness came from, e.g. ``"Patient Orientation L\\F"``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import CArmTags, carm_view
+        >>> view = carm_view(CArmTags(sid=600.0, view_position="AP"), torch.zeros(3, dtype=torch.float64))
+        >>> view.flip, view.pose.dtype
+        ('none', torch.float64)
+        >>> print(view.describe())
+        view ap (View Position AP); no Patient Orientation: ...; source at (0.0, -600.0, 0.0) mm (LPS)
     """
 
     pose: Float[Tensor, "4 4"]
@@ -259,6 +276,13 @@ def carm_geometry(
         ValueError: ``sdd`` or the pixel spacing neither given nor in the file (the message names
             the tag, the keyword and the command-line option), a tilted detector, or invalid
             values.
+
+    Examples:
+        >>> from xrender.geometry import CArmTags, carm_geometry
+        >>> tags = CArmTags(sdd=1020.0, imager_pixel_spacing=(0.3, 0.3))
+        >>> geometry = carm_geometry(tags, (512, 512), sid=600.0)  # a keyword fills in a missing tag
+        >>> geometry.sdd, geometry.sid, geometry.focal_length
+        (1020.0, 600.0, (3400.0, 3400.0))
     """
     _check_untilted(tags, origin)
     distance = _required(sdd, tags.sdd, origin, "sdd")
@@ -419,6 +443,16 @@ def carm_view(
             unusable View Position, a missing ``sid`` (each naming the tags and options), a
             malformed Patient Orientation or one nearly parallel to the beam, a tilted detector,
             or a malformed ``isocenter``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import CArmTags, carm_view
+        >>> tags = CArmTags(sid=600.0, primary_angle_deg=90.0, secondary_angle_deg=0.0)  # LAO 90°
+        >>> view = carm_view(tags, torch.zeros(3, dtype=torch.float64))
+        >>> view.pose[:3, 3].round().int().tolist()  # the source on the patient's right, the detector on the left
+        [-600, 0, 0]
+        >>> view.flip  # no Patient Orientation: the stored image is taken as seen from the detector
+        'horizontal'
     """
     if angles is not None and view is not None:
         raise ValueError("carm_view: pass angles or view, not both")

@@ -54,6 +54,20 @@ def pose_from_motion(
 
     Raises:
         ValueError: malformed inputs.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import pose_from_motion, so3_angle, standard_pose
+        >>> isocenter = torch.zeros(3, dtype=torch.float64)
+        >>> reference = standard_pose("ap", 600.0, isocenter)
+        >>> deeper = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 50.0], dtype=torch.float64)  # (ωu, ωv, ωdepth) deg, t mm
+        >>> pose = pose_from_motion(deeper, reference, isocenter)
+        >>> pose[:3, 3].round().int().tolist()  # 50 mm deeper: the source is 650 mm from the isocentre
+        [0, -650, 0]
+        >>> turned = torch.tensor([0.0, 0.0, 30.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+        >>> pose = pose_from_motion(turned, reference, isocenter)
+        >>> round(so3_angle(pose[:3, :3], reference[:3, :3]).rad2deg().item(), 6)  # a 30° turn about the beam
+        30.0
     """
     check_shape(params, "* 6", "params")
     check_shape(reference, "* 4 4", "reference")
@@ -66,7 +80,18 @@ def pose_from_motion(
 def motion_from_pose(
     pose: Float[Tensor, "*B 4 4"], reference: Float[Tensor, "*B 4 4"], isocenter: Float[Tensor, "3"]
 ) -> Float[Tensor, "*B 6"]:
-    """The motion parameters with ``pose_from_motion(x, reference, isocenter) == pose`` (rotation angle < 180°)."""
+    """The motion parameters with ``pose_from_motion(x, reference, isocenter) == pose`` (rotation angle < 180°).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import motion_from_pose, pose_from_motion, standard_pose
+        >>> isocenter = torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64)
+        >>> reference = standard_pose("ap", 600.0, isocenter)
+        >>> motion = torch.tensor([5.0, -3.0, 10.0, 2.0, -4.0, 20.0], dtype=torch.float64)  # degrees, then mm
+        >>> pose = pose_from_motion(motion, reference, isocenter)
+        >>> motion_from_pose(pose, reference, isocenter).round(decimals=6).tolist()
+        [5.0, -3.0, 10.0, 2.0, -4.0, 20.0]
+    """
     delta = perturbation_between(pose, reference, isocenter.to(reference))
     omega = matrix_to_axis_angle(delta[..., :3, :3]) * (180.0 / math.pi)
     return torch.cat([omega, delta[..., :3, 3]], dim=-1)

@@ -67,6 +67,19 @@ class Parameterization:
         options: the options it was built with, as sorted ``(name, value)`` pairs, e.g.
             ``(("convention", "ZYX"), ("degrees", False))``. Equality and hashing use
             ``name``, ``num_params`` and ``options``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import get_parameterization
+        >>> euler = get_parameterization("euler", convention="ZYX", degrees=True)
+        >>> euler.name, euler.num_params, euler.options
+        ('euler', 6, (('convention', 'ZYX'), ('degrees', True)))
+        >>> params = torch.tensor([30.0, 0.0, 0.0, 1.0, 2.0, 3.0], dtype=torch.float64)  # 30° yaw, then t (mm)
+        >>> T = euler.to_pose(params)
+        >>> T[:3, 3].tolist()
+        [1.0, 2.0, 3.0]
+        >>> euler.from_pose(T).round(decimals=6).tolist()
+        [30.0, 0.0, 0.0, 1.0, 2.0, 3.0]
     """
 
     name: str
@@ -174,7 +187,13 @@ for _name, _factory in {
 
 
 def available_parameterizations() -> list[str]:
-    """The registered names, sorted."""
+    """The registered names, sorted.
+
+    Examples:
+        >>> from xrender.geometry import available_parameterizations
+        >>> available_parameterizations()
+        ['axis_angle', 'euler', 'matrix', 'quaternion', 'rotation_6d', 'se3_log']
+    """
     return _REGISTRY.names()
 
 
@@ -184,6 +203,17 @@ def register_parameterization(name: str, factory: Callable[..., Parameterization
     Raises:
         TypeError: ``name`` is not a string or ``factory`` is not callable.
         ValueError: empty name, or the name is taken and ``overwrite`` is false.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import Parameterization, make_pose, pose_from_params, register_parameterization
+        >>> def translation_only() -> Parameterization:
+        ...     def to_pose(t):
+        ...         return make_pose(torch.eye(3, dtype=t.dtype).expand(*t.shape[:-1], 3, 3), t)
+        ...     return Parameterization("translation", 3, to_pose, lambda T: T[..., :3, 3])
+        >>> register_parameterization("translation", translation_only, overwrite=True)
+        >>> pose_from_params(torch.tensor([1.0, 2.0, 3.0]), "translation")[:3, 3].tolist()
+        [1.0, 2.0, 3.0]
     """
     _REGISTRY.register(name, factory, overwrite=overwrite)
 
@@ -191,23 +221,45 @@ def register_parameterization(name: str, factory: Callable[..., Parameterization
 def get_parameterization(name: str, **options: Any) -> Parameterization:
     """Build the registered parameterization ``name`` with keyword ``options``.
 
-    Examples:
-        ``get_parameterization("euler", convention="xyz", degrees=True)``,
-        ``get_parameterization("se3_log")``.
-
     Raises:
         ValueError: unknown name (the message lists the available ones) or an invalid option value.
         TypeError: an option the parameterization does not accept (the message lists the accepted
             ones), or a factory that does not return a `Parameterization`.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import get_parameterization
+        >>> get_parameterization("se3_log").num_params
+        6
+        >>> euler = get_parameterization("euler", convention="xyz", degrees=True)
+        >>> euler.to_pose(torch.tensor([0.0, 0.0, 90.0, 0.0, 0.0, 0.0]))[:3, 0].round().int().tolist()  # x turns to y
+        [0, 1, 0]
     """
     return _REGISTRY.get(name, **options)
 
 
 def pose_from_params(params: Float[Tensor, "*B P"], name: str, **options: Any) -> Float[Tensor, "*B 4 4"]:
-    """Shortcut for ``get_parameterization(name, **options).to_pose(params)``."""
+    """Shortcut for ``get_parameterization(name, **options).to_pose(params)``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import pose_from_params
+        >>> params = torch.tensor([[1.0, 0.0, 0.0, 0.0, 10.0, 20.0, 30.0]])  # (w, x, y, z), then t
+        >>> T = pose_from_params(params, "quaternion")
+        >>> T.shape, T[0, :3, 3].tolist()
+        (torch.Size([1, 4, 4]), [10.0, 20.0, 30.0])
+    """
     return get_parameterization(name, **options).to_pose(params)
 
 
 def params_from_pose(T: Float[Tensor, "*B 4 4"], name: str, **options: Any) -> Float[Tensor, "*B P"]:
-    """Shortcut for ``get_parameterization(name, **options).from_pose(T)``."""
+    """Shortcut for ``get_parameterization(name, **options).from_pose(T)``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import params_from_pose, standard_pose
+        >>> pose = standard_pose("ap", 600.0, torch.zeros(3, dtype=torch.float64))
+        >>> params_from_pose(pose, "rotation_6d").round().int().tolist()  # camera x and y axes, then the source
+        [1, 0, 0, 0, 0, -1, 0, -600, 0]
+    """
     return get_parameterization(name, **options).from_pose(T)

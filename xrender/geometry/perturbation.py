@@ -30,7 +30,19 @@ __all__ = ["isocenter_frame", "perturb", "perturbation_between"]
 
 
 def isocenter_frame(pose: Float[Tensor, "*B 4 4"], isocenter: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 4 4"]:
-    """The frame with origin ``isocenter`` (world mm) and the axes of ``pose``'s camera, as a 4×4 frame-to-world."""
+    """The frame with origin ``isocenter`` (world mm) and the axes of ``pose``'s camera, as a 4×4 frame-to-world.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import isocenter_frame, standard_pose
+        >>> isocenter = torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64)
+        >>> pose = standard_pose("ap", 600.0, isocenter)
+        >>> F = isocenter_frame(pose, isocenter)
+        >>> F[:3, 3].tolist()  # the origin is the isocentre
+        [10.0, 20.0, 30.0]
+        >>> torch.equal(F[:3, :3], pose[:3, :3])  # the axes are the camera's
+        True
+    """
     check_shape(pose, "* 4 4", "pose")
     check_shape(isocenter, "* 3", "isocenter")
     return make_pose(pose[..., :3, :3], isocenter.to(pose.dtype).expand(*pose.shape[:-2], 3))
@@ -49,6 +61,15 @@ def perturb(
 
     Returns:
         ``F δ⁻¹ F⁻¹ pose`` with ``F = isocenter_frame(pose, isocenter)``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import make_pose, perturb, standard_pose
+        >>> isocenter = torch.zeros(3, dtype=torch.float64)
+        >>> pose = standard_pose("ap", 600.0, isocenter)  # source at y = -600 mm
+        >>> delta = make_pose(torch.eye(3, dtype=torch.float64), torch.tensor([0.0, 0.0, 50.0], dtype=torch.float64))
+        >>> perturb(pose, delta, isocenter)[:3, 3].round().int().tolist()  # the volume moves 50 mm away from the source
+        [0, -650, 0]
     """
     check_shape(delta, "* 4 4", "delta")
     frame = isocenter_frame(pose, isocenter)
@@ -58,7 +79,17 @@ def perturb(
 def perturbation_between(
     pose: Float[Tensor, "*B 4 4"], reference: Float[Tensor, "*B 4 4"], isocenter: Float[Tensor, "*B 3"]
 ) -> Float[Tensor, "*B 4 4"]:
-    """The volume motion ``δ`` with ``perturb(reference, δ, isocenter) == pose`` (the inverse of `perturb`)."""
+    """The volume motion ``δ`` with ``perturb(reference, δ, isocenter) == pose`` (the inverse of `perturb`).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import get_pose_distribution, perturb, perturbation_between, standard_pose
+        >>> isocenter = torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64)
+        >>> reference = standard_pose("ll", 600.0, isocenter)
+        >>> delta = get_pose_distribution("prost-train").sample(3, seed=0, dtype=torch.float64)
+        >>> torch.allclose(perturbation_between(perturb(reference, delta, isocenter), reference, isocenter), delta)
+        True
+    """
     check_shape(pose, "* 4 4", "pose")
     frame = isocenter_frame(reference, isocenter)
     return compose(invert(frame), reference, invert(pose), frame)

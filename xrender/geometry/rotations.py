@@ -81,6 +81,16 @@ def quaternion_to_matrix(q: Float[Tensor, "*B 4"]) -> Float[Tensor, "*B 3 3"]:
 
     Raises:
         ValueError: wrong shape or a zero quaternion (which is not a rotation).
+
+    Examples:
+        >>> import math
+        >>> import torch
+        >>> from xrender.geometry import quaternion_to_matrix
+        >>> q = torch.tensor([math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)]).double()  # +90° about z
+        >>> (quaternion_to_matrix(q) @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)).round().int().tolist()
+        [0, 1, 0]
+        >>> torch.allclose(quaternion_to_matrix(3 * q), quaternion_to_matrix(q))  # any scale
+        True
     """
     check_shape(q, "* 4", "q")
     norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True)
@@ -102,6 +112,13 @@ def matrix_to_quaternion(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 4"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import euler_to_matrix, matrix_to_quaternion
+        >>> R = euler_to_matrix(torch.tensor([0.0, 0.0, 90.0], dtype=torch.float64), "xyz", degrees=True)
+        >>> matrix_to_quaternion(R).round(decimals=4).tolist()  # (w, x, y, z), w >= 0
+        [0.7071, 0.0, 0.0, 0.7071]
     """
     check_shape(R, "* 3 3", "R")
     # kornia picks the branch by the largest of (trace, diagonal), which is stable at 180°, but does
@@ -126,6 +143,16 @@ def axis_angle_to_matrix(omega: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 3 3"
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import math
+        >>> import torch
+        >>> from xrender.geometry import axis_angle_to_matrix
+        >>> R = axis_angle_to_matrix(torch.tensor([math.pi / 2, 0.0, 0.0], dtype=torch.float64))  # +90° about x
+        >>> (R @ torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)).round().int().tolist()  # y turns to z
+        [0, 0, 1]
+        >>> torch.equal(axis_angle_to_matrix(torch.zeros(3)), torch.eye(3))
+        True
     """
     return kconv.axis_angle_to_rotation_matrix(check_shape(omega, "* 3", "omega"))
 
@@ -143,6 +170,15 @@ def matrix_to_axis_angle(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+        >>> omega = torch.tensor([0.3, -0.4, 1.2], dtype=torch.float64)  # 1.3 rad
+        >>> torch.allclose(matrix_to_axis_angle(axis_angle_to_matrix(omega)), omega)
+        True
+        >>> round(matrix_to_axis_angle(axis_angle_to_matrix(omega)).norm().item(), 6)
+        1.3
     """
     return kconv.rotation_matrix_to_axis_angle(check_shape(R, "* 3 3", "R"))
 
@@ -172,6 +208,16 @@ def rotation_6d_to_matrix(d6: Float[Tensor, "*B 6"], eps: float | None = None) -
     Raises:
         ValueError: with ``eps=None``: wrong shape, NaN/inf, or $a_1 = 0$ or $a_2$ parallel to
             $a_1$ (within 64 machine epsilons), where Gram–Schmidt is undefined.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import rotation_6d_to_matrix
+        >>> R = rotation_6d_to_matrix(torch.tensor([2.0, 0.0, 0.0, 1.0, 3.0, 0.0], dtype=torch.float64))
+        >>> R.tolist()  # columns: x normalised, y orthogonalised, z = x × y
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+        >>> d6 = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))  # any four pairs
+        >>> torch.linalg.det(rotation_6d_to_matrix(d6)).round(decimals=6).tolist()
+        [1.0, 1.0, 1.0, 1.0]
     """
     a1, a2 = d6[..., :3], d6[..., 3:]
     if eps is not None:
@@ -199,6 +245,15 @@ def matrix_to_rotation_6d(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 6"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import matrix_to_rotation_6d, rotation_6d_to_matrix
+        >>> R = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # +90° about z
+        >>> matrix_to_rotation_6d(R).tolist()  # the first two columns
+        [0.0, 1.0, 0.0, -1.0, 0.0, 0.0]
+        >>> torch.equal(rotation_6d_to_matrix(matrix_to_rotation_6d(R)), R)
+        True
     """
     check_shape(R, "* 3 3", "R")
     return R[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6)
@@ -249,6 +304,16 @@ def euler_to_matrix(angles: Float[Tensor, "*B 3"], convention: str, degrees: boo
 
     Raises:
         ValueError: unknown convention (the message lists the valid ones), wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import euler_to_matrix
+        >>> angles = torch.tensor([90.0, 0.0, 90.0], dtype=torch.float64)
+        >>> x = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+        >>> (euler_to_matrix(angles, "xyz", degrees=True) @ x).round().int().tolist()  # about fixed x, then fixed z
+        [0, 1, 0]
+        >>> (euler_to_matrix(angles, "XYZ", degrees=True) @ x).round().int().tolist()  # about x, then the new z
+        [0, 0, 1]
     """
     axes, extrinsic = _parse_euler(convention)
     check_shape(angles, "* 3", "angles")
@@ -337,6 +402,15 @@ def matrix_to_euler(R: Float[Tensor, "*B 3 3"], convention: str, degrees: bool =
 
     Raises:
         ValueError: unknown convention (the message lists the valid ones), wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import euler_to_matrix, matrix_to_euler
+        >>> R = euler_to_matrix(torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64), "ZYX", degrees=True)
+        >>> matrix_to_euler(R, "ZYX", degrees=True).round(decimals=6).tolist()
+        [10.0, 20.0, 30.0]
+        >>> matrix_to_euler(R, "xyz", degrees=True).round(decimals=6).tolist()  # = intrinsic ZYX reversed
+        [30.0, 20.0, 10.0]
     """
     axes, extrinsic = _parse_euler(convention)
     q = matrix_to_quaternion(R)
@@ -397,5 +471,15 @@ def nearest_rotation(M: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3 3"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import nearest_rotation
+        >>> M = torch.tensor([[1.1, 0.1, 0.0], [-0.1, 0.9, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        >>> R = nearest_rotation(M)
+        >>> torch.allclose(R.T @ R, torch.eye(3, dtype=torch.float64)), round(torch.linalg.det(R).item(), 6)
+        (True, 1.0)
+        >>> torch.equal(nearest_rotation(torch.eye(3)), torch.eye(3))  # a rotation is returned unchanged
+        True
     """
     return _NearestRotation.apply(check_shape(M, "* 3 3", "M"))

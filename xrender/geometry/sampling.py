@@ -50,6 +50,18 @@ class PoseDistribution:
         rotation_mean_deg: means of the Euler angles (degrees).
         translation_mean_mm: means of the translations (mm).
         convention: Euler convention of the angles (SciPy's letters; lowercase = extrinsic).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import PoseDistribution
+        >>> jitter = PoseDistribution(rotation_std_deg=(2.0, 2.0, 2.0), translation_std_mm=(0.0, 0.0, 10.0))
+        >>> params = jitter.sample_params(1000, seed=0, dtype=torch.float64)  # (rx, ry, rz) deg, (tu, tv, tdepth) mm
+        >>> params.std(dim=0).round().int().tolist()
+        [2, 2, 2, 0, 0, 10]
+        >>> jitter.sample(4, seed=0).shape  # volume motions, to pass to perturb
+        torch.Size([4, 4, 4])
+        >>> torch.equal(jitter.sample(4, seed=0), jitter.sample(4, seed=0))  # seeded draws repeat
+        True
     """
 
     rotation_std_deg: tuple[float, float, float]
@@ -114,12 +126,27 @@ _DISTRIBUTIONS: Registry[PoseDistribution] = Registry("pose distribution", PoseD
 
 
 def register_pose_distribution(name: str, factory: Callable[[], PoseDistribution], *, overwrite: bool = False) -> None:
-    """Add a named distribution (``factory()`` builds it)."""
+    """Add a named distribution (``factory()`` builds it).
+
+    Examples:
+        >>> from xrender.geometry import PoseDistribution, get_pose_distribution, register_pose_distribution
+        >>> def depth_only() -> PoseDistribution:
+        ...     return PoseDistribution(rotation_std_deg=(0.0, 0.0, 0.0), translation_std_mm=(0.0, 0.0, 30.0))
+        >>> register_pose_distribution("depth-only", depth_only, overwrite=True)
+        >>> get_pose_distribution("depth-only").sample_params(2, seed=0)[:, :5].abs().max().item()
+        0.0
+    """
     _DISTRIBUTIONS.register(name, factory, overwrite=overwrite)
 
 
 def available_pose_distributions() -> list[str]:
-    """Names accepted by `get_pose_distribution`."""
+    """Names accepted by `get_pose_distribution`.
+
+    Examples:
+        >>> from xrender.geometry import available_pose_distributions
+        >>> available_pose_distributions()
+        ['prost-initial', 'prost-train', 'wide']
+    """
     return _DISTRIBUTIONS.names()
 
 
@@ -128,6 +155,12 @@ def get_pose_distribution(name: str) -> PoseDistribution:
 
     Raises:
         ValueError: unknown name; the message lists the available ones.
+
+    Examples:
+        >>> from xrender.geometry import get_pose_distribution
+        >>> initial = get_pose_distribution("prost-initial")
+        >>> initial.rotation_std_deg, initial.translation_std_mm
+        ((25.0, 25.0, 25.0), (25.0, 25.0, 60.0))
     """
     return _DISTRIBUTIONS.get(name)
 

@@ -87,6 +87,15 @@ def skew(v: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 3 3"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import skew
+        >>> v, u = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 5.0, 6.0])
+        >>> (skew(v) @ u).tolist()  # the cross product v × u
+        [-3.0, 6.0, -3.0]
+        >>> torch.equal(skew(v).T, -skew(v))
+        True
     """
     check_shape(v, "* 3", "v")
     x, y, z = v.unbind(-1)
@@ -100,6 +109,12 @@ def unskew(K: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import skew, unskew
+        >>> unskew(skew(torch.tensor([1.0, 2.0, 3.0]))).tolist()
+        [1.0, 2.0, 3.0]
     """
     check_shape(K, "* 3 3", "K")
     A = 0.5 * (K - K.transpose(-1, -2))
@@ -115,6 +130,15 @@ def make_pose(R: Float[Tensor, "*B 3 3"], t: Float[Tensor, "*B 3"]) -> Float[Ten
 
     Raises:
         ValueError: wrong shapes or batch shapes that do not broadcast.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import make_pose
+        >>> T = make_pose(torch.eye(3), torch.tensor([10.0, 20.0, 30.0]))
+        >>> T.tolist()
+        [[1.0, 0.0, 0.0, 10.0], [0.0, 1.0, 0.0, 20.0], [0.0, 0.0, 1.0, 30.0], [0.0, 0.0, 0.0, 1.0]]
+        >>> make_pose(torch.eye(3).expand(5, 3, 3), torch.zeros(3)).shape  # batch shapes broadcast
+        torch.Size([5, 4, 4])
     """
     check_shape(R, "* 3 3", "R")
     check_shape(t, "* 3", "t")
@@ -128,12 +152,27 @@ def make_pose(R: Float[Tensor, "*B 3 3"], t: Float[Tensor, "*B 3"]) -> Float[Ten
 
 
 def pose_rotation(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 3 3"]:
-    """The rotation block $R$ of a pose (a view of ``T``)."""
+    """The rotation block $R$ of a pose (a view of ``T``).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import make_pose, pose_rotation
+        >>> T = make_pose(2 * torch.eye(3), torch.tensor([10.0, 20.0, 30.0]))
+        >>> pose_rotation(T).diagonal().tolist()
+        [2.0, 2.0, 2.0]
+    """
     return check_shape(T, "* 4 4", "T")[..., :3, :3]
 
 
 def pose_translation(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 3"]:
-    """The translation $t$ of a pose (a view of ``T``)."""
+    """The translation $t$ of a pose (a view of ``T``).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import make_pose, pose_translation
+        >>> pose_translation(make_pose(torch.eye(3), torch.tensor([10.0, 20.0, 30.0]))).tolist()
+        [10.0, 20.0, 30.0]
+    """
     return check_shape(T, "* 4 4", "T")[..., :3, 3]
 
 
@@ -145,6 +184,18 @@ def compose(*Ts: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 4 4"]:
 
     Raises:
         ValueError: no pose given, wrong shapes.
+
+    Examples:
+        >>> import math
+        >>> import torch
+        >>> from xrender.geometry import axis_angle_to_matrix, compose, make_pose, transform_points
+        >>> turn = make_pose(axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2])), torch.zeros(3))  # 90° about z
+        >>> shift = make_pose(torch.eye(3), torch.tensor([1.0, 0.0, 0.0]))  # 1 mm along x
+        >>> p = torch.zeros(1, 3)
+        >>> transform_points(compose(turn, shift), p).round().int().tolist()  # shift first, then turn x to y
+        [[0, 1, 0]]
+        >>> transform_points(compose(shift, turn), p).round().int().tolist()  # turn the origin, then shift
+        [[1, 0, 0]]
     """
     if not Ts:
         raise ValueError("compose: expected at least one pose, got none")
@@ -161,6 +212,16 @@ def invert(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 4 4"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import compose, euler_to_matrix, invert, make_pose
+        >>> R = euler_to_matrix(torch.tensor([10.0, 20.0, 30.0]).double(), "xyz", degrees=True)
+        >>> T = make_pose(R, torch.tensor([1.0, 2.0, 3.0]).double())
+        >>> torch.allclose(compose(T, invert(T)), torch.eye(4, dtype=torch.float64))
+        True
+        >>> invert(make_pose(torch.eye(3), torch.tensor([1.0, 2.0, 3.0])))[:3, 3].tolist()
+        [-1.0, -2.0, -3.0]
     """
     return _inverse(check_shape(T, "* 4 4", "T"))
 
@@ -174,6 +235,14 @@ def transform_points(T: Float[Tensor, "*B 4 4"], points: Float[Tensor, "*B N 3"]
 
     Raises:
         ValueError: wrong shapes.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import make_pose, transform_points
+        >>> half_turn = torch.diag(torch.tensor([-1.0, -1.0, 1.0]))  # 180° about z
+        >>> T = make_pose(half_turn, torch.tensor([0.0, 0.0, 5.0]))
+        >>> transform_points(T, torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])).tolist()
+        [[-1.0, -2.0, 8.0], [0.0, 0.0, 5.0]]
     """
     check_shape(T, "* 4 4", "T")
     check_shape(points, "* N 3", "points")
@@ -240,6 +309,16 @@ def se3_exp(xi: Float[Tensor, "*B 6"]) -> Float[Tensor, "*B 4 4"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import math
+        >>> import torch
+        >>> from xrender.geometry import se3_exp
+        >>> se3_exp(torch.tensor([0.0, 0.0, 0.0, 1.0, 2.0, 3.0]))[:3, 3].tolist()  # no rotation: t = v
+        [1.0, 2.0, 3.0]
+        >>> T = se3_exp(torch.tensor([0.0, 0.0, math.pi / 2, 0.0, 0.0, 0.0], dtype=torch.float64))
+        >>> (T[:3, :3] @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)).round().int().tolist()  # +x turns to +y
+        [0, 1, 0]
     """
     check_shape(xi, "* 6", "xi")
     omega, v = xi[..., :3], xi[..., 3:]
@@ -268,6 +347,15 @@ def se3_log(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 6"]:
 
     Raises:
         ValueError: wrong shape.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import se3_exp, se3_log
+        >>> xi = torch.tensor([0.1, -0.2, 0.3, 4.0, 5.0, 6.0], dtype=torch.float64)
+        >>> torch.allclose(se3_log(se3_exp(xi)), xi)
+        True
+        >>> se3_log(torch.eye(4)).tolist()
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
     check_shape(T, "* 4 4", "T")
     omega = kconv.rotation_matrix_to_axis_angle(T[..., :3, :3])
@@ -283,6 +371,14 @@ def retract(T: Float[Tensor, "*B 4 4"], xi: Float[Tensor, "*B 6"]) -> Float[Tens
 
     Raises:
         ValueError: wrong shapes.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import make_pose, retract
+        >>> T = make_pose(torch.diag(torch.tensor([-1.0, -1.0, 1.0])), torch.tensor([10.0, 0.0, 0.0]))
+        >>> step = torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # 1 mm along the body's own +x
+        >>> retract(T, step)[:3, 3].tolist()  # which is -x in the world
+        [9.0, 0.0, 0.0]
     """
     return check_shape(T, "* 4 4", "T") @ se3_exp(xi)
 
@@ -307,6 +403,16 @@ def so3_angle(Ra: Float[Tensor, "*B 3 3"], Rb: Float[Tensor, "*B 3 3"] | None = 
 
     Raises:
         ValueError: wrong shapes.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import euler_to_matrix, so3_angle
+        >>> Ra = euler_to_matrix(torch.tensor([30.0, 0.0, 0.0], dtype=torch.float64), "xyz", degrees=True)
+        >>> Rb = euler_to_matrix(torch.tensor([0.0, 0.0, 40.0], dtype=torch.float64), "xyz", degrees=True)
+        >>> round(so3_angle(Ra).rad2deg().item(), 6)  # the angle of Ra itself
+        30.0
+        >>> round(so3_angle(Ra, Rb).rad2deg().item(), 4)
+        49.6284
     """
     M = check_shape(Ra, "* 3 3", "Ra")
     if Rb is not None:
@@ -324,6 +430,14 @@ def se3_log_distance(Ta: Float[Tensor, "*B 4 4"], Tb: Float[Tensor, "*B 4 4"]) -
 
     Raises:
         ValueError: wrong shapes.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import make_pose, se3_log_distance
+        >>> Ta = torch.eye(4, dtype=torch.float64)
+        >>> Tb = make_pose(torch.eye(3, dtype=torch.float64), torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64))
+        >>> se3_log_distance(Ta, Tb).item()  # a pure translation: its length in mm
+        5.0
     """
     D = invert(Ta) @ check_shape(Tb, "* 4 4", "Tb")
     return _safe_norm(se3_log(D))
@@ -352,6 +466,15 @@ def double_geodesic_distance(
 
     Raises:
         ValueError: wrong shapes or a radius that is not finite and > 0.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import axis_angle_to_matrix, double_geodesic_distance, make_pose
+        >>> Ta = torch.eye(4, dtype=torch.float64)
+        >>> R = axis_angle_to_matrix(torch.tensor([0.1, 0.0, 0.0]).double())  # 0.1 rad about x
+        >>> Tb = make_pose(R, torch.tensor([3.0, 4.0, 0.0]).double())
+        >>> round(double_geodesic_distance(Ta, Tb, radius=100.0).item(), 4)  # sqrt((100 mm · 0.1)² + (5 mm)²)
+        11.1803
     """
     check_shape(Ta, "* 4 4", "Ta")
     check_shape(Tb, "* 4 4", "Tb")
@@ -380,6 +503,17 @@ def geodesic_gradient(T: Float[Tensor, "*B 4 4"], T_target: Float[Tensor, "*B 4 
 
     Raises:
         ValueError: wrong shapes.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import geodesic_gradient, retract, se3_exp
+        >>> T = se3_exp(torch.tensor([0.1, 0.2, 0.3, 1.0, 2.0, 3.0], dtype=torch.float64))
+        >>> target = se3_exp(torch.tensor([-0.2, 0.1, 0.0, 4.0, 0.0, -1.0], dtype=torch.float64))
+        >>> g = geodesic_gradient(T, target)
+        >>> torch.allclose(retract(T, -g / 2), target)  # a step of -g/2 reaches the target
+        True
+        >>> geodesic_gradient(T, T).abs().max().item()  # zero at the target
+        0.0
     """
     D = invert(T) @ check_shape(T_target, "* 4 4", "T_target")
     return -2 * se3_log(D)

@@ -34,7 +34,13 @@ VIEW_AXES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float
 
 
 def available_views() -> list[str]:
-    """Names accepted by `standard_pose`."""
+    """Names accepted by `standard_pose`.
+
+    Examples:
+        >>> from xrender.geometry import available_views
+        >>> available_views()
+        ['ap', 'll', 'pa', 'rl']
+    """
     return sorted(VIEW_AXES)
 
 
@@ -57,6 +63,17 @@ def standard_pose(
 
     Raises:
         ValueError: unknown view, non-positive ``sid``, or a malformed isocentre.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import standard_pose
+        >>> pose = standard_pose("ll", 600.0, torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64))
+        >>> pose[:3, 3].tolist()  # the source, on the patient's right of the isocentre
+        [-590.0, 20.0, 30.0]
+        >>> pose[:3, 2].tolist()  # the beam (camera +z) points to the patient's left
+        [1.0, 0.0, 0.0]
+        >>> standard_pose("ap", 600.0, torch.zeros(2, 3)).shape  # batched isocentres
+        torch.Size([2, 4, 4])
     """
     if view not in VIEW_AXES:
         raise ValueError(f"unknown view {view!r}; available: {', '.join(available_views())}")

@@ -36,7 +36,22 @@ __all__ = ["BACKENDS", "RenderBackend"]
 
 
 class RenderBackend(ABC):
-    """A way to integrate a volume along rays (see the module docstring for the exact rule)."""
+    """A way to integrate a volume along rays (see the module docstring for the exact rule).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render import BACKENDS, RenderBackend
+        >>> backend = BACKENDS.get("grid_sample")
+        >>> isinstance(backend, RenderBackend), backend.supports_double_backward, backend.supports_jacobian
+        (True, True, False)
+        >>> data = torch.ones(1, 4, 4, 4, dtype=torch.float64)  # (C, D, H, W)
+        >>> origins = torch.tensor([[-1.0, 1.5, 1.5]], dtype=torch.float64)  # index space (i, j, k)
+        >>> directions = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)  # one voxel per mm along i
+        >>> near, far = torch.tensor([0.0], dtype=torch.float64), torch.tensor([5.0], dtype=torch.float64)
+        >>> integral = backend.march(data, origins, directions, near, far, torch.tensor([50]), 50)
+        >>> round(integral.item(), 6)  # 3 voxels inside plus two half-voxel ramps to the zero padding
+        4.0
+    """
 
     #: Whether gradients of the output can themselves be differentiated (second order).
     supports_double_backward: bool = False

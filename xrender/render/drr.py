@@ -68,6 +68,14 @@ def choose_backend(name: str, device: torch.device) -> RenderBackend:
 
     Raises:
         ValueError: unknown name (the message lists the registered backends).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render import choose_backend
+        >>> type(choose_backend("grid_sample", torch.device("cpu"))).__name__
+        'GridSampleBackend'
+        >>> type(choose_backend("auto", torch.device("cpu"))).__name__  # numba's fused kernel on the CPU
+        'FusedCPUBackend'
     """
     if name == "auto":
         name = "fused-cpu" if "fused-cpu" in BACKENDS and device.type == "cpu" else "grid_sample"
@@ -79,6 +87,18 @@ def as_pyramid(volume: Volume | VolumePyramid) -> VolumePyramid:
 
     Raises:
         TypeError: neither a `Volume` nor a `VolumePyramid`.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.render import VolumePyramid
+        >>> from xrender.render.drr import as_pyramid
+        >>> volume = Volume(torch.ones(1, 8, 8, 8), torch.eye(4))
+        >>> as_pyramid(volume).volume is volume
+        True
+        >>> pyramid = VolumePyramid(volume)
+        >>> as_pyramid(pyramid) is pyramid  # a pyramid (and its cached levels) is kept
+        True
     """
     if isinstance(volume, VolumePyramid):
         return volume
@@ -122,6 +142,21 @@ class RenderPlan:
         K: the intrinsic matrix, in the poses' dtype and device.
         pixels: pixel coordinates ``(1 or B, N, 2)``.
         shape: the trailing output shape, ``(H, W)`` or ``(N,)``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.render import RenderOptions
+        >>> from xrender.render.drr import plan_render
+        >>> volume = Volume(torch.ones(1, 8, 8, 8, dtype=torch.float64), torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+        >>> geometry = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(20.0, 20.0), sid=500.0)
+        >>> poses = standard_pose("ap", 500.0, volume.isocenter)[None]
+        >>> plan = plan_render(volume, geometry, poses, pixels=None, options=RenderOptions(backend="grid_sample"))
+        >>> type(plan.marcher).__name__, plan.grid is volume, plan.shape, tuple(plan.pixels.shape)
+        ('GridSampleBackend', True, (4, 6), (1, 24, 2))
+        >>> plan.sampling  # half the 2 mm voxel spacing
+        {'step_mm': 1.0, 'n_samples': None}
     """
 
     marcher: RenderBackend
@@ -153,6 +188,19 @@ def plan_render(
     Raises:
         TypeError: ``volume``, ``geometry`` or ``options`` of the wrong type.
         ValueError: a level above the volume's coarsest, or malformed ``pixels``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.render import RenderOptions
+        >>> from xrender.render.drr import plan_render
+        >>> volume = Volume(torch.ones(1, 16, 16, 16, dtype=torch.float64), torch.eye(4))  # 1 mm voxels
+        >>> geometry = ConeBeam(sdd=1000.0, height=4, width=4, pixel_spacing=(4.0, 4.0), sid=500.0)  # 2 mm at 500
+        >>> poses = standard_pose("ap", 500.0, volume.isocenter)[None]
+        >>> plan = plan_render(volume, geometry, poses, pixels=None, options=RenderOptions(level="auto", n_samples=32))
+        >>> plan.grid.shape, plan.sampling  # "auto" picked level 1, 2 mm voxels
+        ((8, 8, 8), {'step_mm': None, 'n_samples': 32})
     """
     pyramid = as_pyramid(volume)
     if not isinstance(geometry, ConeBeam):
@@ -193,6 +241,23 @@ def trace_rays(
     Returns:
         ``(origins (B, N, 3), directions (B, N, 3), near (B, N), far (B, N), counts (B, N), bound)``,
         what `RenderBackend.march` takes once flattened.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.render import RenderOptions
+        >>> from xrender.render.drr import plan_render, trace_rays
+        >>> volume = Volume(torch.ones(1, 8, 8, 8, dtype=torch.float64), torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+        >>> geometry = ConeBeam(sdd=1000.0, height=1, width=1, pixel_spacing=(1.0, 1.0), sid=500.0)  # one central ray
+        >>> poses = standard_pose("ap", 500.0, volume.isocenter)[None]
+        >>> plan = plan_render(volume, geometry, poses, pixels=None, options=RenderOptions())
+        >>> rays = trace_rays(volume.affine, plan.box, plan.K, plan.sampling, poses, plan.pixels)
+        >>> origins, directions, near, far, counts, bound = rays
+        >>> directions[0, 0].round(decimals=6).tolist()  # index space: half a voxel per mm, along +j (posterior)
+        [0.0, 0.5, 0.0]
+        >>> (far - near).item(), counts.item(), bound  # 18 mm in the box (the cube grown by one voxel), 1 mm steps
+        (18.0, 18, 32)
     """
     source, directions = world_rays(pixels, poses, K)
     origins, directions = to_index_space(affine, source, directions)
@@ -275,6 +340,24 @@ def render(
         ValueError: NaN/inf or malformed pose or pixels, or a level above the volume's coarsest
             (the options themselves were checked by `RenderOptions`).
         TypeError: ``volume``, ``geometry`` or ``options`` of the wrong type.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.render import render
+        >>> affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))  # 2 mm voxels
+        >>> volume = Volume(torch.full((1, 8, 8, 8), 0.02, dtype=torch.float64), affine)  # a 16 mm cube, μ = 0.02 / mm
+        >>> geometry = ConeBeam(sdd=1000.0, height=4, width=4, pixel_spacing=(20.0, 20.0), sid=500.0)  # 10 mm at 500
+        >>> pose = standard_pose("ap", 500.0, volume.isocenter)
+        >>> image = render(volume, geometry, pose)
+        >>> image.shape  # (B, C, H, W)
+        torch.Size([1, 1, 4, 4])
+        >>> image[0, 0].round(decimals=3).tolist()  # μ × 16 mm through the cube, 0 beside it
+        [[0.0, 0.0, 0.0, 0.0], [0.0, 0.32, 0.32, 0.0], [0.0, 0.32, 0.32, 0.0], [0.0, 0.0, 0.0, 0.0]]
+        >>> pixels = torch.tensor([[1.5, 1.5], [0.0, 0.0]])  # (u, v): the detector centre and the top-left pixel
+        >>> render(volume, geometry, pose, pixels=pixels).round(decimals=3).tolist()  # (B, C, N)
+        [[[0.32, 0.0]]]
     """
     pyramid = as_pyramid(volume)
     data = pyramid.volume.data

@@ -103,6 +103,30 @@ def render_jacobian(
         ValueError: ``params`` not ``(B, P)`` or not finite, a backend without a Jacobian march
             (the message names the alternatives), ``beer_lambert``, or a level above the
             volume's coarsest.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, perturb, se3_exp, standard_pose
+        >>> from xrender.render import RenderOptions, render, render_jacobian
+        >>> data = torch.rand(1, 8, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> volume = Volume(data, torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+        >>> geometry = ConeBeam(sdd=1000.0, height=6, width=6, pixel_spacing=(5.0, 5.0), sid=500.0)
+        >>> pose, iso = standard_pose("ap", 500.0, volume.isocenter), volume.isocenter
+        >>> def pose_of(xi):  # a twist of the volume about its isocentre
+        ...     return perturb(pose, se3_exp(xi), iso)
+        >>> options = RenderOptions(n_samples=64)  # fixed samples: the image is smooth in the pose
+        >>> xi = torch.zeros(1, 6, dtype=torch.float64)
+        >>> images, jacobian = render_jacobian(volume, geometry, pose_of, xi, options=options)
+        >>> tuple(images.shape), tuple(jacobian.shape)  # (B, C, H, W) and (B, C, H, W, P)
+        ((1, 1, 6, 6), (1, 1, 6, 6, 6))
+        >>> h = torch.zeros(1, 6, dtype=torch.float64)
+        >>> h[0, 3] = 1e-4  # 0.1 µm along the camera's u axis
+        >>> def drr(xi):
+        ...     return render(volume, geometry, pose_of(xi), options=options)
+        >>> difference = (drr(h) - drr(-h)) / 2e-4
+        >>> torch.allclose(jacobian[..., 3], difference, atol=1e-6)  # the exact derivative
+        True
     """
     check_finite(check_shape(params, "B P", "params"), "params")
     pyramid = as_pyramid(volume)

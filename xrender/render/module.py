@@ -26,6 +26,17 @@ def tensor_versions(*tensors: Tensor) -> tuple[tuple[int, int], ...]:
 
     Modules that cache something derived from their buffers or weights (a `VolumePyramid`, a
     feature volume) compare it with the key they cached under.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render.module import tensor_versions
+        >>> t = torch.zeros(3)
+        >>> key = tensor_versions(t)
+        >>> key == tensor_versions(t)
+        True
+        >>> _ = t.add_(1.0)  # an in-place write changes the key
+        >>> key == tensor_versions(t)
+        False
     """
     return tuple((id(t), t._version) for t in tensors)
 
@@ -38,6 +49,24 @@ class DRR(nn.Module):
         geometry: the C-arm.
         options: the render options (`RenderOptions`), used by every `forward` call.
         parameterization: how ``forward`` reads parameter vectors; ``None`` for 4×4 poses.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.render import DRR, RenderOptions
+        >>> affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))  # 2 mm voxels
+        >>> volume = Volume(torch.full((1, 8, 8, 8), 0.02, dtype=torch.float64), affine)  # a 16 mm cube, μ = 0.02 / mm
+        >>> geometry = ConeBeam(sdd=1000.0, height=4, width=4, pixel_spacing=(20.0, 20.0), sid=500.0)
+        >>> drr = DRR(volume, geometry, options=RenderOptions(beer_lambert=True))
+        >>> pose = standard_pose("ap", 500.0, volume.isocenter)
+        >>> drr(pose)[0, 0].round(decimals=3).tolist()  # exp(-0.32) behind the cube, 1 beside it
+        [[1.0, 1.0, 1.0, 1.0], [1.0, 0.726, 0.726, 1.0], [1.0, 0.726, 0.726, 1.0], [1.0, 1.0, 1.0, 1.0]]
+        >>> drr(torch.stack([pose, pose])).shape  # a batch of poses
+        torch.Size([2, 1, 4, 4])
+        >>> euler = DRR(volume, geometry, parameterization="euler")  # poses as (3 angles, 3 translations)
+        >>> euler(torch.zeros(6)).shape
+        torch.Size([1, 1, 4, 4])
     """
 
     def __init__(

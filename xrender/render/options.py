@@ -46,6 +46,16 @@ class RenderOptions:
         ValueError: both ``step_mm`` and ``n_samples``, a non-positive step, count, budget or
             ``i0``, a negative or non-integer level, or an unknown backend (the message lists the
             registered ones).
+
+    Examples:
+        >>> from xrender.render import RenderOptions
+        >>> options = RenderOptions(step_mm=0.5, backend="grid_sample")
+        >>> options.step_mm, options.level, options.beer_lambert
+        (0.5, 0, False)
+        >>> RenderOptions(step_mm=0.5, n_samples=64)
+        Traceback (most recent call last):
+            ...
+        ValueError: ...
     """
 
     step_mm: float | None = None

@@ -37,7 +37,18 @@ PNG_PERCENTILES = (1.0, 99.0)
 
 
 def window_8bit(image: Float[Tensor, "H W"]) -> np.ndarray:
-    """Map an image linearly to ``uint8``, its `PNG_PERCENTILES` to 0 and 255 (clipped)."""
+    """Map an image linearly to ``uint8``, its `PNG_PERCENTILES` to 0 and 255 (clipped).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render.output import window_8bit
+        >>> image = torch.linspace(0.0, 1.0, 101).reshape(1, 101)
+        >>> pixels = window_8bit(image)
+        >>> pixels.dtype
+        dtype('uint8')
+        >>> pixels[0, [0, 1, 10, 90, 99, 100]].tolist()  # the 1st and 99th percentiles map to 0 and 255
+        [0, 0, 23, 232, 255, 255]
+    """
     values = image.detach().double().cpu().numpy()
     low, high = np.percentile(values, PNG_PERCENTILES)
     scaled = (values - low) / max(high - low, np.finfo(np.float64).tiny)
@@ -89,6 +100,19 @@ def write_image(image: Float[Tensor, "C H W"], geometry: ConeBeam, path: str | o
 
     Raises:
         ValueError: an unsupported suffix, a wrong shape, or several channels for a PNG.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> import torch
+        >>> from xrender.geometry import ConeBeam
+        >>> from xrender.render.output import write_image
+        >>> geometry = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(1.0, 1.0))
+        >>> image = torch.rand(1, 4, 6)  # (C, H, W)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     np.load(write_image(image, geometry, Path(folder) / "drr.npy")).shape
+        (1, 4, 6)
     """
     path = Path(path)
     check_shape(image, "C H W", "image")

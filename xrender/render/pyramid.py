@@ -41,7 +41,13 @@ FIT_TOLERANCE = 1e-6
 
 
 def max_level(shape: tuple[int, int, int]) -> int:
-    """The coarsest level of a ``(D, H, W)`` grid: the first at which it is one voxel."""
+    """The coarsest level of a ``(D, H, W)`` grid: the first at which it is one voxel.
+
+    Examples:
+        >>> from xrender.render.pyramid import max_level
+        >>> max_level((8, 8, 8)), max_level((5, 16, 16)), max_level((1, 1, 1))
+        (3, 4, 0)
+    """
     return math.ceil(math.log2(max(shape)))
 
 
@@ -54,6 +60,17 @@ def downsample_volume(volume: Volume) -> Volume:
     Returns:
         A volume of ``ceil(size / 2)`` voxels per axis, twice the spacing, voxel centres at the
         blocks' centres, and the same isocentre; differentiable in ``volume.data``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.render import downsample_volume
+        >>> volume = Volume(torch.ones(1, 8, 8, 8, dtype=torch.float64), torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+        >>> coarse = downsample_volume(volume)
+        >>> coarse.shape, coarse.spacing.tolist()
+        ((4, 4, 4), [4.0, 4.0, 4.0])
+        >>> torch.equal(coarse.isocenter, volume.isocenter), coarse.data.unique().tolist()
+        (True, [1.0])
     """
     d, h, w = volume.shape
     padded = pad(volume.data, (0, w % 2, 0, h % 2, 0, d % 2))  # zeros, the value outside the grid
@@ -73,6 +90,18 @@ class VolumePyramid:
 
     Args:
         volume: level 0.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.render import VolumePyramid
+        >>> pyramid = VolumePyramid(Volume(torch.ones(1, 8, 8, 8), torch.eye(4)))
+        >>> pyramid.max_level, pyramid.level(1).shape, pyramid.level(1).spacing.tolist()
+        (3, (4, 4, 4), [2.0, 2.0, 2.0])
+        >>> pyramid.level(1) is pyramid.level(1)  # built once, then cached
+        True
+        >>> pyramid.content_box(0).lower.tolist()
+        [-1.0, -1.0, -1.0]
     """
 
     def __init__(self, volume: Volume) -> None:
@@ -129,6 +158,18 @@ def auto_level(volume: Volume, geometry: ConeBeam, pose: Float[Tensor, "*B 4 4"]
     Returns:
         A level in ``[0, max_level]``; 0 when the isocentre is at or behind the source.
         A voxel within `FIT_TOLERANCE` (relative) of the footprint counts as fitting.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.render import auto_level
+        >>> volume = Volume(torch.ones(1, 16, 16, 16), torch.eye(4))  # 1 mm voxels
+        >>> geometry = ConeBeam(sdd=1000.0, height=8, width=8, pixel_spacing=(4.0, 4.0), sid=500.0)
+        >>> auto_level(volume, geometry, standard_pose("ap", 500.0, volume.isocenter))  # 2 mm pixels at the volume
+        1
+        >>> auto_level(volume, geometry, standard_pose("ap", 250.0, volume.isocenter))  # source closer: 1 mm
+        0
     """
     check_shape(pose, "* 4 4", "pose")
     iso = volume.isocenter.to(pose.dtype)  # type: ignore[union-attr]

@@ -62,6 +62,17 @@ class ContentBox:
             an upper bound on every ray's length inside it.
         spacing_mm: the grid's smallest voxel spacing, mm (the default sampling step's unit),
             read on the host with the diameter.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render import content_box
+        >>> data = torch.zeros(1, 8, 8, 8)
+        >>> data[0, 3:5, 3:5, 2:6] = 1.0  # non-zero voxels at k in 3..4, j in 3..4, i in 2..5
+        >>> box = content_box(data, torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+        >>> box.lower.tolist(), box.upper.tolist()  # (i, j, k), grown by one voxel
+        ([1.0, 2.0, 2.0], [6.0, 5.0, 5.0])
+        >>> round(box.diameter_mm, 3), box.spacing_mm  # the box's space diagonal, the smallest spacing
+        (13.115, 2.0)
     """
 
     lower: Float[Tensor, "3"]
@@ -89,6 +100,18 @@ def content_box(data: Float[Tensor, "C D H W"], affine: Float[Tensor, "4 4"]) ->
 
     Returns:
         The box, in ``data``'s floating dtype and device.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render import content_box
+        >>> affine = torch.eye(4)
+        >>> box = content_box(torch.ones(1, 4, 5, 6), affine)  # the whole grid, grown by one voxel
+        >>> box.lower.tolist(), box.upper.tolist()
+        ([-1.0, -1.0, -1.0], [6.0, 5.0, 4.0])
+        >>> data = torch.zeros(1, 4, 5, 6)
+        >>> data[0, 1, 2, 3] = 1.0  # one voxel: a box of three voxels around it
+        >>> content_box(data, affine).lower.tolist(), content_box(data, affine).upper.tolist()
+        ([2.0, 1.0, 0.0], [4.0, 3.0, 2.0])
     """
     check_shape(data, "C D H W", "data")
     sizes = data.shape[:0:-1]  # (W, H, D) along (i, j, k)
@@ -129,6 +152,19 @@ def world_rays(
     Returns:
         ``(source, directions)``: the source ``(*B, 1, 3)`` (mm, broadcastable against the
         rays) and unit world directions ``(*B, N, 3)``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.render import world_rays
+        >>> geometry = ConeBeam(sdd=1000.0, height=3, width=3, pixel_spacing=(1.0, 1.0), sid=500.0)
+        >>> pose = standard_pose("ap", 500.0, torch.zeros(3, dtype=torch.float64))
+        >>> pixels = geometry.pixel_grid(dtype=torch.float64).reshape(-1, 2)
+        >>> source, directions = world_rays(pixels, pose, geometry.intrinsics(dtype=torch.float64))
+        >>> source.round().int().tolist(), tuple(directions.shape)  # the source 500 mm anterior; 9 unit directions
+        ([[0, -500, 0]], (9, 3))
+        >>> directions[4].round().int().tolist()  # the central pixel looks posterior
+        [0, 1, 0]
     """
     source, directions = pixel_rays(pixels, pose, K)
     return source.unsqueeze(-2), directions
@@ -146,6 +182,15 @@ def to_index_space(
 
     Returns:
         ``(A⁻¹(origins − b), A⁻¹ directions)``: index-space origins and displacement per mm.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render import to_index_space
+        >>> affine = torch.tensor([[2.0, 0, 0, -7], [0, 2.0, 0, -7], [0, 0, 2.0, -7], [0, 0, 0, 1]])  # 2 mm voxels
+        >>> origins, directions = torch.tensor([[-7.0, -7.0, 1.0]]), torch.tensor([[0.0, 0.0, 1.0]])  # world mm
+        >>> index_origins, per_mm = to_index_space(affine, origins, directions)
+        >>> index_origins.tolist(), per_mm.tolist()  # voxel (0, 0, 4); half a voxel per mm along k
+        ([[0.0, 0.0, 4.0]], [[0.0, 0.0, 0.5]])
     """
     inverse = torch.linalg.inv(affine[:3, :3]).T
     return (origins - affine[:3, 3]) @ inverse, directions @ inverse
@@ -174,6 +219,15 @@ def clip_to_box(
 
     Returns:
         ``(near, far)`` in units of ``t``, with ``near <= far``; both 0 for a ray that misses.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render import clip_to_box
+        >>> origins = torch.tensor([[-5.0, 0.5, 0.5], [-5.0, 3.0, 0.5]])
+        >>> directions = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+        >>> near, far = clip_to_box(origins, directions, torch.zeros(3), torch.ones(3))  # the unit box
+        >>> near.tolist(), far.tolist()  # the first ray crosses it from t = 5 to 6; the second misses
+        ([5.0, 0.0], [6.0, 0.0])
     """
     origins, directions = torch.broadcast_tensors(origins, directions)
     parallel = directions.abs() < PARALLEL_TOLERANCE
@@ -194,6 +248,11 @@ def sample_bound(diameter_mm: float, *, step_mm: float | None = None, n_samples:
 
     Raises:
         ValueError: both or neither of ``step_mm`` and ``n_samples``, or a non-positive one.
+
+    Examples:
+        >>> from xrender.render import sample_bound
+        >>> sample_bound(18.5, step_mm=1.0), sample_bound(18.5, n_samples=64)
+        (19, 64)
     """
     if (step_mm is None) == (n_samples is None):
         raise ValueError(f"expected exactly one of step_mm and n_samples, got {step_mm=}, {n_samples=}")
@@ -234,6 +293,16 @@ def sample_counts(
 
     Raises:
         ValueError: both or neither of ``step_mm`` and ``n_samples``, or a non-positive one.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.render import sample_counts
+        >>> near, far = torch.tensor([0.0, 2.0, 0.0]), torch.tensor([10.0, 4.5, 0.0])  # the last ray misses the box
+        >>> counts, bound = sample_counts(near, far, 20.0, step_mm=1.0)
+        >>> counts.tolist(), bound  # ceil(length / step)
+        ([10, 3, 0], 20)
+        >>> sample_counts(near, far, 20.0, n_samples=8)[0].tolist()  # the same count on every ray that meets the box
+        [8, 8, 0]
     """
     bound = sample_bound(diameter_mm, step_mm=step_mm, n_samples=n_samples)
     length = (far - near).detach()
@@ -288,6 +357,24 @@ def ray_tangents(
     Returns:
         ``((origins, directions, near, far), tangents)``: the rays as `clip_to_box` gives them (origins
         ``(*B, N, 3)``) and ``(*B, N, 8, P)`` derivatives of (origin, direction, near, far).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.render.rays import ray_tangents
+        >>> geometry = ConeBeam(sdd=1000.0, height=2, width=2, pixel_spacing=(1.0, 1.0), sid=500.0)
+        >>> pose = standard_pose("ap", 500.0, torch.zeros(3, dtype=torch.float64))[None]
+        >>> shift_x = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+        >>> shift_x[..., 0, 3] = 1.0  # one tangent: the source moves along world +x
+        >>> affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
+        >>> pixels = geometry.pixel_grid(dtype=torch.float64).reshape(1, -1, 2)
+        >>> K = geometry.intrinsics(dtype=torch.float64)
+        >>> lower, upper = torch.full((3,), -20.0, dtype=torch.float64), torch.full((3,), 20.0, dtype=torch.float64)
+        >>> (origins, directions, near, far), tangents = ray_tangents(pixels, pose, shift_x, K, affine, lower, upper)
+        >>> tuple(tangents.shape)  # (B, N, origin 3 + direction 3 + near + far, P)
+        (1, 4, 8, 1)
+        >>> tangents[0, 0, :3, 0].tolist()  # the origins move by half a voxel along i per mm
+        [0.5, 0.0, 0.0]
     """
     source, world = world_rays(pixels, pose, K)  # (*B, 1, 3), (*B, N, 3)
     ones = torch.ones(pixels.shape[:-2], dtype=pixels.dtype, device=pixels.device)

@@ -40,6 +40,19 @@ class ImageSimilarity(nn.Module):
 
     Subclasses implement `forward` (usually a call of the matching function with the options
     stored at construction) and set `bounds`.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import ImageSimilarity, SimilarityLoss
+        >>> class NegativeMSE(ImageSimilarity):
+        ...     bounds = (-float("inf"), 0.0)
+        ...     def forward(self, moving, fixed, mask=None):
+        ...         return -((moving - fixed) ** 2).mean(dim=(1, 2, 3))
+        >>> fixed = torch.zeros(2, 1, 4, 4)
+        >>> NegativeMSE()(fixed + 0.5, fixed).tolist()  # (B,), higher is better
+        [-0.25, -0.25]
+        >>> SimilarityLoss(NegativeMSE())(fixed + 0.5, fixed).tolist()  # its twin to minimise: 0 − similarity
+        [0.25, 0.25]
     """
 
     bounds: ClassVar[tuple[float, float]] = (-float("inf"), float("inf"))
@@ -75,6 +88,16 @@ class SimilarityLoss(nn.Module):
     Raises:
         TypeError: ``similarity`` is not an `ImageSimilarity`.
         ValueError: its upper bound is not finite.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import NCCSimilarity, SimilarityLoss
+        >>> loss = SimilarityLoss(NCCSimilarity())  # what NCCLoss() builds
+        >>> loss.bounds
+        (0.0, 2.0)
+        >>> fixed = torch.rand(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> loss(-fixed, fixed).round(decimals=6).tolist()
+        [2.0]
     """
 
     def __init__(self, similarity: ImageSimilarity) -> None:

@@ -68,6 +68,15 @@ def gradient_ncc(
         TypeError: non-tensor input, or a non-integer patch size or stride.
         ValueError: shapes that differ, a bad mask shape, a bad patch size or stride, a stride
             without a patch size, or ``eps <= 0``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import gradient_ncc
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> gradient_ncc(3 * fixed + 5, fixed).round(decimals=6).tolist()  # the derivatives are only scaled
+        [1.0]
+        >>> gradient_ncc(fixed, fixed, patch_size=8).round(decimals=6).tolist()
+        [1.0]
     """
     moving, fixed, weight = _prepare_inputs(moving, fixed, mask, "gradient_ncc")
     stride = _check_options(patch_size, stride, "gradient_ncc", moving.shape)
@@ -93,6 +102,16 @@ class GradientNCCSimilarity(ImageSimilarity):
         patch_size: ``None`` (global) or the side of square patches, pixels.
         stride: step between patches; default ``patch_size``.
         eps: relative floor of the standard deviations (`xrender.similarity.ncc`); default ``100 ×`` machine epsilon.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import GradientNCCSimilarity
+        >>> similarity = GradientNCCSimilarity(patch_size=8)
+        >>> similarity.bounds
+        (-1.0, 1.0)
+        >>> fixed = torch.rand(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> similarity(10 - fixed, fixed).round(decimals=6).tolist()  # inverted contrast
+        [-1.0, -1.0]
     """
 
     bounds = (-1.0, 1.0)
@@ -108,7 +127,15 @@ class GradientNCCSimilarity(ImageSimilarity):
 
 
 class GradientNCCLoss(_LossTwin):
-    """``1 − gradient_ncc``, in ``[0, 2]``; takes the arguments of `GradientNCCSimilarity`."""
+    """``1 − gradient_ncc``, in ``[0, 2]``; takes the arguments of `GradientNCCSimilarity`.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import GradientNCCLoss
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> GradientNCCLoss()(fixed + 5, fixed).abs().round(decimals=6).tolist()  # 1 − gradient NCC
+        [0.0]
+    """
 
     similarity_type = GradientNCCSimilarity
 

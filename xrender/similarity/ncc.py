@@ -91,6 +91,18 @@ def ncc(
     Raises:
         TypeError: non-tensor or non-floating input.
         ValueError: shapes that differ, a mask of the wrong shape, or ``eps <= 0``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import ncc
+        >>> fixed = torch.rand(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> ncc(3 * fixed + 1, fixed).round(decimals=6).tolist()  # blind to brightness and contrast
+        [1.0, 1.0]
+        >>> ncc(-fixed, fixed).round(decimals=6).tolist()
+        [-1.0, -1.0]
+        >>> other = torch.rand(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        >>> ncc(other, fixed).round(decimals=2).tolist()  # unrelated images: near 0
+        [-0.03, -0.08]
     """
     moving, fixed, weight = _prepare_inputs(moving, fixed, mask, "ncc")
     return _ncc_core(moving, fixed, weight, None, None, _check_eps(eps, "ncc"))
@@ -121,6 +133,17 @@ def patch_ncc(
         TypeError: non-tensor input, or a non-integer patch size or stride.
         ValueError: shapes that differ, a bad mask shape, a patch size below 2 or larger than the
             image, a stride below 1, or ``eps <= 0``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import ncc, patch_ncc
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> moving = fixed.clone()
+        >>> moving[..., :8] *= 5.0  # another contrast in the left half
+        >>> patch_ncc(moving, fixed, patch_size=8).round(decimals=6).tolist()  # each 8 × 8 patch still matches
+        [1.0]
+        >>> ncc(moving, fixed).item() < 0.9  # the global NCC does not
+        True
     """
     moving, fixed, weight = _prepare_inputs(moving, fixed, mask, "patch_ncc")
     stride = _check_patch(patch_size, stride, "patch_ncc", moving.shape)
@@ -152,6 +175,16 @@ def multiscale_ncc(
         TypeError: non-tensor input or a non-integer patch size.
         ValueError: shapes that differ, a bad mask shape, bad patch sizes, weights that are not
             positive or not one per patch size, or ``eps <= 0``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import multiscale_ncc, ncc
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> moving = fixed.clone()
+        >>> moving[..., :8] *= 5.0
+        >>> both = multiscale_ncc(moving, fixed, patch_sizes=(None, 8), weights=(1.0, 1.0))  # global and 8 × 8 patches
+        >>> torch.allclose(both, (ncc(moving, fixed) + 1.0) / 2)  # weights normalised to sum to 1
+        True
     """
     moving, fixed, weight = _prepare_inputs(moving, fixed, mask, "multiscale_ncc")
     scales = _check_scales(patch_sizes, weights, "multiscale_ncc", moving.shape)
@@ -164,6 +197,22 @@ class NCCSimilarity(ImageSimilarity):
 
     Args:
         eps: relative floor of the standard deviations (module docstring); default ``100 ×`` machine epsilon.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import NCCSimilarity, ncc
+        >>> similarity = NCCSimilarity()
+        >>> similarity.bounds
+        (-1.0, 1.0)
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> noise = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        >>> moving = fixed + 0.1 * noise
+        >>> torch.equal(similarity(moving, fixed), ncc(moving, fixed))
+        True
+        >>> mask = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+        >>> mask[..., 4:12, 4:12] = True  # compare the central 8 × 8 pixels only
+        >>> similarity(moving, fixed, mask).shape
+        torch.Size([1])
     """
 
     bounds = (-1.0, 1.0)
@@ -183,6 +232,16 @@ class PatchNCCSimilarity(ImageSimilarity):
         patch_size: side of the square patches, pixels (``>= 2``).
         stride: step between patches; default ``patch_size`` (non-overlapping).
         eps: relative floor of the standard deviations (module docstring); default ``100 ×`` machine epsilon.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import PatchNCCSimilarity
+        >>> similarity = PatchNCCSimilarity(patch_size=8, stride=4)  # overlapping patches
+        >>> similarity
+        PatchNCCSimilarity(patch_size=8, stride=4, eps=None)
+        >>> fixed = torch.rand(3, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> similarity(2 * fixed, fixed).round(decimals=6).tolist()
+        [1.0, 1.0, 1.0]
     """
 
     bounds = (-1.0, 1.0)
@@ -204,6 +263,14 @@ class MultiscaleNCCSimilarity(ImageSimilarity):
         patch_sizes: one patch size per scale; ``None`` is the global NCC.
         weights: positive weights, one per scale, normalised to sum to 1.
         eps: relative floor of the standard deviations (module docstring); default ``100 ×`` machine epsilon.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import MultiscaleNCCSimilarity
+        >>> similarity = MultiscaleNCCSimilarity(patch_sizes=(None, 8, 4), weights=(2.0, 1.0, 1.0))
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> similarity(fixed, fixed).round(decimals=6).tolist(), similarity(-fixed, fixed).round(decimals=6).tolist()
+        ([1.0], [-1.0])
     """
 
     bounds = (-1.0, 1.0)
@@ -224,19 +291,54 @@ class MultiscaleNCCSimilarity(ImageSimilarity):
 
 
 class NCCLoss(_LossTwin):
-    """``1 − ncc``, in ``[0, 2]``; takes the arguments of `NCCSimilarity`."""
+    """``1 − ncc``, in ``[0, 2]``; takes the arguments of `NCCSimilarity`.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import NCCLoss
+        >>> loss = NCCLoss()
+        >>> loss.bounds
+        (0.0, 2.0)
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> loss(2 * fixed, fixed).abs().round(decimals=6).tolist(), loss(-fixed, fixed).round(decimals=6).tolist()
+        ([0.0], [2.0])
+    """
 
     similarity_type = NCCSimilarity
 
 
 class PatchNCCLoss(_LossTwin):
-    """``1 − patch_ncc``, in ``[0, 2]``; takes the arguments of `PatchNCCSimilarity`."""
+    """``1 − patch_ncc``, in ``[0, 2]``; takes the arguments of `PatchNCCSimilarity`.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import PatchNCCLoss
+        >>> loss = PatchNCCLoss(patch_size=8)
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> loss(-fixed, fixed).round(decimals=6).tolist()
+        [2.0]
+    """
 
     similarity_type = PatchNCCSimilarity
 
 
 class MultiscaleNCCLoss(_LossTwin):
-    """``1 − multiscale_ncc``, in ``[0, 2]``; takes the arguments of `MultiscaleNCCSimilarity`."""
+    """``1 − multiscale_ncc``, in ``[0, 2]``; takes the arguments of `MultiscaleNCCSimilarity`.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity import MultiscaleNCCLoss
+        >>> loss = MultiscaleNCCLoss(patch_sizes=(None, 8), weights=(0.5, 0.5))
+        >>> fixed = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> _ = fixed.requires_grad_()
+        >>> moving = torch.rand(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        >>> value = loss(moving, fixed)
+        >>> 0.0 < value.item() < 2.0
+        True
+        >>> value.sum().backward()  # a loss to minimise, differentiable in both images
+        >>> fixed.grad.shape
+        torch.Size([1, 1, 16, 16])
+    """
 
     similarity_type = MultiscaleNCCSimilarity
 

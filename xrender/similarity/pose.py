@@ -25,7 +25,22 @@ __all__ = ["PoseGradientSimilarity", "PoseSimilarity", "RenderedSimilarity"]
 
 @runtime_checkable
 class PoseSimilarity(Protocol):
-    """What registration needs from a similarity: a batched pose score and an isocentre."""
+    """What registration needs from a similarity: a batched pose score and an isocentre.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam
+        >>> from xrender.render import DRR
+        >>> from xrender.similarity import NCCSimilarity, PoseSimilarity, RenderedSimilarity
+        >>> volume = Volume(torch.ones(1, 8, 8, 8), torch.eye(4))
+        >>> drr = DRR(volume, ConeBeam(sdd=1000.0, height=8, width=8, pixel_spacing=(1.0, 1.0), sid=500.0))
+        >>> similarity = RenderedSimilarity(drr, NCCSimilarity())
+        >>> isinstance(similarity, PoseSimilarity), similarity.isocenter.tolist()  # a score and an isocentre
+        (True, [3.5, 3.5, 3.5])
+        >>> isinstance(NCCSimilarity(), PoseSimilarity)  # an image similarity is not one
+        False
+    """
 
     isocenter: Tensor
 
@@ -39,6 +54,21 @@ class PoseGradientSimilarity(PoseSimilarity, Protocol):
     """A pose similarity that computes its own pose gradient (faster than autograd through the score).
 
     `xrender.similarity.gradient_loss.similarity_value_and_gradient` uses it when present.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam
+        >>> from xrender.render import DRR
+        >>> from xrender.similarity import NCCSimilarity, RenderedSimilarity
+        >>> from xrender.similarity.pose import PoseGradientSimilarity
+        >>> from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity
+        >>> volume = Volume(torch.ones(1, 8, 8, 8), torch.eye(4))
+        >>> geometry = ConeBeam(sdd=1000.0, height=16, width=16, pixel_spacing=(1.0, 1.0), sid=500.0)
+        >>> isinstance(ProSTSimilarity(volume, geometry, ProSTNetwork((16, 16))), PoseGradientSimilarity)
+        True
+        >>> isinstance(RenderedSimilarity(DRR(volume, geometry), NCCSimilarity()), PoseGradientSimilarity)  # autograd
+        False
     """
 
     def value_and_pose_gradient(
@@ -59,6 +89,23 @@ class RenderedSimilarity(nn.Module):
         drr: renders the moving volume (its ``isocenter`` is this similarity's).
         similarity: an image similarity module ``(moving, fixed, mask) -> (B,)``, higher is better.
         mask: optional pixel weights ``(1 or B, 1, H, W)`` passed to ``similarity``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, pose_from_motion, standard_pose
+        >>> from xrender.render import DRR
+        >>> from xrender.similarity import NCCSimilarity, RenderedSimilarity
+        >>> data = torch.rand(1, 8, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> volume = Volume(data, torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+        >>> geometry = ConeBeam(sdd=1000.0, height=8, width=8, pixel_spacing=(4.0, 4.0), sid=500.0)
+        >>> similarity = RenderedSimilarity(DRR(volume, geometry), NCCSimilarity())
+        >>> true_pose = standard_pose("ap", 500.0, volume.isocenter)[None]
+        >>> xray = similarity.drr(true_pose)  # the target: a DRR at the true pose
+        >>> motion = torch.tensor([[0.0, 0.0, 10.0, 3.0, 0.0, 0.0]], dtype=torch.float64)  # 10° about the beam, 3 mm
+        >>> moved = pose_from_motion(motion, true_pose, volume.isocenter)
+        >>> similarity(true_pose, xray).round(decimals=6).tolist(), bool(similarity(moved, xray) < 0.9)
+        ([1.0], True)
     """
 
     def __init__(self, drr: DRR, similarity: nn.Module, mask: Float[Tensor, "*B 1 H W"] | None = None) -> None:

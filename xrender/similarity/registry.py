@@ -36,7 +36,13 @@ SIMILARITIES.register("mutual-information", MutualInformationSimilarity)
 
 
 def available_similarities() -> list[str]:
-    """Names accepted by `get_similarity`, sorted."""
+    """Names accepted by `get_similarity`, sorted.
+
+    Examples:
+        >>> from xrender.similarity import available_similarities
+        >>> available_similarities()
+        ['gradient-ncc', 'multiscale-ncc', 'mutual-information', 'ncc', 'patch-ncc']
+    """
     return SIMILARITIES.names()
 
 
@@ -46,5 +52,12 @@ def get_similarity(name: str, **options: Any) -> ImageSimilarity:
     Raises:
         ValueError: unknown name (the message lists the available ones) or a bad option value.
         TypeError: an option the similarity does not take (the message lists the accepted ones).
+
+    Examples:
+        >>> from xrender.similarity import get_similarity
+        >>> get_similarity("patch-ncc", patch_size=9)
+        PatchNCCSimilarity(patch_size=9, stride=9, eps=None)
+        >>> get_similarity("mutual-information", bins=64).bounds[0]
+        0.0
     """
     return SIMILARITIES.get(name, **options)

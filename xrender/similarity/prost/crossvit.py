@@ -31,6 +31,14 @@ class Attention(nn.Module):
         dim: token width (divisible by ``heads``).
         heads: number of heads.
         dropout: dropout on the attention weights and the output.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost.crossvit import Attention
+        >>> attention = Attention(dim=8, heads=2)
+        >>> query, context = torch.randn(1, 3, 8), torch.randn(1, 5, 8)  # (B, tokens, width)
+        >>> attention(query, context).shape  # one output per query token
+        torch.Size([1, 3, 8])
     """
 
     def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
@@ -56,7 +64,15 @@ class Attention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm encoder block: ``x + attn(LN(x))`` then ``x + MLP(LN(x))`` (GELU MLP)."""
+    """Pre-norm encoder block: ``x + attn(LN(x))`` then ``x + MLP(LN(x))`` (GELU MLP).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost.crossvit import TransformerBlock
+        >>> block = TransformerBlock(dim=8, heads=2, mlp_ratio=2.0)
+        >>> block(torch.randn(2, 5, 8)).shape
+        torch.Size([2, 5, 8])
+    """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0) -> None:
         super().__init__()
@@ -80,6 +96,14 @@ class CrossAttention(nn.Module):
     The CLS token (width ``dim``) is projected to the other branch's width ``other_dim``, attends
     to itself and the other branch's patch tokens there, and the result is projected back and
     added to the CLS token.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost.crossvit import CrossAttention
+        >>> fusion = CrossAttention(dim=8, other_dim=16, heads=2)
+        >>> tokens, other = torch.randn(1, 5, 8), torch.randn(1, 9, 16)  # CLS token first in each
+        >>> fusion(tokens, other).shape  # the new CLS token of the first branch
+        torch.Size([1, 1, 8])
     """
 
     def __init__(self, dim: int, other_dim: int, heads: int, dropout: float = 0.0) -> None:
@@ -96,7 +120,16 @@ class CrossAttention(nn.Module):
 
 
 class MultiScaleBlock(nn.Module):
-    """Transformer blocks on each branch, then CLS-token cross-attention between the branches."""
+    """Transformer blocks on each branch, then CLS-token cross-attention between the branches.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost.crossvit import MultiScaleBlock
+        >>> block = MultiScaleBlock(dims=(8, 16), depths=(1, 1), heads=2, mlp_ratio=2.0)
+        >>> small, large = block(torch.randn(1, 17, 8), torch.randn(1, 5, 16))
+        >>> small.shape, large.shape
+        (torch.Size([1, 17, 8]), torch.Size([1, 5, 16]))
+    """
 
     def __init__(
         self, dims: Sequence[int], depths: Sequence[int], heads: int, mlp_ratio: float, dropout: float = 0.0
@@ -150,6 +183,14 @@ class CrossAttentionHead(nn.Module):
 
     Raises:
         ValueError: ``image_size`` not divisible by both patch sizes, or ``dims`` not divisible by ``heads``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost import CrossAttentionHead
+        >>> head = CrossAttentionHead(image_size=(32, 32), dims=(16, 32), depths=(1, 1), blocks=1, heads=2)
+        >>> moving, fixed = torch.randn(2, 3, 32, 32), torch.randn(2, 1, 32, 32)  # projected features, X-rays
+        >>> head(moving, fixed).shape  # one score per pair
+        torch.Size([2])
     """
 
     def __init__(

@@ -24,6 +24,12 @@ class Bottleneck(nn.Module):
     Args:
         channels: input and output channels.
         inner: channels of the 1×1-reduced 3×3 convolution (may exceed ``channels``).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost.embedding import Bottleneck
+        >>> Bottleneck(channels=8, inner=16)(torch.randn(1, 8, 12, 12)).shape  # same shape in and out
+        torch.Size([1, 8, 12, 12])
     """
 
     def __init__(self, channels: int, inner: int) -> None:
@@ -48,6 +54,13 @@ class Encoder(nn.Sequential):
         embedding_channels: channels of the embedding.
 
     Maps ``(B, in_channels, H, W)`` to ``(B, embedding_channels, H / 2^S, W / 2^S)`` for ``S`` stages.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost.embedding import Encoder
+        >>> encoder = Encoder(in_channels=1, widths=(8, 16), inner_widths=(8, 8), embedding_channels=4)
+        >>> encoder(torch.randn(1, 1, 32, 32)).shape  # two stages halve the size twice
+        torch.Size([1, 4, 8, 8])
     """
 
     def __init__(
@@ -90,6 +103,18 @@ class EmbeddingHead(nn.Module):
 
     Raises:
         ValueError: ``image_size`` not divisible by ``2^stages``.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost import EmbeddingHead, parameter_count
+        >>> head = EmbeddingHead(image_size=(16, 16))
+        >>> parameter_count(head)  # at any image size
+        756224
+        >>> xray = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> same = head(xray.expand(1, 3, 16, 16), xray)  # siamese at initialisation: one encoder for both
+        >>> other = head(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1)), xray)
+        >>> bool(other < same <= 0)  # the same image scores highest
+        True
     """
 
     def __init__(

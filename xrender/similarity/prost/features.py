@@ -39,6 +39,17 @@ class FeatureVolumeNet(nn.Module):
     Input is either one volume ``(1, D, H, W)`` (output ``(channels, D, H, W)``) or a batch
     ``(N, 1, D, H, W)`` (output ``(N, channels, D, H, W)``). The convolutions act on the values as
     given (μ or normalised HU): nothing is rescaled.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost import FeatureVolumeNet
+        >>> net = FeatureVolumeNet(channels=3)
+        >>> volume = torch.rand(1, 8, 8, 8)  # (1, D, H, W)
+        >>> features = net(volume)
+        >>> features.shape
+        torch.Size([3, 8, 8, 8])
+        >>> torch.equal(features, volume.expand(3, 8, 8, 8))  # the identity, repeated, until trained
+        True
     """
 
     def __init__(self, channels: int = 3, widths: Sequence[int] = (4, 8, 16, 8)) -> None:

@@ -26,7 +26,13 @@ HEADS.register("cross-attention", CrossAttentionHead)
 
 
 def available_heads() -> list[str]:
-    """Names accepted by `get_head`, sorted."""
+    """Names accepted by `get_head`, sorted.
+
+    Examples:
+        >>> from xrender.similarity.prost import available_heads
+        >>> available_heads()
+        ['cross-attention', 'embedding']
+    """
     return HEADS.names()
 
 
@@ -37,12 +43,31 @@ def get_head(name: str, image_size: Sequence[int] = (128, 128), **options: Any) 
         ValueError: unknown name (the message lists the available ones), or an image size the head
             cannot take.
         TypeError: an option the head does not accept.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost import get_head
+        >>> head = get_head("embedding", image_size=(16, 16), embedding_channels=32)
+        >>> type(head).__name__, head(torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16)).shape
+        ('EmbeddingHead', torch.Size([2]))
     """
     return HEADS.get(name, image_size=image_size, **options)
 
 
 def parameter_count(module: nn.Module) -> int:
-    """Number of trainable parameters (``requires_grad``) of ``module``."""
+    """Number of trainable parameters (``requires_grad``) of ``module``.
+
+    Examples:
+        >>> from torch import nn
+        >>> from xrender.similarity.prost import parameter_count
+        >>> layer = nn.Linear(3, 4)  # 3 × 4 weights and 4 biases
+        >>> parameter_count(layer)
+        16
+        >>> layer.bias.requires_grad_(False).shape  # frozen parameters are not counted
+        torch.Size([4])
+        >>> parameter_count(layer)
+        12
+    """
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
@@ -58,6 +83,15 @@ def describe_parameters(module: nn.Module, depth: int = 1) -> str:
 
     Returns:
         Lines ``name  count`` with counts right-aligned, the last one ``total``.
+
+    Examples:
+        >>> from torch import nn
+        >>> from xrender.similarity.prost import describe_parameters
+        >>> network = nn.ModuleDict({"encoder": nn.Linear(3, 4), "act": nn.ReLU(), "score": nn.Linear(4, 1)})
+        >>> print(describe_parameters(network))
+        encoder            16
+        score               5
+        total              21
     """
     rows = [row for row in _parameter_rows(module, "", depth) if row[1]]
     rows.append(("total", parameter_count(module)))

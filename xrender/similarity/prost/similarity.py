@@ -60,7 +60,19 @@ NETWORK_FORMAT = "xrender.prost-network"
 
 
 def standardize(images: Float[Tensor, "B C H W"], eps: float = 1e-6) -> Float[Tensor, "B C H W"]:
-    """Zero mean and unit variance per image and channel; a constant image becomes 0 (finite gradients)."""
+    """Zero mean and unit variance per image and channel; a constant image becomes 0 (finite gradients).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost import standardize
+        >>> noise = torch.rand(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> images = 100.0 + 5.0 * noise
+        >>> out = standardize(images)
+        >>> out.mean(dim=(2, 3)).abs().max().item() < 1e-9, out.std(dim=(2, 3), correction=0).round(decimals=4).tolist()
+        (True, [[1.0], [1.0]])
+        >>> standardize(torch.full((1, 1, 4, 4), 7.0)).abs().max().item()  # a constant image becomes 0
+        0.0
+    """
     centered = images - images.mean(dim=(-2, -1), keepdim=True)
     return centered / torch.sqrt(centered.pow(2).mean(dim=(-2, -1), keepdim=True) + eps)
 
@@ -78,6 +90,19 @@ class ProSTNetwork(SavedModule):
         head_options: keyword options for the head.
         feature_widths: hidden channels of the 3-D branch.
         input_scale: factor applied to the μ volume before the 3-D branch (default: water = 1).
+
+    Examples:
+        >>> import torch
+        >>> from xrender.similarity.prost import ProSTNetwork
+        >>> network = ProSTNetwork((16, 16), head="embedding", head_options={"embedding_channels": 32})
+        >>> network.image_size, network.config["head"]
+        ((16, 16), 'embedding')
+        >>> moving, fixed = torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16)  # projected features, X-rays
+        >>> network(moving, fixed).shape
+        torch.Size([2])
+        >>> rebuilt = ProSTNetwork(**network.config)  # the config rebuilds the same architecture
+        >>> rebuilt.image_size
+        (16, 16)
     """
 
     file_format = NETWORK_FORMAT
@@ -142,6 +167,23 @@ class ProSTSimilarity(nn.Module):
         ValueError: a volume with more than one channel, a detector that is not the
             network's image size, or ``beer_lambert`` options.
         TypeError: arguments of the wrong type.
+
+    Examples:
+        >>> import torch
+        >>> from xrender import Volume
+        >>> from xrender.geometry import ConeBeam, standard_pose
+        >>> from xrender.similarity.prost import ProSTNetwork, ProSTSimilarity
+        >>> data = 0.02 * torch.rand(1, 8, 8, 8, generator=torch.Generator().manual_seed(0))  # μ, mm⁻¹
+        >>> volume = Volume(data, torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+        >>> geometry = ConeBeam(sdd=1000.0, height=16, width=16, pixel_spacing=(2.0, 2.0), sid=500.0)
+        >>> similarity = ProSTSimilarity(volume, geometry, ProSTNetwork((16, 16))).eval()
+        >>> pose = standard_pose("ap", 500.0, volume.isocenter)[None]
+        >>> xray = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+        >>> similarity(pose, xray).shape  # (B,), higher is better
+        torch.Size([1])
+        >>> score, g = similarity.value_and_pose_gradient(pose, xray, create_graph=False)  # the fast pose gradient
+        >>> g.shape  # d(-score) / d(volume twist (ω, v))
+        torch.Size([1, 6])
     """
 
     def __init__(
