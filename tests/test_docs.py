@@ -13,10 +13,20 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "```python" in p.read_text(encoding="utf-8"))
 BLOCK = re.compile(r"^```python\n(.*?)^```\n(?:\n```text\n(.*?)^```)?", re.MULTILINE | re.DOTALL)
 NUMBER = re.compile(r"[-+]?\d+(?:\.(\d+))?(?:e[-+]?\d+)?")
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+#: The longest code line the rendered site shows whole. In a 1300-pixel-wide window (headless
+#: Chromium), mkdocs-material's content column is 688 px wide and its code box shows 82 characters
+#: of a row of digits; the last two sit under the box's fade, so 80.
+CODE_WIDTH = 80
+
+#: The pages whose fenced blocks fit `CODE_WIDTH` (the other pages still have longer lines).
+FITTED_PAGES = ("index.md", "tutorials/render-your-ct.md", "tutorials/register-xray.md")
 
 
 def _same_output(printed: str, shown: str) -> bool:
@@ -54,3 +64,34 @@ def test_docs_code_blocks_run(page, tmp_path, monkeypatch):
             assert _same_output(printed.getvalue(), shown), (
                 f"{page.name} block {index} printed\n{printed.getvalue()}but the page shows\n{shown}"
             )
+
+
+@pytest.mark.parametrize("name", FITTED_PAGES)
+def test_code_lines_fit_the_code_box(name):
+    text = (DOCS / name).read_text(encoding="utf-8")
+    long = [line for block in FENCE.findall(text) for line in block.splitlines() if len(line) > CODE_WIDTH]
+    assert not long, f"{name}: fenced lines longer than {CODE_WIDTH} characters are clipped on the page:\n" + "\n".join(
+        long
+    )
+
+
+def _packages(folder: Path, prefix: str) -> set[str]:
+    """The importable modules and packages directly in ``folder``, as ``prefix.name``."""
+    return {
+        f"{prefix}.{entry.stem}"
+        for entry in folder.iterdir()
+        if not entry.is_symlink()
+        and entry.name != "__init__.py"
+        and ((entry.is_dir() and (entry / "__init__.py").exists()) or entry.suffix == ".py")
+    }
+
+
+def test_the_home_page_places_every_package():
+    """``Where things live`` has a row for each module and package of ``xrender/`` and ``recipes/``."""
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    table = text[text.index("## Where things live") :].split("\n## ")[0]
+    named = set(re.findall(r"^\| (.*?) \|", table, re.MULTILINE))
+    listed = {name for row in named for name in re.findall(r"`(xrender[\w.]*)`", row)}
+    private = {"xrender._checks", "xrender._registry"}  # helpers of the library, not places to look
+    packages = _packages(ROOT / "xrender", "xrender") | _packages(ROOT / "recipes", "xrender.recipes")
+    assert sorted(packages - private - listed) == []

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kornia
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -83,6 +82,8 @@ class TargetAugmentation:
         Raises:
             ValueError: malformed or non-finite images.
         """
+        import kornia  # imported on first use, as in xrender.geometry.rotations
+
         check_finite(check_shape(images, "B C H W", "images"), "images")
         B = images.shape[0]
 

@@ -26,11 +26,13 @@ import math
 
 import torch
 from jaxtyping import Float
-from kornia.geometry import conversions as kconv
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from xrender._checks import check_finite, check_shape
+
+# kornia is imported by the functions that use it: `import kornia` loads the whole package (0.2 s),
+# and `import xrender` loads no heavy library before it is used (tests/test_import_cost.py).
 
 __all__ = [
     "EULER_CONVENTIONS",
@@ -92,6 +94,8 @@ def quaternion_to_matrix(q: Float[Tensor, "*B 4"]) -> Float[Tensor, "*B 3 3"]:
         >>> torch.allclose(quaternion_to_matrix(3 * q), quaternion_to_matrix(q))  # any scale
         True
     """
+    from kornia.geometry import conversions as kconv
+
     check_shape(q, "* 4", "q")
     norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True)
     if bool((norm == 0).any()):
@@ -120,6 +124,8 @@ def matrix_to_quaternion(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 4"]:
         >>> matrix_to_quaternion(R).round(decimals=4).tolist()  # (w, x, y, z), w >= 0
         [0.7071, 0.0, 0.0, 0.7071]
     """
+    from kornia.geometry import conversions as kconv
+
     check_shape(R, "* 3 3", "R")
     # kornia picks the branch by the largest of (trace, diagonal), which is stable at 180°, but does
     # not canonicalise the sign (measured: w = -0.087 for 170° about (1, 2, -3)), so we flip it.
@@ -154,6 +160,8 @@ def axis_angle_to_matrix(omega: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 3 3"
         >>> torch.equal(axis_angle_to_matrix(torch.zeros(3)), torch.eye(3))
         True
     """
+    from kornia.geometry import conversions as kconv
+
     return kconv.axis_angle_to_rotation_matrix(check_shape(omega, "* 3", "omega"))
 
 
@@ -180,6 +188,8 @@ def matrix_to_axis_angle(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3"]:
         >>> round(matrix_to_axis_angle(axis_angle_to_matrix(omega)).norm().item(), 6)
         1.3
     """
+    from kornia.geometry import conversions as kconv
+
     return kconv.rotation_matrix_to_axis_angle(check_shape(R, "* 3 3", "R"))
 
 

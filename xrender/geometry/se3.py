@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 import torch
 from jaxtyping import Float
-from kornia.geometry import conversions as kconv
 from torch import Tensor
 
 from xrender._checks import check_positive, check_shape
+from xrender.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = [
     "skew",
@@ -327,7 +327,7 @@ def se3_exp(xi: Float[Tensor, "*B 6"]) -> Float[Tensor, "*B 4 4"]:
     a = _angle_function(theta2, _SERIES_A, _closed_a)[..., None, None]
     b = _angle_function(theta2, _SERIES_B, _closed_b)[..., None, None]
     V = torch.eye(3, dtype=xi.dtype, device=xi.device) + a * K + b * (K @ K)
-    return _assemble(kconv.axis_angle_to_rotation_matrix(omega), (V @ v[..., None])[..., 0])
+    return _assemble(axis_angle_to_matrix(omega), (V @ v[..., None])[..., 0])
 
 
 def se3_log(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 6"]:
@@ -358,7 +358,7 @@ def se3_log(T: Float[Tensor, "*B 4 4"]) -> Float[Tensor, "*B 6"]:
         [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
     check_shape(T, "* 4 4", "T")
-    omega = kconv.rotation_matrix_to_axis_angle(T[..., :3, :3])
+    omega = matrix_to_axis_angle(T[..., :3, :3])
     theta2 = (omega * omega).sum(-1)
     K = skew(omega)
     c = _angle_function(theta2, _SERIES_C, _closed_c)[..., None, None]

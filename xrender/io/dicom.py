@@ -41,15 +41,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
 import torch
 from jaxtyping import Float
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
-from pydicom.pixels import apply_modality_lut, pixel_array
 from torch import Tensor
 
 from xrender.geometry.camera import ConeBeam
@@ -58,14 +54,16 @@ from xrender.io._paths import PathLike
 from xrender.io._pixels import LUMINANCE_WEIGHTS, checked_image_file
 from xrender.io.atomic import atomic_output
 
+if TYPE_CHECKING:  # pydicom is imported by the functions that read a file (it takes a tenth of a second)
+    from pydicom.dataset import Dataset
+
 __all__ = ["DicomXRay", "is_dicom", "read_carm", "read_dicom_xray", "write_dicom_xray"]
 
 #: Digital X-Ray Image Storage - For Presentation (PS3.4 B.5).
 DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 
-#: What pydicom raises on a corrupt or unreadable file or pixel data.
+#: What pydicom raises on a corrupt or unreadable file or pixel data, with its ``InvalidDicomError``.
 _READ_ERRORS = (
-    InvalidDicomError,
     OSError,
     EOFError,
     ValueError,
@@ -114,6 +112,8 @@ class DicomXRay:
 # ----------------------------------------------------------------------------------- tag values
 def _values(ds: Dataset, keyword: str) -> list | None:
     """A tag's values as a list, or ``None`` if absent or empty."""
+    from pydicom.multival import MultiValue
+
     value = ds.get(keyword)
     if value is None or value == "":
         return None
@@ -199,6 +199,8 @@ def _tags(ds: Dataset, frame: int, frames: int) -> CArmTags:
 # ---------------------------------------------------------------------------------------- pixels
 def _grey(array: np.ndarray, ds: Dataset) -> np.ndarray:
     """Stored grey values through the Modality LUT (Rescale Slope/Intercept or LUT Sequence)."""
+    from pydicom.pixels import apply_modality_lut
+
     return np.asarray(apply_modality_lut(array, ds), dtype=np.float64)
 
 
@@ -256,10 +258,15 @@ def read_dicom_xray(path: PathLike, *, frame: int = 0) -> DicomXRay:
             Interpretation, a frame that is not 2-D, or NaN or infinite values. Every message
             names ``path`` and what was expected.
     """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import pixel_array
+
+    errors = (InvalidDicomError, *_READ_ERRORS)
     path = checked_image_file(path, frame, "read_dicom_xray")
     try:
         ds = pydicom.dcmread(path)
-    except _READ_ERRORS as error:
+    except errors as error:
         raise ValueError(f"{path}: could not read as DICOM (pydicom said: {error})") from error
     if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
         kind = _text(ds, "Modality") or "DICOM"
@@ -275,7 +282,7 @@ def read_dicom_xray(path: PathLike, *, frame: int = 0) -> DicomXRay:
         )
     try:
         pixels = _PHOTOMETRIC[photometric](pixel_array(ds, index=frame), ds)
-    except _READ_ERRORS as error:
+    except errors as error:
         raise ValueError(f"{path}: could not decode frame {frame} of the pixel data ({error})") from error
     if pixels.ndim != 2:
         raise ValueError(f"{path}: expected a 2-D frame of shape (Rows, Columns), got an array of shape {pixels.shape}")
@@ -342,7 +349,7 @@ def write_dicom_xray(
         ValueError: an image that is not 2-D, not finite, or of another size than ``geometry``'s
             detector; a detector whose principal point is off centre (DICOM has no tag for it).
     """
-    from pydicom.dataset import FileMetaDataset
+    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     path = Path(path)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Bool, Float
-from kornia.filters import gaussian_blur2d
 from torch import Tensor
 
 from xrender._checks import check_positive, check_shape
@@ -56,6 +55,8 @@ class Detector:
 
 def blur(image: Float[Tensor, "*B H W"], sigma_px: float) -> Float[Tensor, "*B H W"]:
     """Gaussian blur of ``sigma_px`` pixels over the last two dims (reflected borders); 0: unchanged."""
+    from kornia.filters import gaussian_blur2d  # imported on first use, as in xrender.geometry.rotations
+
     if sigma_px == 0:
         return image
     check_shape(image, "* H W", "image")

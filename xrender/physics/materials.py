@@ -42,7 +42,6 @@ from importlib import resources
 
 import numpy as np
 import torch
-import xraydb
 from jaxtyping import Float
 from torch import Tensor
 
@@ -108,6 +107,8 @@ def _material(material: str | Material) -> Material:
 
 @cache
 def _mu_rho(material: Material, energies_keV: tuple[float, ...]) -> np.ndarray:
+    import xraydb  # loaded on first use: it takes most of a second (SQLAlchemy, scipy) to import
+
     energies_ev = np.asarray(energies_keV, dtype=np.float64) * 1000.0
     return sum(w * np.asarray(xraydb.mu_elam(z, energies_ev, kind="total")) for z, w in material.mass_fractions)
 

@@ -25,10 +25,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cma
-import nevergrad as ng
 import numpy as np
 import torch
 from jaxtyping import Float
@@ -39,6 +37,9 @@ from xrender._checks import check_positive
 from xrender._registry import Registry
 from xrender.registration.objective import PoseObjective
 from xrender.registration.stopping import StopRule
+
+if TYPE_CHECKING:
+    import cma
 
 __all__ = [
     "CMAES",
@@ -240,6 +241,8 @@ class CMAES(_PopulationOptions, Optimizer):
             raise ValueError(f"first_run: expected 0 <= first_run <= restarts ({self.restarts}), got {self.first_run}")
 
     def minimize(self, objective: PoseObjective, *, progress: bool = False) -> OptimizationResult:
+        import cma  # loaded on first use: it takes a second (scipy, matplotlib) to import
+
         box = self.scaled_bounds()
         tracker = _Tracker(self.stop, objective, progress, "CMA-ES")
         run = self.first_run
@@ -294,11 +297,15 @@ class NevergradOptimizer(_PopulationOptions, Optimizer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        import nevergrad as ng  # loaded on first use: it takes a second (scikit-learn, pandas) to import
+
         if self.name not in ng.optimizers.registry:
             close = sorted(n for n in ng.optimizers.registry if n.lower().startswith(str(self.name)[:3].lower()))
             raise ValueError(f"nevergrad optimizer {self.name!r} is not in nevergrad's registry; similar: {close}")
 
     def minimize(self, objective: PoseObjective, *, progress: bool = False) -> OptimizationResult:
+        import nevergrad as ng
+
         parametrization = ng.p.Array(init=np.zeros(6)).set_mutation(sigma=1.0)
         box = self.scaled_bounds()
         if box is not None:

@@ -31,7 +31,6 @@ Input conventions (shapes, masks, dtypes) are in `xrender.similarity.base`.
 from __future__ import annotations
 
 from jaxtyping import Float
-from kornia.filters import spatial_gradient
 from torch import Tensor
 from torch.nn.functional import max_pool2d
 
@@ -145,6 +144,8 @@ def _derivatives(images: Float[Tensor, "B C H W"], weight: Float[Tensor, "B C H 
 
     Each channel is first shifted by its value where the weight is largest, so constants give exact zeros.
     """
+    from kornia.filters import spatial_gradient  # imported on first use, as in xrender.geometry.rotations
+
     reference = images.flatten(2).gather(2, weight.flatten(2).argmax(2, keepdim=True)).unsqueeze(3)
     gradients = spatial_gradient(images - reference, mode="sobel", order=1, normalized=True)  # (B, C, 2, H, W)
     return gradients.transpose(1, 2).reshape(-1, *images.shape[1:])

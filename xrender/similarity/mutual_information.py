@@ -38,7 +38,6 @@ import math
 
 import torch
 from jaxtyping import Float
-from kornia.enhance.histogram import marginal_pdf
 from torch import Tensor
 
 from xrender._checks import check_positive
@@ -169,6 +168,8 @@ def _soft_bins(
     values: Float[Tensor, "B N"], weight: Float[Tensor, "B N"], centers: Float[Tensor, " K"], sigma: Tensor
 ) -> Float[Tensor, "B N K"]:
     """Min–max normalise ``values`` over ``weight > 0`` and return each value's kernel row, summing to 1."""
+    from kornia.enhance.histogram import marginal_pdf  # imported on first use, as in xrender.geometry.rotations
+
     valid = weight > 0
     low = torch.where(valid, values, float("inf")).amin(1, keepdim=True)
     high = torch.where(valid, values, -float("inf")).amax(1, keepdim=True)
