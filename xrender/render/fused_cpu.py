@@ -320,6 +320,51 @@ def _forward_cn(vol, origins, directions, near, far, n_samples, out):  # pragma:
             out[r, c] = dt * acc[c]
 
 
+@njit(**_JIT)
+def _forward_c3(vol, origins, directions, near, far, n_samples, out):  # pragma: no cover - compiled
+    """`_forward_cn` for three channels (the materials of `xrender.physics.decompose_hu`).
+
+    The sums live in three scalars and the channel indices are constants: on the benchmark CT
+    this is ~2× faster than `_forward_cn`'s per-ray accumulator array, whose loop over ``c``
+    keeps LLVM from vectorising the loop over samples.
+    """
+    D, H, W = vol.shape[0], vol.shape[1], vol.shape[2]
+    for r in prange(origins.shape[0]):
+        n = n_samples[r]
+        length = far[r] - near[r]
+        a0 = a1 = a2 = 0.0
+        dt = 0.0
+        if n > 0 and length > 0.0:
+            dt = length / n
+            ox, oy, oz = origins[r, 0], origins[r, 1], origins[r, 2]
+            ex, ey, ez = directions[r, 0], directions[r, 1], directions[r, 2]
+            t0 = near[r]
+            ka, kb = _interior_span(ox, oy, oz, ex, ey, ez, t0, dt, n, D, H, W)
+            for k in range(ka):
+                t = t0 + (k + 0.5) * dt
+                cell = _border_cell(ox + t * ex, oy + t * ey, oz + t * ez, D, H, W)
+                if cell[0]:
+                    a0 += _lerp3(*_corners(vol, 0, cell))
+                    a1 += _lerp3(*_corners(vol, 1, cell))
+                    a2 += _lerp3(*_corners(vol, 2, cell))
+            for k in range(ka, kb):
+                t = t0 + (k + 0.5) * dt
+                cell = _interior_cell(ox + t * ex, oy + t * ey, oz + t * ez)
+                a0 += _lerp3(*_corners(vol, 0, cell))
+                a1 += _lerp3(*_corners(vol, 1, cell))
+                a2 += _lerp3(*_corners(vol, 2, cell))
+            for k in range(kb, n):
+                t = t0 + (k + 0.5) * dt
+                cell = _border_cell(ox + t * ex, oy + t * ey, oz + t * ez, D, H, W)
+                if cell[0]:
+                    a0 += _lerp3(*_corners(vol, 0, cell))
+                    a1 += _lerp3(*_corners(vol, 1, cell))
+                    a2 += _lerp3(*_corners(vol, 2, cell))
+        out[r, 0] = dt * a0
+        out[r, 1] = dt * a1
+        out[r, 2] = dt * a2
+
+
 @njit(**_HELPER)
 def _write_jac(out, jac, r, c, n, dt, t0, ex, ey, ez, s, gx, gy, gz, qx, qy, qz):  # pragma: no cover - compiled
     """From ``s = Σ V``, ``g = Σ ∇V`` and ``q = Σ (k+½) ∇V`` write the output and ``∂out/∂(o, e, near, far)``.
@@ -422,6 +467,51 @@ def _forward_jac_cn(vol, origins, directions, near, far, n_samples, out, jac):  
                 out, jac, r, c, n, dt, t0, ex, ey, ez,
                 acc[c, 0], acc[c, 1], acc[c, 2], acc[c, 3], acc[c, 4], acc[c, 5], acc[c, 6],
             )  # fmt: skip
+
+
+@njit(**_JIT)
+def _forward_jac_c3(vol, origins, directions, near, far, n_samples, out, jac):  # pragma: no cover - compiled
+    """`_forward_jac_cn` for three channels, with the sums in registers (as `_forward_c3`)."""
+    D, H, W = vol.shape[0], vol.shape[1], vol.shape[2]
+    for r in prange(origins.shape[0]):
+        n = n_samples[r]
+        length = far[r] - near[r]
+        s0 = s1 = s2 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        dt = 0.0
+        t0 = near[r]
+        ex, ey, ez = directions[r, 0], directions[r, 1], directions[r, 2]
+        if n > 0 and length > 0.0:
+            dt = length / n
+            ox, oy, oz = origins[r, 0], origins[r, 1], origins[r, 2]
+            ka, kb = _interior_span(ox, oy, oz, ex, ey, ez, t0, dt, n, D, H, W)
+            for k in range(ka):
+                h = k + 0.5
+                t = t0 + h * dt
+                cell = _border_cell(ox + t * ex, oy + t * ey, oz + t * ez, D, H, W)
+                if cell[0]:
+                    s0 = _add_sample(*s0, h, *_lerp3_grad(*_corners(vol, 0, cell)))
+                    s1 = _add_sample(*s1, h, *_lerp3_grad(*_corners(vol, 1, cell)))
+                    s2 = _add_sample(*s2, h, *_lerp3_grad(*_corners(vol, 2, cell)))
+            for k in range(ka, kb):
+                h = k + 0.5
+                t = t0 + h * dt
+                cell = _interior_cell(ox + t * ex, oy + t * ey, oz + t * ez)
+                s0 = _add_sample(*s0, h, *_lerp3_grad(*_corners(vol, 0, cell)))
+                s1 = _add_sample(*s1, h, *_lerp3_grad(*_corners(vol, 1, cell)))
+                s2 = _add_sample(*s2, h, *_lerp3_grad(*_corners(vol, 2, cell)))
+            for k in range(kb, n):
+                h = k + 0.5
+                t = t0 + h * dt
+                cell = _border_cell(ox + t * ex, oy + t * ey, oz + t * ez, D, H, W)
+                if cell[0]:
+                    s0 = _add_sample(*s0, h, *_lerp3_grad(*_corners(vol, 0, cell)))
+                    s1 = _add_sample(*s1, h, *_lerp3_grad(*_corners(vol, 1, cell)))
+                    s2 = _add_sample(*s2, h, *_lerp3_grad(*_corners(vol, 2, cell)))
+        else:
+            n = 0
+        _write_jac(out, jac, r, 0, n, dt, t0, ex, ey, ez, *s0)
+        _write_jac(out, jac, r, 1, n, dt, t0, ex, ey, ez, *s1)
+        _write_jac(out, jac, r, 2, n, dt, t0, ex, ey, ez, *s2)
 
 
 @njit(**_JIT)
@@ -553,11 +643,10 @@ class _Threads:
 
 
 def _channels_last(data: Tensor) -> np.ndarray:
-    """``(C, D, H, W)`` tensor → ``(D, H, W, C)`` C-contiguous numpy array (no copy when ``C == 1``)."""
-    data = data.detach()
-    if data.shape[0] == 1:
-        return data.contiguous().numpy().reshape(*data.shape[1:], 1)
-    return data.permute(1, 2, 3, 0).contiguous().numpy()
+    """``(C, D, H, W)`` tensor → ``(D, H, W, C)`` C-contiguous numpy array: a view when ``C == 1`` or when
+    ``data`` is channels-last in memory already (`VolumePyramid.level` with ``channels_last=True``), else a copy."""
+    last = data.detach().permute(1, 2, 3, 0)
+    return last.numpy() if last.is_contiguous() else last.contiguous().numpy()
 
 
 def _geometry(origins: Tensor, directions: Tensor, near: Tensor, far: Tensor, n_samples: Tensor):
@@ -613,6 +702,14 @@ def _double_backward_guard(backward: Callable[..., tuple]) -> Callable[..., tupl
     return wrapper
 
 
+#: The forward kernels (value, value + ray Jacobian) specialised for a channel count; `_forward_cn`
+#: and `_forward_jac_cn` serve the others.
+_KERNELS: dict[int, tuple[Callable[..., None], Callable[..., None]]] = {
+    1: (_forward_c1, _forward_jac_c1),
+    3: (_forward_c3, _forward_jac_c3),
+}
+
+
 def _march(
     data: Tensor, origins: Tensor, directions: Tensor, near: Tensor, far: Tensor, n_samples: Tensor, need_jac: bool
 ) -> tuple[Tensor, Tensor | None]:
@@ -626,10 +723,11 @@ def _march(
     jac = np.zeros((R, C, 8), dtype=np.float64) if need_jac else None
     if R:
         with _Threads():
+            forward, forward_jac = _KERNELS.get(C, (_forward_cn, _forward_jac_cn))
             if jac is not None:
-                (_forward_jac_c1 if C == 1 else _forward_jac_cn)(vol, *geo, out, jac)
+                forward_jac(vol, *geo, out, jac)
             else:
-                (_forward_c1 if C == 1 else _forward_cn)(vol, *geo, out)
+                forward(vol, *geo, out)
     return torch.from_numpy(out).to(out_dtype), None if jac is None else torch.from_numpy(jac)
 
 
@@ -861,6 +959,7 @@ class FusedCPUBackend(RenderBackend):
 
     supports_double_backward = False
     supports_jacobian = True
+    channels_last = True
     device_types = ("cpu",)
 
     #: `RenderBackend.march`: `fused_march`.
