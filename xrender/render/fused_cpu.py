@@ -54,6 +54,17 @@ to ~137 ms, change the image by 8e-16 (relative) and keep agreement with float64
 at ~1e-14. Full ``fastmath=True`` is no faster and adds ``nnan``/``ninf``, which would allow LLVM
 to drop the range test that sends NaN sample positions to zero; it is not used.
 
+Channel counts: one and three (the materials of `xrender.physics.decompose_hu`) have their own
+kernels that keep the per-ray sums in registers (`_KERNELS`); the others share a general kernel
+with a per-ray accumulator array, about 1.7× slower per channel. The kernels read the volume
+channels last, ``(D, H, W, C)``: a view of a one-channel or channels-last tensor, otherwise a copy
+per render, which `xrender.render.VolumePyramid` makes once (`RenderBackend.channels_last`).
+
+Compiled code is cached on disk (numba's cache, in the package's ``__pycache__``, else
+``NUMBA_CACHE_DIR`` or the user's cache folder), so only the first process after an install or an
+edit of this file compiles a kernel (~2.5 s per kernel and dtype); later processes load it. A cache
+that cannot be read or written costs a compile, never a failed render (`_DiskCache`).
+
 Threads: the kernels use ``torch.get_num_threads()`` threads (capped by numba's pool), set for
 the duration of each call and restored afterwards.
 """
@@ -61,6 +72,7 @@ the duration of each call and restored afterwards.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +81,7 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 from numba import njit, prange
+from numba.core.caching import FunctionCache
 from torch import Tensor
 
 from xrender.render.backend import BACKENDS, RenderBackend
@@ -81,10 +94,51 @@ DOUBLE_BACKWARD_MESSAGE = (
 )
 
 _FASTMATH = {"reassoc", "contract"}  # see the module docstring
-_JIT: dict[str, Any] = {"parallel": True, "fastmath": _FASTMATH, "cache": True, "nogil": True}
+_JIT: dict[str, Any] = {"parallel": True, "fastmath": _FASTMATH, "nogil": True}
 #: Per-sample helpers: plain functions that LLVM inlines (numba-level ``inline="always"`` was as
 #: fast but tripled the compile time).
-_HELPER: dict[str, Any] = {"fastmath": _FASTMATH, "cache": True}
+_HELPER: dict[str, Any] = {"fastmath": _FASTMATH}
+
+#: The warning when numba finds no writable folder for its cache.
+_NO_CACHE_MESSAGE = (
+    "fused-cpu: numba cannot cache the compiled kernels (no writable folder: the package's __pycache__, "
+    "NUMBA_CACHE_DIR or the user cache); each process compiles them on its first render (seconds). "
+    "Set NUMBA_CACHE_DIR to a writable folder to cache them"
+)
+
+
+class _DiskCache(FunctionCache):
+    """numba's on-disk cache of a function's compiled code, except that a cache file that cannot be
+    read or written is passed over with a warning: the function is then compiled, never failed."""
+
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as exc:  # a corrupt or unreadable file: compile instead
+            warnings.warn(f"fused-cpu: numba cache not read ({exc!r}); compiling", RuntimeWarning, stacklevel=2)
+            return None
+
+    def save_overload(self, sig: Any, data: Any) -> None:
+        try:
+            super().save_overload(sig, data)
+        except Exception as exc:  # a full disk or a folder made read-only: the code is still in memory
+            warnings.warn(f"fused-cpu: numba cache not written ({exc!r})", RuntimeWarning, stacklevel=2)
+
+
+def _jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit(**options)`` with its compiled code cached on disk (`_DiskCache`, numba's
+    ``cache=True``): a process after the first loads the kernels instead of compiling them."""
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        dispatcher = njit(**options)(function)
+        try:
+            dispatcher._cache = _DiskCache(function)  # what ``cache=True`` installs, tolerant of bad files
+        except (RuntimeError, OSError):  # numba: "no locator available" (no writable folder)
+            warnings.warn(_NO_CACHE_MESSAGE, RuntimeWarning, stacklevel=2)
+        return dispatcher
+
+    return decorate
+
 
 # ----------------------------------------------------------------------------------------------
 # Kernels. Layout: ``vol`` is (D, H, W, C) C-contiguous (channels last); geometry is float64;
@@ -100,7 +154,7 @@ _HELPER: dict[str, Any] = {"fastmath": _FASTMATH, "cache": True}
 _INTERIOR_MARGIN = 1e-4  # voxels
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _axis_span(o, e, t_first, dt, n, hi):  # pragma: no cover - compiled
     """Samples ``k`` (a half-open range) whose coordinate ``o + t_k e`` lies in [margin, hi - margin]."""
     lo = _INTERIOR_MARGIN
@@ -124,7 +178,7 @@ def _axis_span(o, e, t_first, dt, n, hi):  # pragma: no cover - compiled
     return first, max(first, stop)
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _interior_span(ox, oy, oz, ex, ey, ez, t_first, dt, n, D, H, W):  # pragma: no cover - compiled
     """``(ka, kb)``: samples ``ka <= k < kb`` have all eight neighbours inside the grid; else ``(n, n)``."""
     a0, b0 = _axis_span(ox, ex, t_first, dt, n, W - 1.0)
@@ -137,7 +191,7 @@ def _interior_span(ox, oy, oz, ex, ey, ez, t_first, dt, n, D, H, W):  # pragma: 
     return ka, kb
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _border_cell(x, y, z, D, H, W):  # pragma: no cover - compiled
     """Clamped neighbour indices, fractions and in-grid masks of a sample near or outside the border.
 
@@ -180,7 +234,7 @@ def _border_cell(x, y, z, D, H, W):  # pragma: no cover - compiled
     )
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _interior_cell(x, y, z):  # pragma: no cover - compiled
     """`_border_cell`'s layout for a sample known to be inside ``[0, N-1)`` on every axis (masks all 1)."""
     fx0 = math.floor(x)
@@ -192,7 +246,7 @@ def _interior_cell(x, y, z):  # pragma: no cover - compiled
     return (True, i0, i0 + 1, j0, j0 + 1, k0, k0 + 1, x - fx0, y - fy0, z - fz0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _corners(vol, c, cell):  # pragma: no cover - compiled
     """Channel ``c``'s eight neighbours of a cell, masked, and the fractions: `_lerp3`'s arguments."""
     _, i0, i1, j0, j1, k0, k1, ax, ay, az, m000, m001, m010, m011, m100, m101, m110, m111 = cell
@@ -211,7 +265,7 @@ def _corners(vol, c, cell):  # pragma: no cover - compiled
     )
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _lerp3(v000, v001, v010, v011, v100, v101, v110, v111, ax, ay, az):  # pragma: no cover - compiled
     """Trilinear value (``v_zyx`` corners, fractions ``a``)."""
     c00 = v000 + ax * (v001 - v000)
@@ -223,7 +277,7 @@ def _lerp3(v000, v001, v010, v011, v100, v101, v110, v111, ax, ay, az):  # pragm
     return c0 + az * (c1 - c0)
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _lerp3_grad(v000, v001, v010, v011, v100, v101, v110, v111, ax, ay, az):  # pragma: no cover - compiled
     """Trilinear value and its gradient ``(v, ∂v/∂x, ∂v/∂y, ∂v/∂z)`` in index units."""
     d00 = v001 - v000
@@ -244,29 +298,29 @@ def _lerp3_grad(v000, v001, v010, v011, v100, v101, v110, v111, ax, ay, az):  # 
     return c0 + az * dz, dx0 + az * (dx1 - dx0), e0 + az * (e1 - e0), dz
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _value_border(vol, c, x, y, z, D, H, W):  # pragma: no cover - compiled
     cell = _border_cell(x, y, z, D, H, W)
     return _lerp3(*_corners(vol, c, cell)) if cell[0] else 0.0
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _value_grad_border(vol, c, x, y, z, D, H, W):  # pragma: no cover - compiled
     cell = _border_cell(x, y, z, D, H, W)
     return _lerp3_grad(*_corners(vol, c, cell)) if cell[0] else (0.0, 0.0, 0.0, 0.0)
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _value_interior(vol, c, x, y, z):  # pragma: no cover - compiled
     return _lerp3(*_corners(vol, c, _interior_cell(x, y, z)))
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _value_grad_interior(vol, c, x, y, z):  # pragma: no cover - compiled
     return _lerp3_grad(*_corners(vol, c, _interior_cell(x, y, z)))
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _forward_c1(vol, origins, directions, near, far, n_samples, out):  # pragma: no cover - compiled
     """``out[r, 0] = Δ_r Σ_k V(x_k)`` for a one-channel volume."""
     D, H, W = vol.shape[0], vol.shape[1], vol.shape[2]
@@ -293,7 +347,7 @@ def _forward_c1(vol, origins, directions, near, far, n_samples, out):  # pragma:
         out[r, 0] = acc
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _forward_cn(vol, origins, directions, near, far, n_samples, out):  # pragma: no cover - compiled
     """``out[r, c] = Δ_r Σ_k V_c(x_k)`` for any number of channels (one cell lookup per sample)."""
     D, H, W, C = vol.shape[0], vol.shape[1], vol.shape[2], vol.shape[3]
@@ -320,7 +374,7 @@ def _forward_cn(vol, origins, directions, near, far, n_samples, out):  # pragma:
             out[r, c] = dt * acc[c]
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _forward_c3(vol, origins, directions, near, far, n_samples, out):  # pragma: no cover - compiled
     """`_forward_cn` for three channels (the materials of `xrender.physics.decompose_hu`).
 
@@ -365,7 +419,7 @@ def _forward_c3(vol, origins, directions, near, far, n_samples, out):  # pragma:
         out[r, 2] = dt * a2
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _write_jac(out, jac, r, c, n, dt, t0, ex, ey, ez, s, gx, gy, gz, qx, qy, qz):  # pragma: no cover - compiled
     """From ``s = Σ V``, ``g = Σ ∇V`` and ``q = Σ (k+½) ∇V`` write the output and ``∂out/∂(o, e, near, far)``.
 
@@ -388,13 +442,13 @@ def _write_jac(out, jac, r, c, n, dt, t0, ex, ey, ez, s, gx, gy, gz, qx, qy, qz)
         jac[r, c, 7] = 0.0
 
 
-@njit(**_HELPER)
+@_jit(**_HELPER)
 def _add_sample(s, gx, gy, gz, qx, qy, qz, h, v, dx, dy, dz):  # pragma: no cover - compiled
     """Add one sample to a ray's Jacobian sums: Σ V, Σ ∇V and Σ (k+½) ∇V (``h = k + ½``)."""
     return s + v, gx + dx, gy + dy, gz + dz, qx + h * dx, qy + h * dy, qz + h * dz
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _forward_jac_c1(vol, origins, directions, near, far, n_samples, out, jac):  # pragma: no cover - compiled
     """`_forward_c1` that also writes each ray's Jacobian ``jac[r, 0]`` (see `_forward_jac_cn`)."""
     D, H, W = vol.shape[0], vol.shape[1], vol.shape[2]
@@ -429,7 +483,7 @@ def _forward_jac_c1(vol, origins, directions, near, far, n_samples, out, jac):  
         _write_jac(out, jac, r, 0, n, dt, t0, ex, ey, ez, s, gx, gy, gz, qx, qy, qz)
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _forward_jac_cn(vol, origins, directions, near, far, n_samples, out, jac):  # pragma: no cover - compiled
     """The forward pass plus each ray's Jacobian ``jac[r, c] = ∂out[r, c] / ∂(o, e, near, far)`` (8 numbers)."""
     D, H, W, C = vol.shape[0], vol.shape[1], vol.shape[2], vol.shape[3]
@@ -469,7 +523,7 @@ def _forward_jac_cn(vol, origins, directions, near, far, n_samples, out, jac):  
             )  # fmt: skip
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _forward_jac_c3(vol, origins, directions, near, far, n_samples, out, jac):  # pragma: no cover - compiled
     """`_forward_jac_cn` for three channels, with the sums in registers (as `_forward_c3`)."""
     D, H, W = vol.shape[0], vol.shape[1], vol.shape[2]
@@ -514,7 +568,7 @@ def _forward_jac_c3(vol, origins, directions, near, far, n_samples, out, jac):  
         _write_jac(out, jac, r, 2, n, dt, t0, ex, ey, ez, *s2)
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _volume_adjoint(
     grad_vol, beta, a0, a1, origins, directions, near, far, n_samples, axis, bounds
 ):  # pragma: no cover - compiled
