@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import numba
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from xrender.render.backend import BACKENDS
-from xrender.render.fused_cpu import DOUBLE_BACKWARD_MESSAGE, FusedCPUBackend, fused_march
+from xrender.render.fused_cpu import (
+    _KERNELS,
+    DOUBLE_BACKWARD_MESSAGE,
+    FusedCPUBackend,
+    _channels_last,
+    _forward_cn,
+    _forward_jac_cn,
+    _geometry,
+    fused_march,
+)
 
 
 def reference_march(data, origins, directions, near, far, n_samples, max_samples):
@@ -131,7 +141,7 @@ def _tiny_problem(channels, seed=0):
     return data, origins, directions, near, far, n_samples
 
 
-@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("channels", [1, 2, 3])
 def test_gradcheck(channels):
     data, origins, directions, near, far, n_samples = _tiny_problem(channels)
     inputs = tuple(t.clone().requires_grad_(True) for t in (data, origins, directions, near, far))
@@ -244,3 +254,42 @@ def test_no_grad_and_float32_paths_agree_with_grad_path():
     for g32, g64 in zip(grads32, grads64):
         assert g32.dtype == torch.float32
         assert torch.allclose(g32.double(), g64, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels", sorted(_KERNELS))
+def test_specialised_kernels_match_the_general_one(channels):
+    """Each channel count with its own kernels gives `_forward_cn`'s integrals and `_forward_jac_cn`'s Jacobians."""
+    g = torch.Generator().manual_seed(11)
+    shape = (7, 8, 9)
+    data = torch.randn(channels, *shape, generator=g, dtype=torch.float64)
+    rays = random_rays(300, shape, torch.float64, g)
+    vol = _channels_last(data)
+    geo = _geometry(*rays[:5])
+    forward, forward_jac = _KERNELS[channels]
+    assert forward is not _forward_cn
+    outputs = {}
+    for name, kernel, jac in (
+        ("special", forward, None),
+        ("general", _forward_cn, None),
+        ("special-jac", forward_jac, np.zeros((300, channels, 8))),
+        ("general-jac", _forward_jac_cn, np.zeros((300, channels, 8))),
+    ):
+        out = np.full((300, channels), np.nan)
+        kernel(vol, *geo, out) if jac is None else kernel(vol, *geo, out, jac)
+        outputs[name] = (out, jac)
+    scale = np.abs(outputs["general"][0]).max()
+    np.testing.assert_allclose(outputs["special"][0], outputs["general"][0], rtol=0, atol=1e-13 * scale)
+    np.testing.assert_allclose(outputs["special-jac"][0], outputs["general"][0], rtol=0, atol=1e-13 * scale)
+    jac_scale = np.abs(outputs["general-jac"][1]).max()
+    np.testing.assert_allclose(outputs["special-jac"][1], outputs["general-jac"][1], rtol=0, atol=1e-13 * jac_scale)
+
+
+def test_channels_last_memory_is_read_in_place():
+    """A volume laid out channels last in memory is marched without a copy, with the same result."""
+    g = torch.Generator().manual_seed(12)
+    data = torch.randn(3, 5, 6, 7, generator=g, dtype=torch.float64)
+    last = data.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+    assert np.shares_memory(_channels_last(last), last.numpy())
+    assert not np.shares_memory(_channels_last(data), data.numpy())
+    rays = random_rays(100, (5, 6, 7), torch.float64, g)
+    assert torch.equal(fused_march(last, *rays), fused_march(data, *rays))

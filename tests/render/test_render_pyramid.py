@@ -63,6 +63,37 @@ def test_levels_are_cached_unless_the_data_requires_grad():
     torch.testing.assert_close(learned.volume.data.grad, torch.full_like(volume.data, 1 / 8))
 
 
+def test_channels_last_levels_are_cached_copies_of_multi_channel_levels():
+    volume = _oblique_volume()
+    pyramid = VolumePyramid(volume)
+    for level in (0, 2):
+        last = pyramid.level(level, channels_last=True)
+        assert last is pyramid.level(level, channels_last=True)
+        assert last.data.permute(1, 2, 3, 0).is_contiguous()
+        assert torch.equal(last.data, pyramid.level(level).data)
+        assert torch.equal(last.affine, pyramid.level(level).affine)
+    one = VolumePyramid(volume.with_data(volume.data[:1].contiguous()))
+    assert one.level(1, channels_last=True) is one.level(1)  # one channel: already channels last
+    learned = VolumePyramid(volume.with_data(volume.data.clone().requires_grad_()))
+    assert learned.level(0, channels_last=True) is learned.volume  # nothing cached that gradients must reach
+
+
+@pytest.mark.parametrize("backend", ["fused-cpu", "grid_sample"])
+def test_a_volume_changed_in_place_renders_anew(backend):
+    """Without a pyramid nothing is cached across renders: in-place changes (torch or numpy) are seen."""
+    volume = _oblique_volume()
+    camera = ConeBeam(sdd=400.0, height=6, width=5, pixel_spacing=(3.0, 3.0))
+    pose = standard_pose("ap", 200.0, volume.isocenter)
+    options = RenderOptions(backend=backend, step_mm=0.5, level=0)
+    before = render(volume, camera, pose, options=options)
+    volume.data.mul_(2.0)
+    torch.testing.assert_close(render(volume, camera, pose, options=options), 2 * before)
+    volume.data.numpy()[1] = 0.0  # bypasses torch's version counter
+    after = render(volume, camera, pose, options=options)
+    torch.testing.assert_close(after[:, 0], 2 * before[:, 0])
+    assert float(after[:, 1].abs().max()) == 0.0
+
+
 def test_auto_level_matches_the_pixel_footprint_at_the_isocentre():
     volume = Volume(torch.ones(1, 64, 64, 64), torch.eye(4))  # 1 mm voxels, 6 levels
     pose = standard_pose("ap", 500.0, volume.isocenter)  # sid 500 mm, sdd 1000: footprint = pixel / 2

@@ -62,6 +62,11 @@ class RenderBackend(ABC):
     #: The device types (``torch.device.type``) it renders on; ``None``: any device torch runs on.
     device_types: tuple[str, ...] | None = None
 
+    #: Whether `march` reads a multi-channel volume fastest laid out channels last in memory; the
+    #: renderer then passes a `VolumePyramid`'s cached channels-last copy of the level
+    #: (`VolumePyramid.level`), so the layout is converted once per pyramid, not per render.
+    channels_last: bool = False
+
     #: Floats of temporaries the backend holds per sample, ``(fixed, per channel)``, so the
     #: renderer can chunk rays under a memory budget; ``(0, 0)``: memory does not grow with the
     #: sample count (a fused kernel), and the renderer neither chunks nor checkpoints.

@@ -210,7 +210,7 @@ def plan_render(
     data = pyramid.volume.data
     marcher = choose_backend(options.backend, data.device)
     chosen = auto_level(pyramid.volume, geometry, poses) if options.level == "auto" else options.level
-    grid, box = pyramid.level(chosen), pyramid.content_box(chosen)
+    grid, box = pyramid.level(chosen, channels_last=marcher.channels_last), pyramid.content_box(chosen)
     step_mm, n_samples = options.step_mm, options.n_samples
     if step_mm is None and n_samples is None:
         step_mm = DEFAULT_STEP_FRACTION * box.spacing_mm

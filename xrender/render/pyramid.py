@@ -86,7 +86,10 @@ class VolumePyramid:
 
     Levels and boxes are computed on first use. When the volume's data requires grad (a learned
     feature volume), coarse levels are rebuilt on every call so gradients reach the data, and the
-    content box is the full grid (see `xrender.render.rays.content_box`).
+    content box is the full grid (see `xrender.render.rays.content_box`). For a backend that
+    reads channels last (`RenderBackend.channels_last`), a multi-channel level is also kept as a
+    channels-last copy (as much memory again). What is cached is not refreshed: after changing the
+    volume's data in place, build a new pyramid.
 
     Args:
         volume: level 0.
@@ -107,6 +110,7 @@ class VolumePyramid:
     def __init__(self, volume: Volume) -> None:
         self.volume = volume
         self._levels: dict[int, Volume] = {0: volume}
+        self._channels_last: dict[int, Volume] = {}
         self._boxes: dict[int, ContentBox] = {}
 
     @property
@@ -119,13 +123,25 @@ class VolumePyramid:
             raise ValueError(f"level: expected an int in [0, {self.max_level}] or 'auto', got {level!r}")
         return level
 
-    def level(self, level: int) -> Volume:
+    def level(self, level: int, channels_last: bool = False) -> Volume:
         """The volume at ``level`` (0 = full resolution).
+
+        Args:
+            level: the level.
+            channels_last: for a multi-channel volume whose data does not require grad, the level
+                with its data laid out channels last in memory (``data.permute(1, 2, 3, 0)`` is
+                contiguous), copied once and cached; the same values and shape ``(C, D, H, W)``.
 
         Raises:
             ValueError: ``level`` outside ``[0, max_level]``.
         """
         self._check(level)
+        if channels_last and self.volume.channels > 1 and not self.volume.data.requires_grad:
+            if level not in self._channels_last:
+                grid = self.level(level)
+                data = grid.data.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+                self._channels_last[level] = grid.with_data(data)
+            return self._channels_last[level]
         if level in self._levels:
             return self._levels[level]
         coarse = downsample_volume(self.level(level - 1))
