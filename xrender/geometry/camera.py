@@ -9,13 +9,14 @@ Conventions (pinned by ``tests/geometry/test_camera.py::test_convention_*``):
   at $(0, 0)$; the detector covers $[-\tfrac12, W - \tfrac12] \times [-\tfrac12, H - \tfrac12]$.
 * **Intrinsics** (Hartley–Zisserman):
 
-  $$
-  K = \begin{pmatrix} f_u & 0 & c_u \\ 0 & f_v & c_v \\ 0 & 0 & 1 \end{pmatrix},\quad
-  f_u = \frac{\mathrm{sdd}}{\Delta_u},\; f_v = \frac{\mathrm{sdd}}{\Delta_v},
-  $$
+    $$
+    K = \begin{pmatrix} f_u & 0 & c_u \\ 0 & f_v & c_v \\ 0 & 0 & 1 \end{pmatrix},\quad
+    f_u = \frac{\mathrm{sdd}}{\Delta_u},\; f_v = \frac{\mathrm{sdd}}{\Delta_v},
+    $$
 
-  where $\Delta_u$ is the column spacing and $\Delta_v$ the row spacing (mm), and
-  $(c_u, c_v)$ the principal point in pixels. $(u, v, 1)^\top \sim K\,x_{\mathrm{cam}}$.
+    where $\Delta_u$ is the column spacing and $\Delta_v$ the row spacing (mm), and
+    $(c_u, c_v)$ the principal point in pixels. $(u, v, 1)^\top \sim K\,x_{\mathrm{cam}}$.
+
 * **Pose**: a 4×4 matrix mapping camera-frame points to world points (mm, LPS),
   $x_{\mathrm{world}} = R\,x_{\mathrm{cam}} + t$; $t$ is the source position in the world.
 """
