@@ -33,12 +33,7 @@ FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 # Public names whose examples are still to come, each with the reason. The test below fails if one
 # of them gains an example (strike it from here then), so the list can only shrink.
-_FUSED = "xrender/render/fused_cpu.py is being reworked on another branch; its examples come with that work"
-AWAITING: dict[str, str] = {
-    "xrender.render.fused_cpu.FusedCPUBackend": _FUSED,
-    "xrender.render.fused_cpu.fused_march": _FUSED,
-    "xrender.render.fused_cpu.fused_march_jacobian": _FUSED,
-}
+AWAITING: dict[str, str] = {}
 
 
 def _in_packages(name: str) -> bool:
