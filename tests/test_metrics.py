@@ -238,3 +238,14 @@ def test_capture_range_errors(tre, ok, edges, options, match):
 def test_wilson_interval_errors(args, match):
     with pytest.raises(ValueError, match=match):
         wilson_interval(*args)
+
+
+def test_capture_range_that_rises_with_the_initial_error_has_an_infinite_r50():
+    """One early failure among successes: the fit rises, success never falls to 50 % past any point."""
+    initial = np.linspace(5.0, 195.0, 24)
+    success = np.ones(24, dtype=bool)
+    success[1] = False
+    capture = capture_range(initial, success, np.arange(0.0, 201.0, 25.0), resamples=200)
+    assert capture.slope_per_mm > 0
+    assert capture.r50_mm == math.inf
+    assert capture.r50_text().startswith("∞ mm")

@@ -225,10 +225,15 @@ def _fit_logistic(z: np.ndarray, y: np.ndarray, weights: np.ndarray, ridge: floa
 
 
 def _r50(intercept: np.ndarray, slope: np.ndarray) -> np.ndarray:
-    """The smallest TRE ≥ 0 where ``σ(a + b x) <= 1/2``: ``-a/b`` for ``a > 0 > b``, 0 for ``a <= 0``, else ∞."""
+    """The smallest TRE ≥ 0 past which ``σ(a + b x) <= 1/2`` stays: ``max(0, -a/b)`` for ``b < 0``.
+
+    For ``b > 0`` (success rising with the initial error) no such TRE exists: ∞. For ``b = 0``:
+    0 when ``a <= 0``, else ∞.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        crossing = np.where(slope < 0, -intercept / np.where(slope < 0, slope, -1.0), np.inf)
-    return np.where(intercept <= 0, 0.0, crossing)
+        crossing = np.maximum(0.0, -intercept / np.where(slope < 0, slope, -1.0))
+    flat = np.where(intercept <= 0, 0.0, np.inf)
+    return np.where(slope < 0, crossing, np.where(slope > 0, np.inf, flat))
 
 
 def _json_number(value: float) -> float | None:
@@ -329,9 +334,11 @@ def capture_range(
       has a smaller initial TRE than every failure, the fitted curve is a steep step inside the gap
       between them (R50 lies in the gap); when every trial succeeds, $b \ge 0$ and R50 is
       infinite; when every trial fails, R50 is 0.
-    * **R50**: the smallest $x \ge 0$ with $\sigma(a + b x) \le 1/2$ — $-a/b$ for $a > 0 > b$,
-      0 when the fit is at or below 50 % already at 0 mm, ``inf`` when it never falls to 50 %
-      (no NaN in any case). A value beyond the largest initial TRE tried is an extrapolation.
+    * **R50**: the smallest $x \ge 0$ past which $\sigma(a + b x) \le 1/2$ stays — $-a/b$ for
+      $a > 0 > b$, 0 when a falling fit is at or below 50 % already at 0 mm, ``inf`` when it never
+      falls to 50 % — including a fit that *rises* with the initial error ($b > 0$: e.g. one early
+      failure among successes), which has no such point (no NaN in any case). A value beyond the
+      largest initial TRE tried is an extrapolation.
     * **Bootstrap**: the trials are resampled with replacement ``resamples`` times (seeded), the
       fit is repeated on each resample, and the interval is the percentile interval of the
       resampled R50 values (order statistics, so infinite values are handled).
