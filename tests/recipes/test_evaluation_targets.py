@@ -7,23 +7,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from xrender.geometry import get_preset
 from xrender.physics import SHIPPED_KVP, Detector, decompose_hu, load_spectrum, simulate_xray
 from xrender.recipes.registration import EvaluationConfig, make_trials
 from xrender.recipes.registration.command import EvaluationRequest
 from xrender.recipes.registration.targets import TARGETS, DRRTargets, RealisticTargets, target_generator
 from xrender.similarity import ncc
-from xrender.subject import phantom_subject
-
-
-@pytest.fixture(scope="module")
-def subject():
-    return phantom_subject(24, 200.0)
-
-
-@pytest.fixture(scope="module")
-def carm():
-    return get_preset("prost").downsample(8)  # 16 × 16
 
 
 def test_targets_registry_names_both_models():

@@ -60,16 +60,6 @@ from xrender.subject import phantom_subject
 HUGE_SEED = 2**40 + 7
 
 
-@pytest.fixture(scope="module")
-def subject():
-    return phantom_subject(24, 200.0)
-
-
-@pytest.fixture(scope="module")
-def carm():
-    return get_preset("prost").downsample(8)  # 16 × 16
-
-
 def test_method_names_build_stage_lists():
     assert set(available_stages()) == {"cmaes", "nevergrad", "ncc-adam", "prost", "regression"}
     (cmaes,) = build_method("cmaes")
