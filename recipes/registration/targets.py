@@ -39,7 +39,7 @@ from xrender.physics import (
     load_spectrum,
     simulate_xray,
 )
-from xrender.render import render
+from xrender.render import VolumePyramid, render
 from xrender.subject import Subject
 
 __all__ = ["TARGETS", "DRRTargets", "RealisticTargets", "TargetModel", "target_generator"]
@@ -126,7 +126,7 @@ class RealisticTargets(TargetModel):
                 f"{subject.name}: realistic targets (--targets realistic) need the CT in HU (Subject.hu); "
                 "build the subject with xrender.subject.ct_subject, volume_subject or phantom_subject"
             )
-        densities = decompose_hu(subject.hu)
+        densities = VolumePyramid(decompose_hu(subject.hu))  # its layout and content box made once
         low, high = math.log10(self.fluence_range[0]), math.log10(self.fluence_range[1])
         pixel_mm2 = geometry.pixel_spacing[0] * geometry.pixel_spacing[1]
         xrays, drawn = [], []

@@ -28,6 +28,7 @@ from xrender.physics import (
     load_spectrum,
     simulate_xray,
 )
+from xrender.render import VolumePyramid
 from xrender.render.output import IMAGE_WRITERS, write_image
 from xrender.volume import Volume
 
@@ -89,12 +90,12 @@ def write_simulations(
     Returns:
         The paths written (the images, then the JSON).
     """
-    densities = decompose_hu(hu)
+    densities = VolumePyramid(decompose_hu(hu))  # its layout and content box made once for all images
     detector = Detector(options.dose, options.electronic_noise, options.psf)
     scintillator = Scintillator(thickness_mm=options.csi_mm) if options.csi_mm > 0 else None
     scatter = ScatterModel() if options.scatter else None
     generator = torch.Generator().manual_seed(options.seed)
-    iso = densities.isocenter.double()
+    iso = densities.volume.isocenter.double()
     if options.count == 1:
         poses = camera[None]
     else:
