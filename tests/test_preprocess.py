@@ -232,3 +232,18 @@ def test_a_ct_without_bone_is_a_no_bone_error():
         volume_subject("soft", hu, 8, 200.0)
     assert caught.value.value_range == (-1000.0, -1000.0)
     assert volume_subject("soft", hu, 8, None).moving is not None  # no threshold: no masking
+
+
+def test_a_ct_subject_keeps_its_source_ct_for_realistic_targets():
+    """``Subject.hu`` is the CT as given (its own grid, same world frame), not the resampled cube."""
+    from xrender.subject import phantom_subject, volume_subject
+
+    data = torch.linspace(-1000.0, 1500.0, 6 * 10 * 12).reshape(1, 6, 10, 12)
+    affine = torch.diag(torch.tensor([1.5, 2.0, 2.5, 1.0], dtype=torch.float64))
+    hu = Volume(data, affine)
+    subject = volume_subject("ct", hu, 8, 200.0)
+    assert subject.hu is hu
+    assert subject.full.shape != hu.shape
+    torch.testing.assert_close(subject.full.isocenter, hu.isocenter.to(subject.full.isocenter))
+    phantom = phantom_subject(16, 200.0)
+    assert phantom.hu.shape == phantom.full.shape  # the phantom is voxelized once, at the subject's size

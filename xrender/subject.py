@@ -35,8 +35,9 @@ class Subject:
         full: μ volume that renders targets.
         moving: μ volume the network sees (bone only, or ``full``).
         landmarks: world points ``(N, 3)`` (mm) for TRE, or ``None``.
-        hu: the CT in HU that ``full`` was made from (on its grid), or ``None``; realistic
-            X-rays (`xrender.physics`) are simulated from it.
+        hu: the CT in HU at its own resolution (the file as read; the voxelized phantom), in the
+            same world frame as ``full``, or ``None``; realistic X-rays (`xrender.physics`) are
+            simulated from it, so they do not share the registration's resampled grid.
     """
 
     name: str
@@ -75,14 +76,22 @@ class NoBoneError(ValueError):
         self.value_range = value_range
 
 
-def _subject(name: str, hu: Volume, mask: Volume | None, threshold: float | None, landmarks: Tensor | None) -> Subject:
+def _subject(
+    name: str,
+    hu: Volume,
+    mask: Volume | None,
+    threshold: float | None,
+    landmarks: Tensor | None,
+    source: Volume | None = None,
+) -> Subject:
+    """The subject of a prepared HU cube; ``source`` is the CT it came from (default: the cube itself)."""
     if mask is None and threshold is not None:
         bone = hu.data[:1] > threshold
         if not bool(bone.any()):  # once per subject, before anything renders it
             raise NoBoneError(name, threshold, (float(hu.data.min()), float(hu.data.max())))
         mask = hu.with_data(bone.to(hu.data.dtype))
     moving = hu if mask is None else apply_mask(hu, mask)
-    return Subject(name, hu_to_mu(hu), hu_to_mu(moving), landmarks, hu)
+    return Subject(name, hu_to_mu(hu), hu_to_mu(moving), landmarks, hu if source is None else source)
 
 
 def phantom_subject(size: int, bone_threshold_hu: float | None) -> Subject:
@@ -137,5 +146,5 @@ def volume_subject(
     prepared = prepare_prost(hu, size=size, spacing_mm=extent / size)
     if mask is not None:
         prepared_mask = prepare_prost(mask, size=size, spacing_mm=extent / size, background=0.0)
-        return _subject(name, prepared, prepared_mask.with_data(prepared_mask.data.round()), None, landmarks)
-    return _subject(name, prepared, None, bone_threshold_hu, landmarks)
+        return _subject(name, prepared, prepared_mask.with_data(prepared_mask.data.round()), None, landmarks, hu)
+    return _subject(name, prepared, None, bone_threshold_hu, landmarks, hu)
