@@ -142,9 +142,10 @@ def test_the_peer_cases_register_without_their_libraries(ct, cases):
     assert report["skipped"] == dict.fromkeys(harness.peer_names(), "not installed")
 
 
-def test_the_benchmark_script_runs():
+@pytest.mark.parametrize(("script", "option"), [("render.py", "--peers"), ("prost_domain_gap.py", "--model")])
+def test_the_benchmark_scripts_run(script, option):
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "render.py"), "--help"], capture_output=True, text=True, check=False
+        [sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "--peers" in result.stdout
+    assert option in result.stdout
