@@ -159,7 +159,10 @@ def test_simulate_xray_chains_scatter_detector_and_log_with_the_same_draws():
 
 
 def test_simulate_xray_gradcheck_with_respect_to_the_densities():
-    densities = _densities(4)
+    data = torch.rand(3, 4, 4, 4, generator=torch.Generator().manual_seed(4), dtype=F64)  # a cheap Jacobian
+    affine = torch.diag(torch.tensor([7.0, 7.0, 7.0, 1.0], dtype=F64))
+    affine[:3, 3] = -10.5
+    densities = Volume(data, affine)
     pose = standard_pose("ap", CARM.sid, densities.isocenter)
     options = RenderOptions(n_samples=12, backend="grid_sample")
     spectrum = Spectrum(np.array([40.0, 70.0]), np.array([1.0, 2.0]))

@@ -38,6 +38,7 @@ def test_every_compiled_function_caches_on_disk():
         assert isinstance(dispatcher._cache, _DiskCache), name
 
 
+@pytest.mark.slow  # two fresh interpreters load torch and the kernels: ~7 s
 def test_a_second_process_loads_the_kernels_from_the_cache(tmp_path: Path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     root = Path(fused_cpu.__file__).parents[2]
