@@ -24,11 +24,9 @@ import torch
 
 from xrender.io import load_state
 from xrender.physics import Detector, ScatterModel, Scintillator, decompose_hu, load_spectrum, simulate_xray
-from xrender.recipes.registration.command import BONE_THRESHOLD_HU
 from xrender.recipes.training.config import TrainConfig
 from xrender.recipes.training.curve import held_out_sets
-from xrender.recipes.training.pairs import PairSampler
-from xrender.recipes.training.train import training_geometry
+from xrender.recipes.training.train import pair_sampler, training_geometry
 from xrender.recipes.training.validation import part_cosines
 from xrender.render import VolumePyramid
 from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
@@ -53,20 +51,11 @@ def main() -> None:
     network = ProSTNetwork.from_state(state, origin=str(args.model)).eval()
     size = int((state.get("summary", {}).get("config") or {}).get("volume_size", config.volume_size))
     if args.ct is None:
-        subject = phantom_subject(size, BONE_THRESHOLD_HU)
+        subject = phantom_subject(size, config.bone_threshold_hu)
     else:
-        subject = ct_subject(args.ct, size, BONE_THRESHOLD_HU)
+        subject = ct_subject(args.ct, size, config.bone_threshold_hu)
     geometry = training_geometry(config)
-    sampler = PairSampler(
-        [subject],
-        geometry,
-        true_poses=config.true_poses,
-        initial_poses=config.initial_poses,
-        augmentation=None,
-        seed=args.seed,
-        pairing=config.pairing,
-        offset_scale=config.offset_scale,
-    )
+    sampler = pair_sampler(config, [subject], geometry, None, args.seed)
     similarity = ProSTSimilarity(subject.moving, geometry, network).eval()
     densities = VolumePyramid(decompose_hu(subject.hu))
     spectrum = load_spectrum(args.kvp)

@@ -24,10 +24,9 @@ from matplotlib.figure import Figure
 
 from xrender.geometry import perturb, se3_exp
 from xrender.plot import save_figure
-from xrender.recipes.training import training_geometry
+from xrender.recipes.training import pair_sampler, training_geometry
 from xrender.recipes.training.config import TrainConfig
 from xrender.recipes.training.curve import CURVE_SETS, gradient_cosines, held_out_sets
-from xrender.recipes.training.pairs import PairSampler
 from xrender.render import DRR, RenderOptions
 from xrender.similarity import RenderedSimilarity, get_similarity
 from xrender.similarity.gradient_loss import similarity_value_and_gradient
@@ -67,16 +66,7 @@ def main() -> None:
         DRR(subject.full.to(dtype=torch.float64), carm, options=RenderOptions(step_mm=step)), get_similarity("ncc")
     )
 
-    sampler = PairSampler(
-        [subject],
-        carm,
-        true_poses=config.true_poses,
-        initial_poses=config.initial_poses,
-        augmentation=None,
-        seed=12345,
-        pairing=config.pairing,
-        offset_scale=config.offset_scale,
-    )
+    sampler = pair_sampler(config, [subject], carm, None, 12345)
     sets = held_out_sets(sampler, args.poses)
     truth = sets["training pairs"].true_pose[:1].double()
     fixed = sets["training pairs"].fixed[:1].double()

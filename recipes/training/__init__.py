@@ -16,6 +16,7 @@ from xrender.recipes.training.train import (
     Trainer,
     TrainResult,
     load_checkpoint,
+    pair_sampler,
     train,
     training_geometry,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "get_scale",
     "load_checkpoint",
     "load_config_file",
+    "pair_sampler",
     "train",
     "training_geometry",
     "validate",

@@ -51,6 +51,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "load_checkpoint",
+    "pair_sampler",
     "saved_config",
     "train",
     "training_geometry",
@@ -80,6 +81,29 @@ def training_geometry(config: TrainConfig) -> ConeBeam:
         return get_preset(config.preset).binned_to(config.detector_size)
     except ValueError as error:
         raise ValueError(f"detector_size {config.detector_size} of preset {config.preset!r}: {error}") from None
+
+
+def pair_sampler(
+    config: TrainConfig,
+    subjects: list[Subject],
+    geometry: ConeBeam,
+    augmentation: TargetAugmentation | None,
+    seed: int,
+) -> PairSampler:
+    """A `PairSampler` drawing pairs as ``config`` says: its pose distributions, pairing and offset scale.
+
+    Training, its learning curve and the tools that probe a trained network draw pairs this way.
+    """
+    return PairSampler(
+        subjects,
+        geometry,
+        true_poses=config.true_poses,
+        initial_poses=config.initial_poses,
+        augmentation=augmentation,
+        seed=seed,
+        pairing=config.pairing,
+        offset_scale=config.offset_scale,
+    )
 
 
 @dataclass
@@ -315,17 +339,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def pair_sampler(self, subjects: list[Subject], augmentation: TargetAugmentation | None, seed: int) -> PairSampler:
-        """A `PairSampler` drawing pairs as the config says."""
-        return PairSampler(
-            subjects,
-            self.geometry,
-            true_poses=self.config.true_poses,
-            initial_poses=self.config.initial_poses,
-            augmentation=augmentation,
-            seed=seed,
-            pairing=self.config.pairing,
-            offset_scale=self.config.offset_scale,
-        )
+        """A `PairSampler` drawing pairs as the config says (`pair_sampler`)."""
+        return pair_sampler(self.config, subjects, self.geometry, augmentation, seed)
 
     def record_curve(self, loss: float | None) -> None:
         """Score the held-out curve sets now and add a point (main process; no-op when ``curve_every`` is 0)."""

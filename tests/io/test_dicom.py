@@ -571,3 +571,21 @@ def test_dicom_writer_errors(tmp_path):
     with pytest.raises(ValueError, match="principal_offset"):
         write_dicom_xray(tmp_path / "a.dcm", torch.zeros(4, 6), off)
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("view", ["ap", "pa", "ll", "rl"])
+def test_convention_dicom_written_image_reads_back_as_the_view_from_the_source(tmp_path, view):
+    """`write_dicom_xray(pose=…)` writes that pose's Patient Orientation: read with the view, no flip, same axes."""
+    from xrender.geometry import ConeBeam, standard_pose
+    from xrender.geometry.carm import patient_orientation
+    from xrender.io import read_carm, write_dicom_xray
+
+    carm = ConeBeam(sdd=1000.0, height=4, width=6, pixel_spacing=(1.0, 1.0), sid=600.0)
+    iso = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    pose = standard_pose(view, carm.sid, iso)
+    path = write_dicom_xray(tmp_path / "x.dcm", torch.rand(4, 6, dtype=torch.float64), carm, pose=pose)
+    xray, geometry, read = read_carm(path, iso, view=view)
+    assert xray.tags.patient_orientation == patient_orientation(pose)
+    assert read.flip == "none"
+    torch.testing.assert_close(read.pose, pose)
+    assert geometry == carm

@@ -245,7 +245,7 @@ def render_command(
         camera = _camera(volume, carm, view, params)
         with torch.no_grad():
             image = render(volume, carm, camera)[0]
-        written = write_image(image, carm, out)
+        written = write_image(image, carm, out, camera)
     except (FileNotFoundError, ValueError) as error:
         _fail(error)
     _echo_projection(carm, view, pose, camera)

@@ -115,7 +115,7 @@ def write_simulations(
                 scintillator=scintillator,
                 generator=generator,
             )
-        written.append(write_image(image[0], carm, out if options.count == 1 else _numbered(out, k)))
+        written.append(write_image(image[0], carm, out if options.count == 1 else _numbered(out, k), pose))
     if options.count > 1:
         reference = standard_pose(view, carm.sid, iso)
         document: dict[str, Any] = {

@@ -84,6 +84,7 @@ __all__ = [
     "CArmView",
     "carm_geometry",
     "carm_view",
+    "patient_orientation",
 ]
 
 #: View Position (0018,5101) → standard view. ``AP``/``PA``: the beam enters the patient's
@@ -339,6 +340,34 @@ def _orientation_vectors(orientation: tuple[str, ...], origin: str) -> tuple[Ten
             "each made of the letters L, R, A, P, H, F (no axis twice), naming two different directions"
         )
     return vectors[0], vectors[1]
+
+
+def patient_orientation(pose: Float[Tensor, "4 4"]) -> tuple[str, str]:
+    """Patient Orientation (0020,0020) of an image seen from the source at camera-to-world ``pose``.
+
+    The world directions of increasing columns and rows are the camera's ``x`` and ``y`` axes;
+    each is named by the letters of its components larger than a quarter of its largest one, in
+    order of magnitude (PS3.3 C.7.6.1.1.1: ``"L"``, ``"LP"``, ...). Read back
+    (`carm_view`), ``(a × b) · d > 0``: the image is a view from the source, and no flip is made.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import standard_pose
+        >>> from xrender.geometry.carm import patient_orientation
+        >>> patient_orientation(standard_pose("ap", 600.0, torch.zeros(3)))  # columns to the left, rows down
+        ('L', 'F')
+        >>> patient_orientation(standard_pose("ll", 600.0, torch.zeros(3)))
+        ('A', 'F')
+    """
+    names = []
+    for axis in (pose[:3, 0], pose[:3, 1]):
+        values = axis.detach().double().cpu().tolist()
+        largest = max(abs(v) for v in values)
+        order = sorted(range(3), key=lambda k: -abs(values[k]))
+        letters = [k for k in order if abs(values[k]) > 0.25 * largest]
+        codes = {(a, sign): letter for letter, (a, sign) in _LETTERS.items()}
+        names.append("".join(codes[(k, 1.0 if values[k] > 0 else -1.0)] for k in letters))
+    return names[0], names[1]
 
 
 def _in_plane_rotations(R: Tensor) -> list[Tensor]:

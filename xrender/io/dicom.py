@@ -25,8 +25,10 @@ Digital X-Ray (DX, For Presentation) file: 16-bit ``MONOCHROME2`` pixels whose R
 Intercept map them back to the float values (to 1/65535 of their range), and the detector's
 geometry in Rows, Columns, Imager Pixel Spacing, Distance Source to Detector and Distance Source
 to Patient (the C-arm's ``sid``), so `read_dicom_xray` and `xrender.geometry.carm.carm_geometry`
-give back the pixels and the `ConeBeam` (a detector centred on the principal ray). The pose is
-not written: DICOM's positioner angles describe only rotations of a standard view.
+give back the pixels and the `ConeBeam` (a detector centred on the principal ray). Given the
+pose, its Patient Orientation is written too, so `xrender.geometry.carm.carm_view` keeps the
+image as the view from the source it is; the pose itself is not written (the beam direction is
+given on reading: ``--view`` or ``--angles``).
 
 **Not read:** the per-frame and shared functional groups of enhanced XA/XRF files, Patient
 Position (0018,5100) (the positioner angles are relative to the patient already), and table
@@ -49,7 +51,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from xrender.geometry.camera import ConeBeam
-from xrender.geometry.carm import CArmTags, CArmView, carm_geometry, carm_view
+from xrender.geometry.carm import CArmTags, CArmView, carm_geometry, carm_view, patient_orientation
 from xrender.io._paths import PathLike
 from xrender.io._pixels import LUMINANCE_WEIGHTS, checked_image_file
 from xrender.io.atomic import atomic_output
@@ -332,7 +334,12 @@ def read_carm(
 
 # --------------------------------------------------------------------------------------- writing
 def write_dicom_xray(
-    path: PathLike, image: Float[Tensor, "H W"], geometry: ConeBeam, *, description: str = "xrender"
+    path: PathLike,
+    image: Float[Tensor, "H W"],
+    geometry: ConeBeam,
+    *,
+    pose: Float[Tensor, "4 4"] | None = None,
+    description: str = "xrender",
 ) -> Path:
     """Write ``image`` as a DX DICOM file with the detector's geometry tags (see the module docstring).
 
@@ -340,6 +347,10 @@ def write_dicom_xray(
         path: the file to write (any name; ``.dcm`` by custom).
         image: ``(H, W)`` finite values, e.g. −log(I/I₀) of a simulated X-ray (bright = more attenuation).
         geometry: the detector it was made on; its size must be the image's.
+        pose: the camera-to-world pose it was made at: written as its Patient Orientation
+            (`xrender.geometry.carm.patient_orientation`), so a reader knows the image is a view
+            from the source (without it, `xrender.geometry.carm.carm_view` takes the image as
+            radiographs are usually shown, which mirrors views other than AP).
         description: Series Description (0008,103E).
 
     Returns:
@@ -389,6 +400,8 @@ def write_dicom_xray(
     ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{slope:.10g}", f"{low:.10g}", "US"
     ds.ImagerPixelSpacing = [f"{v:.10g}" for v in geometry.pixel_spacing]
     ds.DistanceSourceToDetector, ds.DistanceSourceToPatient = f"{geometry.sdd:.10g}", f"{geometry.sid:.10g}"
+    if pose is not None:
+        ds.PatientOrientation = list(patient_orientation(pose))
     ds.PixelData = stored.tobytes()
     with atomic_output(path) as staging:
         ds.save_as(staging, enforce_file_format=True)

@@ -8,8 +8,9 @@ atomically (`xrender.io.atomic_output`). Images are ``(C, H, W)`` line integrals
 * ``.npy``: the raw ``(C, H, W)`` values as float32.
 * ``.nii`` / ``.nii.gz``: the raw values as a 2-D float32 image (vector pixels when ``C > 1``)
   whose spacing is the detector's pixel spacing (column, row) in mm.
-* ``.dcm``: one channel as a DX DICOM file with the detector's geometry tags and the values
-  kept to 1/65535 of their range (`xrender.io.write_dicom_xray`).
+* ``.dcm``: one channel as a DX DICOM file with the detector's geometry tags, the Patient
+  Orientation of ``pose`` and the values kept to 1/65535 of their range
+  (`xrender.io.write_dicom_xray`).
 """
 
 from __future__ import annotations
@@ -55,17 +56,17 @@ def window_8bit(image: Float[Tensor, "H W"]) -> np.ndarray:
     return np.round(255 * np.clip(scaled, 0.0, 1.0)).astype(np.uint8)
 
 
-def _write_png(image: np.ndarray, geometry: ConeBeam, path: Path) -> None:
+def _write_png(image: np.ndarray, geometry: ConeBeam, path: Path, pose: Tensor | None) -> None:
     if image.shape[0] != 1:
         raise ValueError(f"{path}: a PNG holds one channel, got {image.shape[0]}; write .npy or .nii.gz instead")
     Image.fromarray(window_8bit(torch.from_numpy(image[0]))).save(path, format="PNG")
 
 
-def _write_npy(image: np.ndarray, geometry: ConeBeam, path: Path) -> None:
+def _write_npy(image: np.ndarray, geometry: ConeBeam, path: Path, pose: Tensor | None) -> None:
     np.save(path, image)
 
 
-def _write_nifti(image: np.ndarray, geometry: ConeBeam, path: Path) -> None:
+def _write_nifti(image: np.ndarray, geometry: ConeBeam, path: Path, pose: Tensor | None) -> None:
     channels = image.shape[0]
     itk = sitk.GetImageFromArray(image[0] if channels == 1 else np.moveaxis(image, 0, -1), isVector=channels > 1)
     row, column = geometry.pixel_spacing
@@ -73,27 +74,33 @@ def _write_nifti(image: np.ndarray, geometry: ConeBeam, path: Path) -> None:
     sitk.WriteImage(itk, str(path))
 
 
-def _write_dicom(image: np.ndarray, geometry: ConeBeam, path: Path) -> None:
+def _write_dicom(image: np.ndarray, geometry: ConeBeam, path: Path, pose: Tensor | None) -> None:
     if image.shape[0] != 1:
         raise ValueError(
             f"{path}: a DICOM X-ray holds one channel, got {image.shape[0]}; write .npy or .nii.gz instead"
         )
-    write_dicom_xray(path, torch.from_numpy(image[0]), geometry)
+    write_dicom_xray(path, torch.from_numpy(image[0]), geometry, pose=pose)
 
 
-#: Suffix (lower case) → writer ``(image (C, H, W) float32 array, geometry, path) -> None``.
-IMAGE_WRITERS: Mapping[str, Callable[[np.ndarray, ConeBeam, Path], None]] = MappingProxyType(
+#: Suffix (lower case) → writer ``(image (C, H, W) float32 array, geometry, path, pose or None) -> None``.
+IMAGE_WRITERS: Mapping[str, Callable[[np.ndarray, ConeBeam, Path, Tensor | None], None]] = MappingProxyType(
     {".png": _write_png, ".npy": _write_npy, ".nii": _write_nifti, ".nii.gz": _write_nifti, ".dcm": _write_dicom}
 )
 
 
-def write_image(image: Float[Tensor, "C H W"], geometry: ConeBeam, path: str | os.PathLike) -> Path:
+def write_image(
+    image: Float[Tensor, "C H W"],
+    geometry: ConeBeam,
+    path: str | os.PathLike,
+    pose: Float[Tensor, "4 4"] | None = None,
+) -> Path:
     """Write a rendered image, the format chosen by ``path``'s suffix (see the module docstring).
 
     Args:
         image: ``(C, H, W)`` values, e.g. one DRR of `xrender.render.render`'s output.
         geometry: the detector it was rendered on (pixel spacing for NIfTI).
         path: the output file.
+        pose: the camera-to-world pose it was rendered at; DICOM records its Patient Orientation.
 
     Returns:
         ``path`` as a `Path`.
@@ -121,5 +128,5 @@ def write_image(image: Float[Tensor, "C H W"], geometry: ConeBeam, path: str | o
         raise ValueError(f"{path}: unsupported image format; expected one of {', '.join(IMAGE_WRITERS)}")
     array = image.detach().cpu().to(torch.float32).numpy()
     with atomic_output(path) as staging:
-        IMAGE_WRITERS[suffix](array, geometry, staging)
+        IMAGE_WRITERS[suffix](array, geometry, staging, pose)
     return path
