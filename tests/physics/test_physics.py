@@ -152,6 +152,13 @@ def test_shipped_spectra_match_their_file_and_spekpy_when_present():
     np.testing.assert_allclose(load_spectrum(80, min_energy_keV=0.0).fluence, fluence, rtol=1e-6)
 
 
+def test_spectrum_keeps_its_bins_as_float64_arrays():
+    spectrum = Spectrum([60, 80], [1, 3])
+    assert spectrum.energies.dtype == np.float64
+    assert spectrum.fluence.dtype == np.float64
+    assert spectrum.mean_energy_keV == pytest.approx(75.0)
+
+
 def test_spectrum_weights_and_mean_energy():
     spectrum = load_spectrum(120)
     assert len(spectrum.energies) >= 10

@@ -14,7 +14,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from xrender.geometry import ConeBeam
+from xrender.geometry import ConeBeam, Parameterization
 from xrender.physics.detector import Detector, detect, log_transform
 from xrender.physics.materials import DEFAULT_MATERIALS, Material
 from xrender.physics.polyenergetic import render_polyenergetic
@@ -40,7 +40,7 @@ def simulate_xray(
     noise: bool = True,
     generator: torch.Generator | None = None,
     options: RenderOptions = RenderOptions(),
-    parameterization: str | None = None,
+    parameterization: str | Parameterization | None = None,
 ) -> Float[Tensor, "B 1 H W"]:
     """A realistic X-ray: −log(I/I₀) of the detector reading, I₀ = ``detector.photons``.
 
