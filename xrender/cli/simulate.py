@@ -68,10 +68,16 @@ def check_simulation(options: SimulationOptions) -> None:
         raise ValueError(f"--poses: {error}") from None
 
 
+def _split(out: Path) -> tuple[str, str]:
+    """``xray.nii.gz`` → ``("xray", ".nii.gz")``: the name and its image suffix (two-part suffixes kept)."""
+    suffix = len(match_suffix(out, IMAGE_WRITERS) or out.suffix)
+    return out.name[:-suffix], out.name[-suffix:]
+
+
 def _numbered(out: Path, k: int) -> Path:
-    """``dataset/xray.png`` → ``dataset/xray_0007.png`` (two-part suffixes such as ``.nii.gz`` kept)."""
-    suffix = match_suffix(out, IMAGE_WRITERS) or out.suffix
-    return out.with_name(f"{out.name[: -len(suffix)]}_{k:04d}{out.name[-len(suffix) :]}")
+    """``dataset/xray.png`` → ``dataset/xray_0007.png``."""
+    stem, suffix = _split(out)
+    return out.with_name(f"{stem}_{k:04d}{suffix}")
 
 
 def write_simulations(
@@ -133,7 +139,7 @@ def write_simulations(
                 for path, pose in zip(written, poses, strict=True)
             ],
         }
-        json_path = out.with_name(f"{out.name[: -len(match_suffix(out, IMAGE_WRITERS) or out.suffix)]}.json")
+        json_path = out.with_name(f"{_split(out)[0]}.json")
         with atomic_output(json_path) as staging:
             staging.write_text(json.dumps(document, indent=1), encoding="utf-8")
         written.append(json_path)
