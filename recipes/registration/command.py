@@ -32,7 +32,7 @@ from xrender.geometry import (
     standard_pose,
 )
 from xrender.image import XRayPreprocessing, preprocess_xray
-from xrender.io import atomic_output, is_dicom, load_state, read_carm, read_landmarks, read_xray
+from xrender.io import atomic_output, is_dicom, load_state, read_carm, read_geometry, read_landmarks, read_xray
 from xrender.plot import overlay_frame, write_gif
 from xrender.recipes._config import option_group, parse_overrides
 from xrender.recipes.distributed import Distributed
@@ -318,13 +318,7 @@ def _equal_time_note(config: EvaluationConfig, summary: dict[str, Any]) -> str:
 def _geometry(preset: str, geometry_file: Path | None) -> ConeBeam:
     if geometry_file is None:
         return get_preset(preset)
-    try:
-        fields_ = json.loads(Path(geometry_file).read_text())
-        return ConeBeam(**fields_)
-    except FileNotFoundError:
-        raise
-    except (json.JSONDecodeError, TypeError) as error:
-        raise ValueError(f"{geometry_file}: expected a JSON object of ConeBeam fields ({error})") from None
+    return read_geometry(geometry_file)
 
 
 @dataclass(frozen=True)

@@ -152,3 +152,39 @@ def test_bad_options_are_refused_before_the_volume_is_read(tmp_path, monkeypatch
     result = runner.invoke(app, ["render", *first, *option])
     assert result.exit_code == 2, result.output
     assert expected in result.output
+
+
+def test_render_with_a_geometry_file_renders_on_that_c_arm(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from xrender.geometry import ConeBeam
+    from xrender.io import read_dicom_xray
+
+    carm = ConeBeam(sdd=1100.0, height=24, width=20, pixel_spacing=(9.0, 9.0), sid=750.0)
+    geometry = tmp_path / "carm.json"
+    geometry.write_text(json.dumps(asdict(carm)))
+    out = tmp_path / "drr.dcm"
+    path = water_cube_ct(tmp_path)
+    result = CliRunner().invoke(app, ["render", str(path), "--geometry", str(geometry), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    read = read_dicom_xray(out)
+    assert read.shape == (24, 20)
+    volume = hu_to_mu(read_volume(path))
+    with torch.no_grad():
+        expected = render(volume, carm, standard_pose("ap", carm.sid, volume.isocenter.double()))[0, 0]
+    np.testing.assert_allclose(read.pixels.numpy(), expected.double().numpy(), atol=float(expected.max()) / 65535)
+
+
+def test_a_bad_geometry_file_is_refused_before_the_ct_is_read(tmp_path, monkeypatch):
+    import xrender.io
+
+    def never(*args, **kwargs):
+        raise AssertionError("read the CT before checking --geometry")
+
+    monkeypatch.setattr(xrender.io, "read_volume", never)
+    bad = tmp_path / "carm.json"
+    bad.write_text('{"sdd": 1000.0, "height": 4}')
+    result = CliRunner().invoke(app, ["render", str(tmp_path / "ct.nii.gz"), "--geometry", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: not a C-arm geometry" in result.output

@@ -305,3 +305,33 @@ def test_write_unsupported_suffix(tmp_path):
     with pytest.raises(ValueError, match=re.escape(str(path)) + ": unsupported volume format for writing"):
         write_volume(Volume.from_sitk(_image(ROTATED)), path)
     assert not path.exists()
+
+
+def test_read_geometry_reads_conebeam_fields_and_a_pose_json(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from xrender.geometry import get_preset
+    from xrender.io import read_geometry
+
+    carm = get_preset("deepfluoro").downsample(4)
+    plain, document = tmp_path / "carm.json", tmp_path / "pose.json"
+    plain.write_text(json.dumps(asdict(carm)))
+    document.write_text(json.dumps({"motion": [0.0] * 6, "geometry": asdict(carm)}))
+    assert read_geometry(plain) == carm
+    assert read_geometry(document) == carm
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [("{ nope", "expected a JSON object of ConeBeam fields"), ("[1, 2]", "got list"), ('{"sdd": 1}', "not a C-arm")],
+)
+def test_read_geometry_errors(tmp_path, text, match):
+    from xrender.io import read_geometry
+
+    path = tmp_path / "carm.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_geometry(path)
+    with pytest.raises(FileNotFoundError):
+        read_geometry(tmp_path / "missing.json")

@@ -161,17 +161,28 @@ DetectorSize = Annotated[
     int | None, typer.Option(min=1, help="Bin the detector to about SIZE pixels per side (default: full).")
 ]
 StandardView = Annotated[str, typer.Option(help="Standard view: ap, pa, ll, rl.")]
+GeometryFile = Annotated[
+    Path | None,
+    typer.Option("--geometry", help="A JSON file of ConeBeam fields (or a pose.json) instead of --preset."),
+]
 Motion = Annotated[str, typer.Option(help=MOTION_HELP)]
 
 
 def _projection_options(
-    ct: Path | None, phantom: bool, out: Path, preset: str, size: int | None, view: str, pose: str
+    ct: Path | None,
+    phantom: bool,
+    out: Path,
+    preset: str,
+    geometry_file: Path | None,
+    size: int | None,
+    view: str,
+    pose: str,
 ) -> tuple[Any, Any]:
-    """Check the options of a projection of a CT (no file is read): the C-arm and the motion (float64)."""
+    """Check the options of a projection of a CT (the CT is not read): the C-arm and the motion (float64)."""
     import torch
 
     from xrender.geometry import available_views, get_preset
-    from xrender.io import match_suffix
+    from xrender.io import match_suffix, read_geometry
     from xrender.render.output import IMAGE_WRITERS
 
     if (ct is None) == (not phantom):
@@ -181,7 +192,7 @@ def _projection_options(
     if view not in available_views():
         raise ValueError(f"--view: unknown view {view!r}; expected one of {', '.join(available_views())}")
     params = torch.tensor(_parse_pose(pose), dtype=torch.float64)
-    carm = get_preset(preset)
+    carm = get_preset(preset) if geometry_file is None else read_geometry(geometry_file)
     if size is not None:
         carm = carm.downsample(max(1, max(carm.height, carm.width) // size))
     return carm, params
@@ -223,6 +234,7 @@ def render_command(
     out: ImageOut = Path("drr.png"),
     phantom: PhantomFlag = False,
     preset: CarmPreset = "prost",
+    geometry_file: GeometryFile = None,
     size: DetectorSize = None,
     view: StandardView = "ap",
     pose: Motion = "0,0,0,0,0,0",
@@ -236,7 +248,7 @@ def render_command(
     from xrender.render.output import write_image
 
     try:  # every option is checked before the CT is read
-        carm, params = _projection_options(ct, phantom, out, preset, size, view, pose)
+        carm, params = _projection_options(ct, phantom, out, preset, geometry_file, size, view, pose)
         if hu_model not in ATTENUATION_MODELS:
             raise ValueError(
                 f"--hu-model: unknown model {hu_model!r}; expected one of {', '.join(ATTENUATION_MODELS.names())}"
@@ -265,6 +277,7 @@ def simulate_command(
     ] = Path("xray.png"),
     phantom: PhantomFlag = False,
     preset: CarmPreset = "prost",
+    geometry_file: GeometryFile = None,
     size: DetectorSize = None,
     view: StandardView = "ap",
     pose: Motion = "0,0,0,0,0,0",
@@ -300,7 +313,7 @@ def simulate_command(
     from xrender.cli.simulate import SimulationOptions, check_simulation, write_simulations
 
     try:  # every option is checked before the CT is read
-        carm, params = _projection_options(ct, phantom, out, preset, size, view, pose)
+        carm, params = _projection_options(ct, phantom, out, preset, geometry_file, size, view, pose)
         options = SimulationOptions(kvp, dose, scatter, csi_mm, psf, electronic_noise, count, poses, seed)
         check_simulation(options)
         hu = _read_hu(ct, phantom)
@@ -527,9 +540,7 @@ def register_command(
     preset: Annotated[
         str | None, typer.Option(help="C-arm geometry preset of the full X-ray (default: DICOM tags, else prost).")
     ] = None,
-    geometry_file: Annotated[
-        Path | None, typer.Option("--geometry", help="A JSON file of ConeBeam fields instead of --preset.")
-    ] = None,
+    geometry_file: GeometryFile = None,
     view: Annotated[
         str | None, typer.Option(help="Reference view of the initial pose: ap, pa, ll, rl (default: DICOM tags, ap).")
     ] = None,
