@@ -15,6 +15,7 @@ from xrender.geometry import euler_to_matrix, get_preset, make_pose, perturb, se
 from xrender.metrics import (
     LOGISTIC_SCALE_MM,
     capture_range,
+    depth_error,
     is_success,
     reprojection_distance,
     rotation_error,
@@ -83,6 +84,24 @@ def test_translation_error_ignores_rotation_about_the_isocentre():
     assert float(translation_error(turned, reference, iso)) == pytest.approx(0.0, abs=1e-9)
     shifted, _, _ = _motion(20.0, (3.0, 4.0, 12.0))
     assert float(translation_error(shifted, reference, iso)) == pytest.approx(13.0)
+
+
+def test_convention_depth_error_is_the_signed_camera_z_part_of_the_translation_error():
+    """+ = the estimate puts the volume farther from the source (toward the detector, camera +z)."""
+    shifted, reference, iso = _motion(20.0, (3.0, 4.0, 12.0))
+    assert float(depth_error(shifted, reference, iso)) == pytest.approx(12.0)
+    assert float(depth_error(reference, shifted, iso)) == pytest.approx(-12.0)
+    turned, _, _ = _motion(35.0, (0.0, 0.0, 0.0))  # a turn about the isocentre has no depth error
+    assert float(depth_error(turned, reference, iso)) == pytest.approx(0.0, abs=1e-9)
+    poses = perturb(reference.expand(5, 4, 4), se3_exp(torch.randn(5, 6, dtype=torch.float64) * 10), iso)
+    depth, total = depth_error(poses, reference, iso), translation_error(poses, reference, iso)
+    assert bool((depth.abs() <= total + 1e-9).all())  # one component of the offset
+    assert torch.allclose(depth, torch.stack([depth_error(p, reference, iso) for p in poses]))
+
+
+def test_depth_error_refuses_a_malformed_isocentre():
+    with pytest.raises(ValueError, match="isocenter"):
+        depth_error(torch.eye(4), torch.eye(4), torch.zeros(2))
 
 
 def test_convention_reprojection_distance_is_not_a_tre():

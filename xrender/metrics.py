@@ -11,6 +11,8 @@ r"""Registration error metrics, each named for exactly what it measures.
 * `translation_error`: how far (mm) the volume's isocentre is from where the true pose puts it,
   in the camera frame — the translation error of the volume motion about the isocentre, so
   it does not mix in the rotation error the way a camera-centre distance would.
+* `depth_error`: the signed part of that isocentre offset along the camera's +z (mm, + when the
+  estimate puts the volume farther from the source) — the direction a single view sees least.
 
 And over many registrations, how far from the truth a method still converges:
 
@@ -41,6 +43,7 @@ __all__ = [
     "SUCCESS_TRE_MM",
     "CaptureRange",
     "capture_range",
+    "depth_error",
     "is_success",
     "reprojection_distance",
     "rotation_error",
@@ -115,6 +118,34 @@ def translation_error(
     _check_poses(estimate, truth)
     check_finite(check_shape(isocenter, "* 3", "isocenter"), "isocenter")
     return target_registration_error(estimate, truth, isocenter.to(estimate.dtype).unsqueeze(-2))
+
+
+def depth_error(
+    estimate: Float[Tensor, "*B 4 4"], truth: Float[Tensor, "*B 4 4"], isocenter: Float[Tensor, "*B 3"]
+) -> Float[Tensor, "*B"]:
+    r"""Signed depth error (mm): the camera-frame +z part of $T_\text{est}^{-1} c - T_\text{true}^{-1} c$.
+
+    The component of `translation_error`'s offset along the rays: positive when the estimated
+    pose puts the isocentre $c$ (world mm) farther from the source than the true pose does (a
+    smaller projection), negative when nearer.
+
+    Raises:
+        ValueError: malformed shapes or NaN/inf.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.metrics import depth_error
+        >>> truth = torch.eye(4, dtype=torch.float64)
+        >>> estimate = truth.clone()
+        >>> estimate[:3, 3] = torch.tensor([3.0, 0.0, -20.0])  # the camera moved 20 mm back, 3 mm aside
+        >>> float(depth_error(estimate, truth, torch.tensor([0.0, 0.0, 600.0])))  # the volume looks farther
+        20.0
+    """
+    _check_poses(estimate, truth)
+    check_finite(check_shape(isocenter, "* 3", "isocenter"), "isocenter")
+    point = isocenter.to(estimate.dtype).unsqueeze(-2)
+    seen = transform_points(invert(estimate), point) - transform_points(invert(truth.to(estimate.dtype)), point)
+    return seen[..., 0, 2]
 
 
 def reprojection_distance(

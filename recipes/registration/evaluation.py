@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 from xrender.geometry import ConeBeam, get_pose_distribution, perturb, se3_exp, se3_log, standard_pose
 from xrender.metrics import (
     SUCCESS_TRE_MM,
+    depth_error,
     reprojection_distance,
     rotation_error,
     target_registration_error,
@@ -293,7 +294,10 @@ class TrialRecord:
     """One method on one trial (plain data; see `xrender.metrics` for each metric's definition).
 
     ``budget_seconds`` is the wall time the method was given under equal time (``None``: no budget);
-    ``target`` what the target model drew for the trial's X-ray (`TrialSet.drawn`).
+    ``target`` what the target model drew for the trial's X-ray (`TrialSet.drawn`); ``depth_error_mm``
+    the signed `xrender.metrics.depth_error` of the final pose; ``stages`` where each stage run left
+    the pose, in order (``stage``, ``mtre_mm``, ``rotation_error_deg``, ``translation_error_mm``,
+    ``depth_error_mm``): what a first stage hands over to the next.
     """
 
     method: str
@@ -309,6 +313,8 @@ class TrialRecord:
     pose: list[list[float]]
     budget_seconds: float | None = None
     target: dict[str, Any] = field(default_factory=dict)
+    depth_error_mm: float = 0.0
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -327,7 +333,7 @@ def _record(
     budget_seconds: float | None,
 ) -> TrialRecord:
     truth, initial, pose = trials.truth[trial], trials.initial[trial], result.pose
-    mtre = float(target_registration_error(pose, truth, points))
+    final = _pose_errors(pose, truth, points, isocenter)
     stage_seconds: dict[str, float] = {}
     for stage in result.stages:
         stage_seconds[stage.name] = stage_seconds.get(stage.name, 0.0) + stage.seconds
@@ -335,17 +341,29 @@ def _record(
         method=method,
         trial=trial,
         initial_mtre_mm=float(target_registration_error(initial, truth, points)),
-        mtre_mm=mtre,
-        rotation_error_deg=float(rotation_error(pose, truth)),
-        translation_error_mm=float(translation_error(pose, truth, isocenter)),
+        mtre_mm=final["mtre_mm"],
+        rotation_error_deg=final["rotation_error_deg"],
+        translation_error_mm=final["translation_error_mm"],
         reprojection_mm=float(reprojection_distance(pose, truth, points, geometry)),
-        success=mtre < config.success_mm,
+        success=final["mtre_mm"] < config.success_mm,
         seconds=result.seconds,
         stage_seconds=stage_seconds,
         pose=pose.tolist(),
         budget_seconds=budget_seconds,
         target=dict(trials.drawn[trial]) if trials.drawn else {},
+        depth_error_mm=final["depth_error_mm"],
+        stages=[{"stage": stage.name, **_pose_errors(stage.pose, truth, points, isocenter)} for stage in result.stages],
     )
+
+
+def _pose_errors(pose: Tensor, truth: Tensor, points: Tensor, isocenter: Tensor) -> dict[str, float]:
+    """Where ``pose`` is: its mean TRE, rotation, translation and signed depth errors."""
+    return {
+        "mtre_mm": float(target_registration_error(pose, truth, points)),
+        "rotation_error_deg": float(rotation_error(pose, truth)),
+        "translation_error_mm": float(translation_error(pose, truth, isocenter)),
+        "depth_error_mm": float(depth_error(pose, truth, isocenter)),
+    }
 
 
 def check_equal_time(config: EvaluationConfig, methods: Sequence[str]) -> None:
