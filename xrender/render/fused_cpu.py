@@ -56,7 +56,7 @@ to drop the range test that sends NaN sample positions to zero; it is not used.
 
 Channel counts: one and three (the materials of `xrender.physics.decompose_hu`) have their own
 kernels that keep the per-ray sums in registers (`_KERNELS`); the others share a general kernel
-with a per-ray accumulator array, about 1.5× slower at three channels. The kernels read the volume
+with a per-ray accumulator array, about twice as slow at three channels. The kernels read the volume
 channels last, ``(D, H, W, C)``: a view of a one-channel or channels-last tensor, otherwise a copy
 per render, which `xrender.render.VolumePyramid` makes once (`RenderBackend.channels_last`).
 LLVM vectorises the loop over a ray's interior samples with gathers, whose cost grows with the
