@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import torch
 import typer
 
 from xrender.cli.benchmark import BenchmarkConfig, default_ct_path  # importing xrender.cli sets OpenMP's environment
@@ -82,6 +81,8 @@ def main(
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs first.")] = 1,
 ) -> None:
     """Time the polyenergetic simulator against today's monoenergetic render; print a markdown table."""
+    import torch  # here, not above: OpenMP reads its environment when torch loads it, after xrender.cli set it
+
     from xrender.attenuation import hu_to_mu
     from xrender.geometry import ConeBeam, pose_from_motion, standard_pose
     from xrender.io import read_volume

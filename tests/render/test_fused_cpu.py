@@ -256,27 +256,41 @@ def test_no_grad_and_float32_paths_agree_with_grad_path():
         assert torch.allclose(g32.double(), g64, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channels", sorted(_KERNELS))
-def test_specialised_kernels_match_the_general_one(channels):
-    """Each channel count with its own kernels gives `_forward_cn`'s integrals and `_forward_jac_cn`'s Jacobians."""
+def test_specialised_kernels_match_the_general_one(channels, dtype):
+    """Each channel count with its own kernels gives `_forward_cn`'s integrals and `_forward_jac_cn`'s Jacobians,
+    up to the order of the sums, including rays through the last voxel (the three-channel kernels' last pair read)."""
     g = torch.Generator().manual_seed(11)
     shape = (7, 8, 9)
-    data = torch.randn(channels, *shape, generator=g, dtype=torch.float64)
+    data = torch.randn(channels, *shape, generator=g, dtype=torch.float64).to(dtype)
     rays = random_rays(300, shape, torch.float64, g)
+    corner = torch.tensor([[7.7, 6.6, 5.5]], dtype=torch.float64)  # just inside (W, H, D) - 1: reads the last voxel
+    direction = torch.tensor([[-0.3, -0.2, -0.1]], dtype=torch.float64)
+    rays = (
+        torch.cat([rays[0], corner]),
+        torch.cat([rays[1], direction]),
+        torch.cat([rays[2], torch.zeros(1, dtype=torch.float64)]),
+        torch.cat([rays[3], torch.full((1,), 30.0, dtype=torch.float64)]),
+        torch.cat([rays[4], torch.tensor([64])]),
+    )
+    R = rays[0].shape[0]
     vol = _channels_last(data)
-    geo = _geometry(*rays[:5])
-    forward, forward_jac = _KERNELS[channels]
-    assert forward is not _forward_cn
+    geo = _geometry(*rays)
+    kernels = _KERNELS[channels]
+    assert kernels.forward is not _forward_cn
+    reads = kernels.reads(vol)
     outputs = {}
-    for name, kernel, jac in (
-        ("special", forward, None),
-        ("general", _forward_cn, None),
-        ("special-jac", forward_jac, np.zeros((300, channels, 8))),
-        ("general-jac", _forward_jac_cn, np.zeros((300, channels, 8))),
+    for name, kernel, arrays, jac in (
+        ("special", kernels.forward, reads, None),
+        ("general", _forward_cn, (vol,), None),
+        ("special-jac", kernels.forward_jac, reads, np.zeros((R, channels, 8))),
+        ("general-jac", _forward_jac_cn, (vol,), np.zeros((R, channels, 8))),
     ):
-        out = np.full((300, channels), np.nan)
-        kernel(vol, *geo, out) if jac is None else kernel(vol, *geo, out, jac)
+        out = np.full((R, channels), np.nan)
+        kernel(*arrays, *geo, out) if jac is None else kernel(*arrays, *geo, out, jac)
         outputs[name] = (out, jac)
+    assert np.abs(outputs["general"][0][-1]).min() > 0  # the corner ray crossed the volume
     scale = np.abs(outputs["general"][0]).max()
     np.testing.assert_allclose(outputs["special"][0], outputs["general"][0], rtol=0, atol=1e-13 * scale)
     np.testing.assert_allclose(outputs["special-jac"][0], outputs["general"][0], rtol=0, atol=1e-13 * scale)

@@ -56,9 +56,15 @@ to drop the range test that sends NaN sample positions to zero; it is not used.
 
 Channel counts: one and three (the materials of `xrender.physics.decompose_hu`) have their own
 kernels that keep the per-ray sums in registers (`_KERNELS`); the others share a general kernel
-with a per-ray accumulator array, about 1.5× slower at three channels. The kernels read the volume
+with a per-ray accumulator array, about twice as slow at three channels. The kernels read the volume
 channels last, ``(D, H, W, C)``: a view of a one-channel or channels-last tensor, otherwise a copy
 per render, which `xrender.render.VolumePyramid` makes once (`RenderBackend.channels_last`).
+LLVM vectorises the loop over a ray's interior samples with gathers, whose cost grows with the
+number of elements gathered; the three-channel kernels read a float32 volume's two neighbours
+along x (six floats in a row) as three 64-bit words of a view with 4-byte strides
+(`_float_pairs`), half the gathered elements of 24 float32 reads per sample: on the benchmark CT
+the forward takes ~1.7× the one-channel kernel instead of ~2.1×, with the ray Jacobians ~2.0×
+instead of ~2.6×, and the results are unchanged to the bit.
 
 Compiled code is cached on disk (numba's cache, in the package's ``__pycache__``, else
 ``NUMBA_CACHE_DIR`` or the user's cache folder), so only the first process after an install or an
@@ -72,16 +78,18 @@ the duration of each call and restored afterwards.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 import torch
 from jaxtyping import Float, Int
-from numba import njit, prange
+from numba import njit, prange, types
 from numba.core.caching import FunctionCache
+from numba.extending import overload
 from torch import Tensor
 
 from xrender.render.backend import BACKENDS, RenderBackend
@@ -320,6 +328,59 @@ def _value_grad_interior(vol, c, x, y, z):  # pragma: no cover - compiled
     return _lerp3_grad(*_corners(vol, c, _interior_cell(x, y, z)))
 
 
+#: Where float ``m`` sits in the 64-bit word that starts at it (the low word on little-endian machines).
+_FIRST_SHIFT = np.uint64(0 if sys.byteorder == "little" else 32)
+_SECOND_SHIFT = np.uint64(32) - _FIRST_SHIFT
+_LOW_WORD = np.uint64(0xFFFFFFFF)
+
+
+def _float_pair(pairs, m):  # pragma: no cover - replaced by its overload in compiled code
+    """Floats ``m`` and ``m + 1`` of a flat volume, as float64, from `_float_pairs`'s array."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(_float_pair, jit_options=_HELPER)
+def _float_pair_overload(pairs, m):  # pragma: no cover - compiled
+    if pairs.dtype == types.uint64:  # a float32 volume: one 64-bit read holds both floats
+
+        def unpack(pairs, m):
+            word = pairs[m]
+            first = np.uint32((word >> _FIRST_SHIFT) & _LOW_WORD).view(np.float32)
+            second = np.uint32((word >> _SECOND_SHIFT) & _LOW_WORD).view(np.float32)
+            return np.float64(first), np.float64(second)
+
+        return unpack
+
+    def read(pairs, m):  # a float64 volume: the flat array itself
+        return pairs[m], pairs[m + 1]
+
+    return read
+
+
+@_jit(**_HELPER)
+def _row3(pairs, m):  # pragma: no cover - compiled
+    """Channels 0, 1, 2 of voxel ``p``, then of its neighbour ``p + 1`` along x: floats ``m = 3p`` to ``m + 5``
+    of a three-channel volume, in three `_float_pair` reads."""
+    a0, a1 = _float_pair(pairs, m)
+    a2, b0 = _float_pair(pairs, m + 2)
+    b1, b2 = _float_pair(pairs, m + 4)
+    return a0, a1, a2, b0, b1, b2
+
+
+@_jit(**_HELPER)
+def _interior_cell3(x, y, z, H, W):  # pragma: no cover - compiled
+    """A three-channel volume's sample inside ``[0, N-1)`` on every axis: the float index ``3p`` of its first
+    neighbour ``p`` (for `_row3`), the steps to the rows at ``j + 1`` and ``k + 1``, and the fractions.
+
+    The kernels call `_row3` four times with these and pass the 24 values to `_lerp3` in the
+    kernel body itself: a helper returning them, larger, is not inlined, and the loop not vectorised.
+    """
+    fx0 = math.floor(x)
+    fy0 = math.floor(y)
+    fz0 = math.floor(z)
+    return 3 * ((int(fz0) * H + int(fy0)) * W + int(fx0)), 3 * W, 3 * W * H, x - fx0, y - fy0, z - fz0
+
+
 @_jit(**_JIT)
 def _forward_c1(vol, origins, directions, near, far, n_samples, out):  # pragma: no cover - compiled
     """``out[r, 0] = Δ_r Σ_k V(x_k)`` for a one-channel volume."""
@@ -375,12 +436,13 @@ def _forward_cn(vol, origins, directions, near, far, n_samples, out):  # pragma:
 
 
 @_jit(**_JIT)
-def _forward_c3(vol, origins, directions, near, far, n_samples, out):  # pragma: no cover - compiled
+def _forward_c3(vol, pairs, origins, directions, near, far, n_samples, out):  # pragma: no cover - compiled
     """`_forward_cn` for three channels (the materials of `xrender.physics.decompose_hu`).
 
     The sums live in three scalars and the channel indices are constants: on the benchmark CT
     this is ~2× faster than `_forward_cn`'s per-ray accumulator array, whose loop over ``c``
-    keeps LLVM from vectorising the loop over samples.
+    keeps LLVM from vectorising the loop over samples. Interior samples read their neighbours
+    through ``pairs`` (`_float_pairs`, `_row3`), borders through ``vol``.
     """
     D, H, W = vol.shape[0], vol.shape[1], vol.shape[2]
     for r in prange(origins.shape[0]):
@@ -403,10 +465,14 @@ def _forward_c3(vol, origins, directions, near, far, n_samples, out):  # pragma:
                     a2 += _lerp3(*_corners(vol, 2, cell))
             for k in range(ka, kb):
                 t = t0 + (k + 0.5) * dt
-                cell = _interior_cell(ox + t * ex, oy + t * ey, oz + t * ez)
-                a0 += _lerp3(*_corners(vol, 0, cell))
-                a1 += _lerp3(*_corners(vol, 1, cell))
-                a2 += _lerp3(*_corners(vol, 2, cell))
+                m, dj, dk, ax, ay, az = _interior_cell3(ox + t * ex, oy + t * ey, oz + t * ez, H, W)
+                p000, q000, r000, p001, q001, r001 = _row3(pairs, m)
+                p010, q010, r010, p011, q011, r011 = _row3(pairs, m + dj)
+                p100, q100, r100, p101, q101, r101 = _row3(pairs, m + dk)
+                p110, q110, r110, p111, q111, r111 = _row3(pairs, m + dk + dj)
+                a0 += _lerp3(p000, p001, p010, p011, p100, p101, p110, p111, ax, ay, az)
+                a1 += _lerp3(q000, q001, q010, q011, q100, q101, q110, q111, ax, ay, az)
+                a2 += _lerp3(r000, r001, r010, r011, r100, r101, r110, r111, ax, ay, az)
             for k in range(kb, n):
                 t = t0 + (k + 0.5) * dt
                 cell = _border_cell(ox + t * ex, oy + t * ey, oz + t * ez, D, H, W)
@@ -524,8 +590,8 @@ def _forward_jac_cn(vol, origins, directions, near, far, n_samples, out, jac):  
 
 
 @_jit(**_JIT)
-def _forward_jac_c3(vol, origins, directions, near, far, n_samples, out, jac):  # pragma: no cover - compiled
-    """`_forward_jac_cn` for three channels, with the sums in registers (as `_forward_c3`)."""
+def _forward_jac_c3(vol, pairs, origins, directions, near, far, n_samples, out, jac):  # pragma: no cover - compiled
+    """`_forward_jac_cn` for three channels, with the sums in registers and the reads of `_forward_c3`."""
     D, H, W = vol.shape[0], vol.shape[1], vol.shape[2]
     for r in prange(origins.shape[0]):
         n = n_samples[r]
@@ -549,10 +615,14 @@ def _forward_jac_c3(vol, origins, directions, near, far, n_samples, out, jac):  
             for k in range(ka, kb):
                 h = k + 0.5
                 t = t0 + h * dt
-                cell = _interior_cell(ox + t * ex, oy + t * ey, oz + t * ez)
-                s0 = _add_sample(*s0, h, *_lerp3_grad(*_corners(vol, 0, cell)))
-                s1 = _add_sample(*s1, h, *_lerp3_grad(*_corners(vol, 1, cell)))
-                s2 = _add_sample(*s2, h, *_lerp3_grad(*_corners(vol, 2, cell)))
+                m, dj, dk, ax, ay, az = _interior_cell3(ox + t * ex, oy + t * ey, oz + t * ez, H, W)
+                p000, q000, r000, p001, q001, r001 = _row3(pairs, m)
+                p010, q010, r010, p011, q011, r011 = _row3(pairs, m + dj)
+                p100, q100, r100, p101, q101, r101 = _row3(pairs, m + dk)
+                p110, q110, r110, p111, q111, r111 = _row3(pairs, m + dk + dj)
+                s0 = _add_sample(*s0, h, *_lerp3_grad(p000, p001, p010, p011, p100, p101, p110, p111, ax, ay, az))
+                s1 = _add_sample(*s1, h, *_lerp3_grad(q000, q001, q010, q011, q100, q101, q110, q111, ax, ay, az))
+                s2 = _add_sample(*s2, h, *_lerp3_grad(r000, r001, r010, r011, r100, r101, r110, r111, ax, ay, az))
             for k in range(kb, n):
                 h = k + 0.5
                 t = t0 + h * dt
@@ -756,12 +826,37 @@ def _double_backward_guard(backward: Callable[..., tuple]) -> Callable[..., tupl
     return wrapper
 
 
-#: The forward kernels (value, value + ray Jacobian) specialised for a channel count; `_forward_cn`
-#: and `_forward_jac_cn` serve the others.
-_KERNELS: dict[int, tuple[Callable[..., None], Callable[..., None]]] = {
-    1: (_forward_c1, _forward_jac_c1),
-    3: (_forward_c3, _forward_jac_c3),
+def _volume_only(vol: np.ndarray) -> tuple[np.ndarray, ...]:
+    return (vol,)
+
+
+def _with_float_pairs(vol: np.ndarray) -> tuple[np.ndarray, ...]:
+    return vol, _float_pairs(vol)
+
+
+def _float_pairs(vol: np.ndarray) -> np.ndarray:
+    """The flat volume as `_float_pair` reads it: a float32 volume as overlapping 64-bit words, word ``m``
+    holding floats ``m`` and ``m + 1`` (a view with 4-byte strides, not aligned to 8); a float64 one as is."""
+    flat = vol.reshape(-1)
+    if flat.dtype != np.float32:
+        return flat
+    return np.ndarray(shape=(flat.size - 1,), dtype=np.uint64, buffer=flat, strides=(4,))
+
+
+class _Kernels(NamedTuple):
+    """The forward kernels of a channel count and the arrays they read."""
+
+    forward: Callable[..., None]  #: ``forward(*reads(vol), origins, directions, near, far, n_samples, out)``
+    forward_jac: Callable[..., None]  #: the same with the ray Jacobians: ``(…, out, jac)``
+    reads: Callable[[np.ndarray], tuple[np.ndarray, ...]]  #: from the ``(D, H, W, C)`` volume
+
+
+#: The kernels specialised for a channel count; `_GENERAL_KERNELS` serve the others.
+_KERNELS: dict[int, _Kernels] = {
+    1: _Kernels(_forward_c1, _forward_jac_c1, _volume_only),
+    3: _Kernels(_forward_c3, _forward_jac_c3, _with_float_pairs),
 }
+_GENERAL_KERNELS = _Kernels(_forward_cn, _forward_jac_cn, _volume_only)
 
 
 def _march(
@@ -777,11 +872,11 @@ def _march(
     jac = np.zeros((R, C, 8), dtype=np.float64) if need_jac else None
     if R:
         with _Threads():
-            forward, forward_jac = _KERNELS.get(C, (_forward_cn, _forward_jac_cn))
+            kernels = _KERNELS.get(C, _GENERAL_KERNELS)
             if jac is not None:
-                forward_jac(vol, *geo, out, jac)
+                kernels.forward_jac(*kernels.reads(vol), *geo, out, jac)
             else:
-                forward(vol, *geo, out)
+                kernels.forward(*kernels.reads(vol), *geo, out)
     return torch.from_numpy(out).to(out_dtype), None if jac is None else torch.from_numpy(jac)
 
 
