@@ -61,7 +61,7 @@ def main() -> None:
     geometry = training_geometry(config)
     sampler = pair_sampler(config, [subject], geometry, None, args.seed)
     similarity = ProSTSimilarity(subject.moving, geometry, models.prost).eval()
-    isocenter = subject.full.isocenter.to(torch.float64)
+    isocenter = subject.full.isocenter
     print(f"{args.model} on {subject.name}: {args.pairs} pairs per offset, {geometry.height}² detector")
 
     print("\n| rotation offset | translation offset | cos rotation | right way | cos translation | right way |")
@@ -88,9 +88,10 @@ def main() -> None:
     for axis, label in ((5, "depth (+: farther from the source)"), (3, "u")):
         peaks: dict[str, list[float]] = {"learned (ProST)": [], "gradient NCC, bone DRR": []}
         for k in range(args.pairs):
-            twist = torch.zeros(len(SCAN_MM), 6, dtype=torch.float64)
-            twist[:, axis] = SCAN_MM
-            poses = perturb(pair.true_pose[k].expand(len(SCAN_MM), 4, 4), se3_exp(twist), isocenter)
+            true_pose = pair.true_pose[k]
+            twist = torch.zeros(len(SCAN_MM), 6, dtype=true_pose.dtype)
+            twist[:, axis] = SCAN_MM.to(true_pose.dtype)
+            poses = perturb(true_pose.expand(len(SCAN_MM), 4, 4), se3_exp(twist), isocenter.to(true_pose.dtype))
             fixed = pair.fixed[k : k + 1].expand(len(SCAN_MM), -1, -1, -1)
             with torch.no_grad():
                 scores = {

@@ -142,7 +142,9 @@ def test_the_peer_cases_register_without_their_libraries(ct, cases):
     assert report["skipped"] == dict.fromkeys(harness.peer_names(), "not installed")
 
 
-@pytest.mark.parametrize(("script", "option"), [("render.py", "--peers"), ("prost_domain_gap.py", "--model")])
+@pytest.mark.parametrize(
+    ("script", "option"), [("render.py", "--peers"), ("prost_domain_gap.py", "--model"), ("prost_reach.py", "--model")]
+)
 def test_the_benchmark_scripts_run(script, option):
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True, check=False

@@ -207,7 +207,8 @@ def test_evaluate_records_and_summary(subject, carm):
         assert set(r.stage_seconds) == {r.method}
         last = r.stages[-1]  # the last stage run left the final pose
         assert [s["stage"] for s in r.stages] == [r.method]
-        assert last["mtre_mm"] == r.mtre_mm and last["rotation_error_deg"] == r.rotation_error_deg
+        assert last["mtre_mm"] == r.mtre_mm
+        assert last["rotation_error_deg"] == r.rotation_error_deg
         assert last["depth_error_mm"] == r.depth_error_mm
         assert abs(r.depth_error_mm) <= r.translation_error_mm + 1e-9
     again = evaluate(subject, carm, ["cmaes"], context, config, progress=False)
