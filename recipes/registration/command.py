@@ -43,6 +43,7 @@ from xrender.recipes.registration.report import (
     capture_edges,
     capture_ranges,
     capture_table,
+    handover_table,
     markdown_table,
     write_capture_range,
     write_json,
@@ -283,16 +284,20 @@ def run_evaluation(request: EvaluationRequest, echo: Callable[[str], None] = pri
     document = write_json(json_path, records, settings_record, name, ranges)
     table = markdown_table(document["methods"]) + _equal_time_note(config, document["methods"])
     capture = capture_table(ranges)
+    handover = handover_table(document["methods"])
+    handover_section = f"\n## Handover (where a first stage left the pose)\n\n{handover}" if handover else ""
     with atomic_output(request.out / "results.md") as staging:
         staging.write_text(
             f"# Registration on {name}: {config.trials} trials ({_TARGET_WORDS.get(config.targets, config.targets)})"
             f"\n\n{table}\n"
-            f"## Capture range (success against the initial mean TRE)\n\n{capture}",
+            f"## Capture range (success against the initial mean TRE)\n\n{capture}{handover_section}",
             encoding="utf-8",
         )
     write_capture_range(request.out / "capture_range.png", ranges, config.success_mm)
     echo(table)
     echo(capture)
+    if handover:
+        echo(handover)
     echo(f"wrote {json_path}, results.md, capture_range.png" + (", overlays/" if request.overlays > 0 else ""))
     return document
 

@@ -528,7 +528,10 @@ def summarize(records: Sequence[TrialRecord]) -> dict[str, dict[str, Any]]:
     (``None`` without successes), ``median_rotation_error_deg``, ``median_translation_error_mm``,
     ``median_reprojection_mm``, ``median_initial_mtre_mm``, ``median_seconds``, ``mean_seconds``,
     ``median_stage_seconds`` (per stage), ``median_budget_seconds`` (``None`` without an equal-time
-    budget).
+    budget), and ``median_handover``: per stage that hands its pose to another (every stage but a
+    method's last), the median ``mtre_mm``, ``rotation_error_deg`` and ``depth_error_mm`` where it
+    left the pose, over the trials that the method then registered (``success``) and those it did
+    not (``failure``; ``None`` where there are none).
     """
     summary: dict[str, dict[str, Any]] = {}
     for method in dict.fromkeys(r.method for r in records):
@@ -547,5 +550,28 @@ def summarize(records: Sequence[TrialRecord]) -> dict[str, dict[str, Any]]:
             "mean_seconds": statistics.fmean(r.seconds for r in rows),
             "median_stage_seconds": {s: _median([r.stage_seconds[s] for r in rows]) for s in stages},
             "median_budget_seconds": _median([r.budget_seconds for r in rows if r.budget_seconds is not None]),
+            "median_handover": _handover(rows),
         }
     return summary
+
+
+#: The errors `summarize` reports where a first stage hands over.
+HANDOVER_ERRORS = ("mtre_mm", "rotation_error_deg", "depth_error_mm")
+
+
+def _handover(rows: Sequence[TrialRecord]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Per handing-over stage, then per final outcome: the medians of `HANDOVER_ERRORS` where it left the pose."""
+    left: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in rows:
+        last = r.stages[-1]["stage"] if r.stages else None
+        handed = {entry["stage"]: entry for entry in r.stages if entry["stage"] != last}  # each stage's last run
+        for name, entry in handed.items():
+            outcome = "success" if r.success else "failure"
+            left.setdefault(name, {"success": [], "failure": []})[outcome].append(entry)
+    return {
+        name: {
+            outcome: {key: _median([entry[key] for entry in entries]) for key in HANDOVER_ERRORS}
+            for outcome, entries in outcomes.items()
+        }
+        for name, outcomes in left.items()
+    }

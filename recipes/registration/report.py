@@ -27,7 +27,7 @@ from xrender.geometry import ConeBeam, project
 from xrender.io import atomic_output
 from xrender.metrics import CaptureRange, capture_range
 from xrender.plot import plot_capture_range, plot_registration_overlay, save_figure
-from xrender.recipes.registration.evaluation import TrialRecord, summarize
+from xrender.recipes.registration.evaluation import HANDOVER_ERRORS, TrialRecord, summarize
 from xrender.render import render
 from xrender.volume import Volume
 
@@ -35,6 +35,7 @@ __all__ = [
     "capture_edges",
     "capture_ranges",
     "capture_table",
+    "handover_table",
     "markdown_table",
     "write_capture_range",
     "write_json",
@@ -67,6 +68,23 @@ def markdown_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
         for method, figures in summary.items()
     ]
     return "\n".join([header, rule, *rows]) + "\n"
+
+
+def handover_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
+    """Where each first stage left the pose (`summarize`'s ``median_handover``), split by the method's
+    final outcome; ``""`` when no method has a first stage."""
+    rows = [
+        f"| {method} | {stage} | {outcome} | "
+        + " | ".join(_cell(errors[key], "{:+.1f}" if key == "depth_error_mm" else "{:.1f}") for key in HANDOVER_ERRORS)
+        + " |"
+        for method, figures in summary.items()
+        for stage, outcomes in figures.get("median_handover", {}).items()
+        for outcome, errors in outcomes.items()
+    ]
+    if not rows:
+        return ""
+    header = "| method | stage | then | median mTRE (mm) | median rotation error (°) | median depth error (mm) |"
+    return "\n".join([header, "| --- " * 6 + "|", *rows]) + "\n"
 
 
 def capture_edges(records: Sequence[TrialRecord], stratify: Sequence[float] | None = None) -> tuple[float, ...]:

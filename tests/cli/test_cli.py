@@ -30,6 +30,8 @@ def test_demo_registers_with_the_shipped_model(tmp_path):
     document = json.loads((tmp_path / "results.json").read_text())
     assert list(document["methods"]) == ["cmaes", "prost:line-search+cmaes"]
     assert document["methods"]["prost:line-search+cmaes"]["median_stage_seconds"]["prost:line-search"] > 0
+    assert list(document["methods"]["prost:line-search+cmaes"]["median_handover"]) == ["prost:line-search"]
+    assert "## Handover" in (tmp_path / "results.md").read_text()
     assert "| prost:line-search+cmaes | 1 |" in result.output
     assert (tmp_path / "overlays" / "prost-line-search_cmaes_trial0.png").stat().st_size > 0
 

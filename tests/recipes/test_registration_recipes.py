@@ -6,6 +6,7 @@ import json
 import math
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from xrender.recipes.registration import (
 )
 from xrender.recipes.registration.command import FixedImage, init_motion, pose_document
 from xrender.recipes.registration.evaluation import (
+    TrialRecord,
     initial_poses,
     register_within,
     target_points,
@@ -42,7 +44,13 @@ from xrender.recipes.registration.evaluation import (
     trial_seed,
 )
 from xrender.recipes.registration.methods import spends_time_budget
-from xrender.recipes.registration.report import capture_edges, capture_ranges, capture_table, markdown_table
+from xrender.recipes.registration.report import (
+    capture_edges,
+    capture_ranges,
+    capture_table,
+    handover_table,
+    markdown_table,
+)
 from xrender.registration import (
     IntensityStage,
     LearnedDescentStage,
@@ -310,6 +318,37 @@ def test_capture_edges_and_table(subject, carm):
     assert lines[0] == "| method | R50 (mm) [95% CI] | 0–100 mm | 100–1000 mm |"
     cells = [f"{k}/{n} ({k / n:.0%})" if n else "—" for k, n in zip(capture.successes, capture.counts)]
     assert lines[2] == f"| ncc-adam | {capture.r50_text(unit='')} | {cells[0]} | {cells[1]} |"
+
+
+def _two_stage_record(trial: int, success: bool, rotation: float, depth: float) -> TrialRecord:
+    def left(stage: str, scale: float) -> dict:
+        return {"stage": stage, "mtre_mm": 10 * scale, "rotation_error_deg": scale * rotation,
+                "translation_error_mm": abs(depth), "depth_error_mm": scale * depth}  # fmt: skip
+
+    stages = [left("prost:line-search", 1.0), left("cmaes", 0.0), left("cmaes", 0.01)]  # the last name ran twice
+    return TrialRecord("prost+cmaes", trial, 50.0, 0.5, 0.1, 0.2, 0.3, success, 1.0, {}, [], stages=stages)
+
+
+def test_handover_medians_split_by_the_final_outcome():
+    records = [
+        _two_stage_record(0, True, 2.0, 20.0),
+        _two_stage_record(1, True, 4.0, 10.0),
+        _two_stage_record(2, False, 90.0, -50.0),
+    ]
+    handover = summarize(records)["prost+cmaes"]["median_handover"]
+    assert set(handover) == {"prost:line-search"}  # the last stage hands over to nobody
+    assert handover["prost:line-search"]["success"] == {
+        "mtre_mm": 10.0,
+        "rotation_error_deg": 3.0,
+        "depth_error_mm": 15.0,
+    }
+    assert handover["prost:line-search"]["failure"]["rotation_error_deg"] == 90.0
+    lines = handover_table(summarize(records)).splitlines()
+    assert lines[2] == "| prost+cmaes | prost:line-search | success | 10.0 | 3.0 | +15.0 |"
+    assert lines[3] == "| prost+cmaes | prost:line-search | failure | 10.0 | 90.0 | -50.0 |"
+    one_stage = [replace(r, stages=r.stages[1:2]) for r in records]
+    assert summarize(one_stage)["prost+cmaes"]["median_handover"] == {}
+    assert handover_table(summarize(one_stage)) == ""
 
 
 @pytest.mark.parametrize(
