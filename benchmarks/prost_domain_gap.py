@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command line sets it
 
 import torch
+from _prost_setup import add_model_arguments, trained_setup
 
-from xrender.io import load_state
 from xrender.physics import Detector, ScatterModel, Scintillator, decompose_hu, load_spectrum, simulate_xray
-from xrender.recipes.training.config import TrainConfig
 from xrender.recipes.training.curve import held_out_sets
-from xrender.recipes.training.train import pair_sampler, training_geometry
 from xrender.recipes.training.validation import part_cosines
 from xrender.render import VolumePyramid
 from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
-from xrender.similarity.prost import NETWORK_FORMAT, ProSTNetwork, ProSTSimilarity
-from xrender.subject import ct_subject, phantom_subject
 
 #: Photon fluences (photons/mm² at the detector without the patient) of the realistic targets.
 FLUENCES = {"realistic, 10⁴ photons/mm²": 1e4, "realistic, 300 photons/mm²": 3e2}
@@ -39,24 +34,13 @@ FLUENCES = {"realistic, 10⁴ photons/mm²": 1e4, "realistic, 300 photons/mm²":
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--ct", type=Path, default=None, help="the CT the model was trained on (default: the phantom)")
+    add_model_arguments(parser, seed=11)
     parser.add_argument("--pairs", type=int, default=32, help="pairs per set")
     parser.add_argument("--kvp", type=int, default=80)
-    parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
-    config = TrainConfig()
-    state = load_state(args.model, file_format=NETWORK_FORMAT, version=1)
-    network = ProSTNetwork.from_state(state, origin=str(args.model)).eval()
-    size = int((state.get("summary", {}).get("config") or {}).get("volume_size", config.volume_size))
-    if args.ct is None:
-        subject = phantom_subject(size, config.bone_threshold_hu)
-    else:
-        subject = ct_subject(args.ct, size, config.bone_threshold_hu)
-    geometry = training_geometry(config)
-    sampler = pair_sampler(config, [subject], geometry, None, args.seed)
-    similarity = ProSTSimilarity(subject.moving, geometry, network).eval()
+    setup = trained_setup(args)
+    subject, geometry, sampler, similarity = setup.subject, setup.geometry, setup.sampler, setup.similarity
     densities = VolumePyramid(decompose_hu(subject.hu))
     spectrum = load_spectrum(args.kvp)
     pixel_mm2 = geometry.pixel_spacing[0] * geometry.pixel_spacing[1]

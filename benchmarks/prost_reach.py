@@ -19,23 +19,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command line sets it
 
 import torch
+from _prost_setup import add_model_arguments, trained_setup
 
 from xrender.geometry import perturb, se3_exp
-from xrender.recipes.registration.command import load_models
-from xrender.recipes.training.config import TrainConfig
 from xrender.recipes.training.curve import offset_motions
-from xrender.recipes.training.train import pair_sampler, training_geometry
 from xrender.recipes.training.validation import part_cosines
 from xrender.render import DRR
 from xrender.similarity import get_similarity
 from xrender.similarity.gradient_loss import similarity_value_and_gradient, target_gradient
-from xrender.similarity.prost import ProSTSimilarity
-from xrender.subject import ct_subject, phantom_subject
 
 #: (rotation degrees, translation mm) offsets of the initial poses.
 OFFSETS = ((10, 0), (30, 0), (60, 0), (90, 0), (120, 0), (0, 20), (0, 60), (0, 120), (30, 60), (60, 60))
@@ -45,22 +40,12 @@ SCAN_MM = torch.arange(-60.0, 61.0, 5.0, dtype=torch.float64)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--ct", type=Path, default=None, help="the CT the model was trained on (default: the phantom)")
+    add_model_arguments(parser, seed=5)
     parser.add_argument("--pairs", type=int, default=24, help="pose pairs per offset")
-    parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
 
-    config = TrainConfig()
-    models = load_models(args.model, None)
-    size = models.prost_volume_size or config.volume_size
-    if args.ct is None:
-        subject = phantom_subject(size, config.bone_threshold_hu)
-    else:
-        subject = ct_subject(args.ct, size, config.bone_threshold_hu)
-    geometry = training_geometry(config)
-    sampler = pair_sampler(config, [subject], geometry, None, args.seed)
-    similarity = ProSTSimilarity(subject.moving, geometry, models.prost).eval()
+    setup = trained_setup(args)
+    subject, geometry, sampler, similarity = setup.subject, setup.geometry, setup.sampler, setup.similarity
     isocenter = subject.full.isocenter
     print(f"{args.model} on {subject.name}: {args.pairs} pairs per offset, {geometry.height}² detector")
 
