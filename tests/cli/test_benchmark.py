@@ -143,7 +143,13 @@ def test_the_peer_cases_register_without_their_libraries(ct, cases):
 
 
 @pytest.mark.parametrize(
-    ("script", "option"), [("render.py", "--peers"), ("prost_domain_gap.py", "--model"), ("prost_reach.py", "--model")]
+    ("script", "option"),
+    [
+        ("render.py", "--peers"),
+        ("prost_domain_gap.py", "--model"),
+        ("prost_reach.py", "--model"),
+        ("prost_multistart.py", "--trials"),
+    ],
 )
 def test_the_benchmark_scripts_run(script, option):
     result = subprocess.run(

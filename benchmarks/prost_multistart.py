@@ -1,0 +1,121 @@
+"""Does a learned descent from many starting rotations reach trials beyond the gradient's ~60°?
+
+    python benchmarks/prost_multistart.py --model recipes/data/prost-phantom.pt --trials 5,13,22,14,6,7,23,0,10,12
+
+An exploration, not a registration method of the library yet. The trials are those of
+``xrender evaluate --phantom --stratify 0:200:25 --per-bin 3 --initial-poses wide --seed 1``.
+For each trial, the initial pose is turned about the isocentre by each of the 24 rotations of the
+cube (the octahedral group: every rotation of SO(3) is within 62.8° of one of them). Two ways of
+choosing where CMA-ES (the ``cmaes`` stage, as in ``prost+cmaes``) then starts are compared:
+
+* ``learned``: descend the learned similarity from all 24 starts at once (normalised descent,
+  `xrender.registration.pose_descent`), then take the end pose whose DRR scores best in
+  gradient NCC against the X-ray;
+* ``raw``: take the best of the 24 starts in gradient NCC as they are (the same budget of
+  hypotheses without the learned gradient).
+
+Printed per trial: the initial rotation error, how close the best of the 24 poses came, which pose
+gradient NCC chose, and the mean TRE after CMA-ES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command line sets it
+
+import torch
+
+from xrender.geometry import make_pose, perturb
+from xrender.metrics import rotation_error, target_registration_error
+from xrender.recipes.registration.command import EvaluationRequest, load_models, trial_source
+from xrender.recipes.registration.evaluation import EvaluationConfig, target_points, trial_seed
+from xrender.recipes.registration.methods import MethodContext, MethodSettings, build_method, with_seed
+from xrender.registration import RegistrationProblem, register
+from xrender.registration.descent import DescentOptions, pose_descent
+from xrender.render import DRR
+from xrender.similarity import get_similarity
+from xrender.similarity.prost import ProSTSimilarity
+
+#: The development trials: 3 per 25 mm bin of initial mean TRE up to 200 mm, directions from ``wide``.
+CONFIG = EvaluationConfig(seed=1, stratify=tuple(float(e) for e in range(0, 201, 25)), initial_distribution="wide")
+#: Image size (pixels) at which gradient NCC chooses among the poses.
+CHOOSE_SIZE = 64
+
+
+def cube_rotations() -> torch.Tensor:
+    """The 24 rotations of the cube: signed permutation matrices with determinant +1, ``(24, 3, 3)`` float64."""
+    rotations = []
+    for order in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            matrix = torch.zeros(3, 3, dtype=torch.float64)
+            for row, column in enumerate(order):
+                matrix[row, column] = signs[row]
+            if torch.linalg.det(matrix) > 0:
+                rotations.append(matrix)
+    return torch.stack(rotations)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="a ProST model trained on the phantom")
+    parser.add_argument("--trials", default="5,13,22,14,6,7,23,0,10,12", help="comma-separated trial numbers")
+    parser.add_argument("--steps", type=int, default=60, help="learned descent steps")
+    args = parser.parse_args()
+    chosen_trials = [int(k) for k in args.trials.split(",")]
+
+    config = EvaluationConfig(**{**CONFIG.__dict__, "trials": max(chosen_trials) + 1})
+    request = EvaluationRequest(phantom=True, config=config, model=args.model, progress=False)
+    models = load_models(args.model, None)
+    source = trial_source(request)
+    subject = source.subject_at(128)
+    moving = source.subject_at(models.prost_volume_size or 128).moving
+    trials = source.trials(subject)
+    points = target_points(subject, config)
+    isocenter = subject.full.isocenter.to(torch.float64)
+    rotations = cube_rotations()
+    starts_motion = make_pose(rotations, torch.zeros(len(rotations), 3, dtype=torch.float64))
+    gradient_ncc = get_similarity("gradient-ncc")
+    context = MethodContext(MethodSettings(), models.prost, None)
+    descent = DescentOptions(steps=args.steps, decay=0.96)
+
+    print("| trial | initial rotation | start | nearest of 24 | chosen by gNCC | after CMA-ES | s |")
+    print("| ---: | ---: | --- | --- | --- | ---: | ---: |")
+    for k in chosen_trials:
+        truth = trials.truth[k]
+        problem = RegistrationProblem(subject.full, source.geometry, trials.xrays[k : k + 1], moving)
+        geometry, xray = problem.binned_to(models.prost.image_size[0])
+        similarity = ProSTSimilarity(problem.moving_volume, geometry, models.prost).eval()
+        starts = perturb(trials.initial[k].expand(len(rotations), 4, 4), starts_motion, isocenter)
+        choose_geometry, choose_xray = problem.at_size(CHOOSE_SIZE)
+        drr = DRR(subject.full, choose_geometry)
+        for label in ("learned", "raw"):
+            start = time.perf_counter()
+            if label == "learned":
+                fixed = xray.expand(len(rotations), *xray.shape[1:])
+                poses = pose_descent(similarity, fixed, starts, descent).pose
+            else:
+                poses = starts
+            with torch.no_grad():
+                images = drr(poses.to(choose_xray.dtype))
+                scores = gradient_ncc(images, choose_xray.expand_as(images))
+            mtre = target_registration_error(poses, truth.expand_as(poses), points)
+            angle = rotation_error(poses, truth.expand_as(poses))
+            nearest, pick = int(mtre.argmin()), int(scores.argmax())
+            stages = build_method("cmaes", with_seed(context, trial_seed(config.seed, k)))
+            final = float(target_registration_error(register(problem, poses[pick], stages).pose, truth, points))
+            initial_angle = float(rotation_error(trials.initial[k], truth))
+            print(
+                f"| {k} | {initial_angle:.0f}° | {label} | {float(mtre[nearest]):.0f} mm, {float(angle[nearest]):.0f}° "
+                f"| {float(mtre[pick]):.0f} mm, {float(angle[pick]):.0f}° | {final:.1f} mm "
+                f"{'(success)' if final < config.success_mm else ''} | {time.perf_counter() - start:.0f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
