@@ -14,8 +14,12 @@ choosing where CMA-ES (the ``cmaes`` stage, as in ``prost+cmaes``) then starts a
 * ``raw``: take the best of the 24 starts in gradient NCC as they are (the same budget of
   hypotheses without the learned gradient).
 
+and, as the baseline at equal cost, ``cmaes`` alone from the initial pose, given the learned
+variant's wall time on the trial and spending it on IPOP restarts (``xrender evaluate
+--equal-time``'s `register_within`).
+
 Printed per trial: the initial rotation error, how close the best of the 24 poses came, which pose
-gradient NCC chose, and the mean TRE after CMA-ES.
+gradient NCC chose, and the mean TRE after CMA-ES; then the successes of each variant.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import torch
 from xrender.geometry import make_pose, perturb
 from xrender.metrics import rotation_error, target_registration_error
 from xrender.recipes.registration.command import EvaluationRequest, load_models, trial_source
-from xrender.recipes.registration.evaluation import EvaluationConfig, target_points, trial_seed
+from xrender.recipes.registration.evaluation import EvaluationConfig, register_within, target_points, trial_seed
 from xrender.recipes.registration.methods import MethodContext, MethodSettings, build_method, with_seed
 from xrender.registration import RegistrationProblem, register
 from xrender.registration.descent import DescentOptions, pose_descent
@@ -63,10 +67,13 @@ def cube_rotations() -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="a ProST model trained on the phantom")
-    parser.add_argument("--trials", default="5,13,22,14,6,7,23,0,10,12", help="comma-separated trial numbers")
+    parser.add_argument(
+        "--trials", default="5,13,22,14,6,7,23,0,10,12", help="comma-separated trial numbers, or 'all' (the 24)"
+    )
     parser.add_argument("--steps", type=int, default=60, help="learned descent steps")
     args = parser.parse_args()
-    chosen_trials = [int(k) for k in args.trials.split(",")]
+    bins = len(CONFIG.stratify) - 1
+    chosen_trials = list(range(3 * bins)) if args.trials == "all" else [int(k) for k in args.trials.split(",")]
 
     config = EvaluationConfig(**{**CONFIG.__dict__, "trials": max(chosen_trials) + 1})
     request = EvaluationRequest(phantom=True, config=config, model=args.model, progress=False)
@@ -85,6 +92,7 @@ def main() -> None:
 
     print("| trial | initial rotation | start | nearest of 24 | chosen by gNCC | after CMA-ES | s |")
     print("| ---: | ---: | --- | --- | --- | ---: | ---: |")
+    successes: dict[str, int] = {}
     for k in chosen_trials:
         truth = trials.truth[k]
         problem = RegistrationProblem(subject.full, source.geometry, trials.xrays[k : k + 1], moving)
@@ -93,28 +101,42 @@ def main() -> None:
         starts = perturb(trials.initial[k].expand(len(rotations), 4, 4), starts_motion, isocenter)
         choose_geometry, choose_xray = problem.at_size(CHOOSE_SIZE)
         drr = DRR(subject.full, choose_geometry)
-        for label in ("learned", "raw"):
+        initial_angle = float(rotation_error(trials.initial[k], truth))
+        budget = 0.0
+        for label in ("learned", "raw", "cmaes, equal time"):
             start = time.perf_counter()
-            if label == "learned":
-                fixed = xray.expand(len(rotations), *xray.shape[1:])
-                poses = pose_descent(similarity, fixed, starts, descent).pose
-            else:
-                poses = starts
-            with torch.no_grad():
-                images = drr(poses.to(choose_xray.dtype))
-                scores = gradient_ncc(images, choose_xray.expand_as(images))
-            mtre = target_registration_error(poses, truth.expand_as(poses), points)
-            angle = rotation_error(poses, truth.expand_as(poses))
-            nearest, pick = int(mtre.argmin()), int(scores.argmax())
             stages = build_method("cmaes", with_seed(context, trial_seed(config.seed, k)))
-            final = float(target_registration_error(register(problem, poses[pick], stages).pose, truth, points))
-            initial_angle = float(rotation_error(trials.initial[k], truth))
+            if label == "cmaes, equal time":
+                pose = register_within(problem, trials.initial[k], stages, budget).pose
+                final = float(target_registration_error(pose, truth, points))
+                cells = "— | —"
+            else:
+                if label == "learned":
+                    fixed = xray.expand(len(rotations), *xray.shape[1:])
+                    poses = pose_descent(similarity, fixed, starts, descent).pose
+                else:
+                    poses = starts
+                with torch.no_grad():
+                    images = drr(poses.to(choose_xray.dtype))
+                    scores = gradient_ncc(images, choose_xray.expand_as(images))
+                mtre = target_registration_error(poses, truth.expand_as(poses), points)
+                angle = rotation_error(poses, truth.expand_as(poses))
+                nearest, pick = int(mtre.argmin()), int(scores.argmax())
+                final = float(target_registration_error(register(problem, poses[pick], stages).pose, truth, points))
+                cells = (
+                    f"{float(mtre[nearest]):.0f} mm, {float(angle[nearest]):.0f}° "
+                    f"| {float(mtre[pick]):.0f} mm, {float(angle[pick]):.0f}°"
+                )
+            seconds = time.perf_counter() - start
+            budget = seconds if label == "learned" else budget
+            success = final < config.success_mm
+            successes[label] = successes.get(label, 0) + success
             print(
-                f"| {k} | {initial_angle:.0f}° | {label} | {float(mtre[nearest]):.0f} mm, {float(angle[nearest]):.0f}° "
-                f"| {float(mtre[pick]):.0f} mm, {float(angle[pick]):.0f}° | {final:.1f} mm "
-                f"{'(success)' if final < config.success_mm else ''} | {time.perf_counter() - start:.0f} |",
+                f"| {k} | {initial_angle:.0f}° | {label} | {cells} | {final:.1f} mm "
+                f"{'(success)' if success else ''} | {seconds:.0f} |",
                 flush=True,
             )
+    print("\nsuccesses: " + ", ".join(f"{label} {n}/{len(chosen_trials)}" for label, n in successes.items()))
 
 
 if __name__ == "__main__":
