@@ -28,6 +28,7 @@ import argparse
 import itertools
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command line sets it
@@ -75,7 +76,7 @@ def main() -> None:
     bins = len(CONFIG.stratify) - 1
     chosen_trials = list(range(3 * bins)) if args.trials == "all" else [int(k) for k in args.trials.split(",")]
 
-    config = EvaluationConfig(**{**CONFIG.__dict__, "trials": max(chosen_trials) + 1})
+    config = replace(CONFIG, trials=max(chosen_trials) + 1)
     request = EvaluationRequest(phantom=True, config=config, model=args.model, progress=False)
     models = load_models(args.model, None)
     source = trial_source(request)

@@ -76,17 +76,21 @@ def target_registration_error(
     Raises:
         ValueError: malformed shapes, no points, or NaN/inf.
     """
-    for value, pattern, name in (
+    return _camera_offsets(estimate, truth, points).norm(dim=-1).mean(-1)
+
+
+def _camera_offsets(estimate: Tensor, truth: Tensor, points: Tensor, name: str = "points") -> Tensor:
+    """``T_est⁻¹ p − T_true⁻¹ p`` per point (camera frame, mm), after checking the three inputs."""
+    for value, pattern, label in (
         (estimate, "* 4 4", "estimate"),
         (truth, "* 4 4", "truth"),
-        (points, "* N 3", "points"),
+        (points, "* N 3", name),
     ):
-        check_finite(check_shape(value, pattern, name), name)
+        check_finite(check_shape(value, pattern, label), label)
     if points.shape[-2] == 0:
-        raise ValueError("points: expected at least one point, got 0")
+        raise ValueError(f"{name}: expected at least one point, got 0")
     points = points.to(estimate.dtype)
-    difference = transform_points(invert(estimate), points) - transform_points(invert(truth.to(estimate.dtype)), points)
-    return difference.norm(dim=-1).mean(-1)
+    return transform_points(invert(estimate), points) - transform_points(invert(truth.to(estimate.dtype)), points)
 
 
 def _check_poses(estimate: Tensor, truth: Tensor) -> None:
@@ -115,9 +119,8 @@ def translation_error(
     Raises:
         ValueError: malformed shapes or NaN/inf.
     """
-    _check_poses(estimate, truth)
-    check_finite(check_shape(isocenter, "* 3", "isocenter"), "isocenter")
-    return target_registration_error(estimate, truth, isocenter.to(estimate.dtype).unsqueeze(-2))
+    check_shape(isocenter, "* 3", "isocenter")
+    return _camera_offsets(estimate, truth, isocenter.unsqueeze(-2), "isocenter")[..., 0, :].norm(dim=-1)
 
 
 def depth_error(
@@ -141,11 +144,8 @@ def depth_error(
         >>> float(depth_error(estimate, truth, torch.tensor([0.0, 0.0, 600.0])))  # the volume looks farther
         20.0
     """
-    _check_poses(estimate, truth)
-    check_finite(check_shape(isocenter, "* 3", "isocenter"), "isocenter")
-    point = isocenter.to(estimate.dtype).unsqueeze(-2)
-    seen = transform_points(invert(estimate), point) - transform_points(invert(truth.to(estimate.dtype)), point)
-    return seen[..., 0, 2]
+    check_shape(isocenter, "* 3", "isocenter")
+    return _camera_offsets(estimate, truth, isocenter.unsqueeze(-2), "isocenter")[..., 0, 2]
 
 
 def reprojection_distance(

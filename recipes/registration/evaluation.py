@@ -356,6 +356,10 @@ def _record(
     )
 
 
+#: The keys of `_pose_errors`, in order.
+_POSE_ERRORS = ("mtre_mm", "rotation_error_deg", "translation_error_mm", "depth_error_mm")
+
+
 def _pose_errors(pose: Tensor, truth: Tensor, points: Tensor, isocenter: Tensor) -> dict[str, float]:
     """Where ``pose`` is: its mean TRE, rotation, translation and signed depth errors."""
     return {
@@ -529,9 +533,10 @@ def summarize(records: Sequence[TrialRecord]) -> dict[str, dict[str, Any]]:
     ``median_reprojection_mm``, ``median_initial_mtre_mm``, ``median_seconds``, ``mean_seconds``,
     ``median_stage_seconds`` (per stage), ``median_budget_seconds`` (``None`` without an equal-time
     budget), and ``median_handover``: per stage that hands its pose to another (every stage but a
-    method's last), the median ``mtre_mm``, ``rotation_error_deg`` and ``depth_error_mm`` where it
-    left the pose, over the trials that the method then registered (``success``) and those it did
-    not (``failure``; ``None`` where there are none).
+    method's last), the medians of the errors where it left the pose (``mtre_mm``,
+    ``rotation_error_deg``, ``translation_error_mm``, ``depth_error_mm``; `TrialRecord.stages`), over
+    the trials that the method then registered (``success``) and those it did not (``failure``;
+    ``None`` where there are none).
     """
     summary: dict[str, dict[str, Any]] = {}
     for method in dict.fromkeys(r.method for r in records):
@@ -555,12 +560,8 @@ def summarize(records: Sequence[TrialRecord]) -> dict[str, dict[str, Any]]:
     return summary
 
 
-#: The errors `summarize` reports where a first stage hands over.
-HANDOVER_ERRORS = ("mtre_mm", "rotation_error_deg", "depth_error_mm")
-
-
 def _handover(rows: Sequence[TrialRecord]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Per handing-over stage, then per final outcome: the medians of `HANDOVER_ERRORS` where it left the pose."""
+    """Per handing-over stage, then per final outcome: the medians of the `_pose_errors` where it left the pose."""
     left: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in rows:
         last = r.stages[-1]["stage"] if r.stages else None
@@ -570,7 +571,7 @@ def _handover(rows: Sequence[TrialRecord]) -> dict[str, dict[str, dict[str, floa
             left.setdefault(name, {"success": [], "failure": []})[outcome].append(entry)
     return {
         name: {
-            outcome: {key: _median([entry[key] for entry in entries]) for key in HANDOVER_ERRORS}
+            outcome: {key: _median([entry[key] for entry in entries]) for key in _POSE_ERRORS}
             for outcome, entries in outcomes.items()
         }
         for name, outcomes in left.items()

@@ -27,7 +27,7 @@ from xrender.geometry import ConeBeam, project
 from xrender.io import atomic_output
 from xrender.metrics import CaptureRange, capture_range
 from xrender.plot import plot_capture_range, plot_registration_overlay, save_figure
-from xrender.recipes.registration.evaluation import HANDOVER_ERRORS, TrialRecord, summarize
+from xrender.recipes.registration.evaluation import TrialRecord, summarize
 from xrender.render import render
 from xrender.volume import Volume
 
@@ -53,6 +53,14 @@ _COLUMNS = (
 )
 
 
+#: The columns of `handover_table`: title, key of ``median_handover``, format.
+_HANDOVER_COLUMNS = (
+    ("median mTRE (mm)", "mtre_mm", "{:.1f}"),
+    ("median rotation error (°)", "rotation_error_deg", "{:.1f}"),
+    ("median depth error (mm)", "depth_error_mm", "{:+.1f}"),
+)
+
+
 def _cell(value: Any, template: str) -> str:
     return "—" if value is None else template.format(value)
 
@@ -75,7 +83,7 @@ def handover_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     final outcome; ``""`` when no method has a first stage."""
     rows = [
         f"| {method} | {stage} | {outcome} | "
-        + " | ".join(_cell(errors[key], "{:+.1f}" if key == "depth_error_mm" else "{:.1f}") for key in HANDOVER_ERRORS)
+        + " | ".join(_cell(errors[key], template) for _, key, template in _HANDOVER_COLUMNS)
         + " |"
         for method, figures in summary.items()
         for stage, outcomes in figures.get("median_handover", {}).items()
@@ -83,8 +91,8 @@ def handover_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     ]
     if not rows:
         return ""
-    header = "| method | stage | then | median mTRE (mm) | median rotation error (°) | median depth error (mm) |"
-    return "\n".join([header, "| --- " * 6 + "|", *rows]) + "\n"
+    header = "| method | stage | then | " + " | ".join(title for title, _, _ in _HANDOVER_COLUMNS) + " |"
+    return "\n".join([header, "| --- " * (len(_HANDOVER_COLUMNS) + 3) + "|", *rows]) + "\n"
 
 
 def capture_edges(records: Sequence[TrialRecord], stratify: Sequence[float] | None = None) -> tuple[float, ...]:

@@ -340,6 +340,7 @@ def test_handover_medians_split_by_the_final_outcome():
     assert handover["prost:line-search"]["success"] == {
         "mtre_mm": 10.0,
         "rotation_error_deg": 3.0,
+        "translation_error_mm": 15.0,
         "depth_error_mm": 15.0,
     }
     assert handover["prost:line-search"]["failure"]["rotation_error_deg"] == 90.0
