@@ -89,6 +89,7 @@ import torch
 from jaxtyping import Float, Int
 from numba import njit, prange, types
 from numba.core.caching import FunctionCache
+from numba.core.runtime import rtsys
 from numba.extending import overload
 from torch import Tensor
 
@@ -116,12 +117,23 @@ _NO_CACHE_MESSAGE = (
 
 
 class _DiskCache(FunctionCache):
-    """numba's on-disk cache of a function's compiled code, except that a cache file that cannot be
-    read or written is passed over with a warning: the function is then compiled, never failed."""
+    """numba's on-disk cache of a function's compiled code, with two differences:
+
+    * a cache file that cannot be read or written is passed over with a warning: the function is
+      then compiled, never failed;
+    * loading a kernel initialises only numba's runtime, not its whole CPU target. numba's own
+      loader first refreshes the target, which imports its NumPy, random and BLAS support (and,
+      through the BLAS check, scipy.linalg): ~0.45 s, most of the first render of a process.
+      Machine code read from the cache needs none of it. When a kernel is not in the cache, the
+      compiler refreshes the target itself before it compiles.
+    """
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:
         try:
-            return super().load_overload(sig, target_context)
+            rtsys.initialize(target_context)  # the memory runtime the kernels' code calls into
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
+            return None  # an I/O error the guard passed over: compile
         except Exception as exc:  # a corrupt or unreadable file: compile instead
             warnings.warn(f"fused-cpu: numba cache not read ({exc!r}); compiling", RuntimeWarning, stacklevel=2)
             return None
