@@ -2,7 +2,8 @@
 
     python benchmarks/prost_multistart.py --model recipes/data/prost-phantom.pt --trials 5,13,22,14,6,7,23,0,10,12
 
-An exploration, not a registration method of the library yet. The trials are those of
+The exploration that led to `xrender.registration.MultiStartStage` (``prost:multistart+cmaes``),
+which refines several ends instead of trusting gradient NCC's first choice. The trials are those of
 ``xrender evaluate --phantom --stratify 0:200:25 --per-bin 3 --initial-poses wide --seed 1``.
 For each trial, the initial pose is turned about the isocentre by each of the 24 rotations of the
 cube (the octahedral group: every rotation of SO(3) is within 62.8° of one of them). Two ways of
@@ -25,7 +26,6 @@ gradient NCC chose, and the mean TRE after CMA-ES; then the successes of each va
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import time
 from dataclasses import replace
@@ -35,7 +35,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command line sets 
 
 import torch
 
-from xrender.geometry import make_pose, perturb
+from xrender.geometry import cube_rotations, make_pose, perturb
 from xrender.metrics import rotation_error, target_registration_error
 from xrender.recipes.registration.command import EvaluationRequest, load_models, trial_source
 from xrender.recipes.registration.evaluation import EvaluationConfig, register_within, target_points, trial_seed
@@ -50,19 +50,6 @@ from xrender.similarity.prost import ProSTSimilarity
 CONFIG = EvaluationConfig(seed=1, stratify=tuple(float(e) for e in range(0, 201, 25)), initial_distribution="wide")
 #: Image size (pixels) at which gradient NCC chooses among the poses.
 CHOOSE_SIZE = 64
-
-
-def cube_rotations() -> torch.Tensor:
-    """The 24 rotations of the cube: signed permutation matrices with determinant +1, ``(24, 3, 3)`` float64."""
-    rotations = []
-    for order in itertools.permutations(range(3)):
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            matrix = torch.zeros(3, 3, dtype=torch.float64)
-            for row, column in enumerate(order):
-                matrix[row, column] = signs[row]
-            if torch.linalg.det(matrix) > 0:
-                rotations.append(matrix)
-    return torch.stack(rotations)
 
 
 def main() -> None:

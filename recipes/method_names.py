@@ -10,7 +10,7 @@ names of `STAGE_FORMS` and its `PROST_OPTIMIZERS` those of `PROST_OPTIMIZER_NAME
 __all__ = ["PROST_OPTIMIZER_NAMES", "STAGE_FORMS", "MissingModelError", "method_grammar"]
 
 #: How a ``prost`` stage may use the learned similarity (``prost:<name>``; ``descent`` when omitted).
-PROST_OPTIMIZER_NAMES = ("descent", "line-search", "cmaes")
+PROST_OPTIMIZER_NAMES = ("descent", "line-search", "cmaes", "multistart")
 
 #: Each stage's name and the form it takes in a method name.
 STAGE_FORMS: dict[str, str] = {

@@ -12,6 +12,12 @@ the initial-pose distribution); a search stage after another one **refines** tha
 | ``nevergrad[:N]`` | the same search with nevergrad's ``N`` (default ``TwoPointsDE``), without a box |
 | ``ncc-adam`` | Adam on multiscale NCC's pose gradient, coarse to fine — DiffDRR-style. |
 | ``prost[:O]`` | stage 1 on a learned ProST similarity (needs a model); ``O`` in `PROST_OPTIMIZERS`. |
+
+``prost:multistart`` is the one stage that takes the rest of the chain in: it descends the learned
+similarity from the 24 rotations of the cube applied to the initial pose, and the stages after it
+run from each of its few best ends (`xrender.registration.MultiStartStage`), as global searches
+about each end, since a kept end can lie tens of degrees from the truth. ``prost:multistart+cmaes``
+is the two-stage method with multiple starts.
 | ``regression`` | a pose-regression network's prediction (needs a regressor). |
 
 `METHODS_IN_PAPER` lists the comparison of the paper: ``cmaes``, ``prost+cmaes``, ``regression``.
@@ -38,6 +44,7 @@ from xrender.registration import (
     LearnedDescentStage,
     LearnedSearchStage,
     Level,
+    MultiStartStage,
     NevergradOptimizer,
     PosePrior,
     RegressionStage,
@@ -92,6 +99,12 @@ class MethodSettings(ConfigRecord):
         prost_plateau_tol: the learned descent's plateau rule (``None``: off).
         prost_rotation_step_deg: the learned descent's first rotation step (degrees).
         prost_translation_step_mm: the learned descent's first translation step (mm).
+        multistart_steps: the most learned-descent steps of ``prost:multistart`` (its starts
+            descend together, so each step costs 24 poses).
+        multistart_decay: its step-size factor per step.
+        multistart_keep: how many of its ends, by gradient NCC, the stages after it refine
+            (besides the end of the unturned start).
+        multistart_separation_deg: the least rotation between two of those ends (degrees).
         max_seconds: time budget of each level (``None``: none).
         restarts: IPOP restarts of a global CMA-ES search's first level (`CMAES.restarts`; 0: none).
         equal_time_restarts: the most IPOP restarts an equal-time budget may buy the first level
@@ -120,6 +133,10 @@ class MethodSettings(ConfigRecord):
     prost_plateau_tol: float | None = DescentOptions.plateau_tol
     prost_rotation_step_deg: float = DescentOptions.rotation_step_deg
     prost_translation_step_mm: float = DescentOptions.translation_step_mm
+    multistart_steps: int = 60
+    multistart_decay: float = 0.96
+    multistart_keep: int = 4
+    multistart_separation_deg: float = 15.0
     max_seconds: float | None = None
     restarts: int = 0
     equal_time_restarts: int = 8
@@ -209,16 +226,37 @@ def _ncc_adam(context: MethodContext, refine: bool, argument: str | None) -> Sta
     return IntensityStage(levels, "multiscale-ncc", {"patch_sizes": (None, patch)}, name="ncc-adam")
 
 
-def _prost_descent(context: MethodContext, refine: bool, line_search: bool) -> Stage:
-    s = context.settings
-    descent = DescentOptions(
-        steps=s.prost_steps,
-        rotation_step_deg=s.prost_rotation_step_deg,
-        translation_step_mm=s.prost_translation_step_mm,
-        plateau_tol=s.prost_plateau_tol,
-        line_search=line_search,
+def _descent_options(settings: MethodSettings, **options: Any) -> DescentOptions:
+    """The learned descent's options from the ``prost_*`` settings, with ``options`` on top."""
+    return DescentOptions(
+        **{
+            "steps": settings.prost_steps,
+            "rotation_step_deg": settings.prost_rotation_step_deg,
+            "translation_step_mm": settings.prost_translation_step_mm,
+            "plateau_tol": settings.prost_plateau_tol,
+            **options,
+        }
     )
+
+
+def _prost_descent(context: MethodContext, refine: bool, line_search: bool) -> Stage:
+    descent = _descent_options(context.settings, line_search=line_search)
     return LearnedDescentStage(context.prost, descent, name="prost" if not line_search else "prost:line-search")
+
+
+def _prost_multistart(context: MethodContext, refine: bool) -> Stage:
+    """The learned descent from the 24 rotations of the cube; `build_method` hands it the stages after it."""
+    s = context.settings
+    descent = _descent_options(s, steps=s.multistart_steps, decay=s.multistart_decay)
+    return MultiStartStage(
+        LearnedDescentStage(context.prost, descent, name="prost:descent"),
+        keep=s.multistart_keep,
+        separation_deg=s.multistart_separation_deg,
+        similarity=s.similarity,
+        similarity_options=dict(s.similarity_options),
+        size=s.fine_size,
+        name="prost:multistart",
+    )
 
 
 #: Seed offset of a ``prost:cmaes`` search, apart from the seeds of the ``cmaes`` levels that follow it.
@@ -245,11 +283,13 @@ def _prost_cmaes(context: MethodContext, refine: bool) -> Stage:
 
 #: How a ``prost`` stage uses the learned similarity: ``prost`` / ``prost:descent`` (its pose gradient,
 #: fixed decaying steps), ``prost:line-search`` (its pose gradient, step lengths chosen on its score),
-#: ``prost:cmaes`` (CMA-ES on its score, with the search settings of a ``cmaes`` stage's first level).
+#: ``prost:cmaes`` (CMA-ES on its score, with the search settings of a ``cmaes`` stage's first level),
+#: ``prost:multistart`` (its pose gradient from 24 turned starts; the stages after it refine its best ends).
 PROST_OPTIMIZERS: dict[str, Callable[[MethodContext, bool], Stage]] = {
     "descent": lambda context, refine: _prost_descent(context, refine, line_search=False),
     "line-search": lambda context, refine: _prost_descent(context, refine, line_search=True),
     "cmaes": _prost_cmaes,
+    "multistart": _prost_multistart,
 }
 
 
@@ -312,8 +352,19 @@ def build_method(name: str, context: MethodContext | None = None) -> list[Stage]
         ValueError: an empty or unknown stage name (the message lists the known ones).
         MissingModelError: a stage whose model is missing from ``context``.
     """
-    context = context or MethodContext()
-    return [STAGES[stage](context, k > 0, argument) for k, (stage, argument) in enumerate(_stage_specs(name))]
+    return _build_chain(_stage_specs(name), context or MethodContext(), refine=False)
+
+
+def _build_chain(specs: list[tuple[str, str | None]], context: MethodContext, refine: bool) -> list[Stage]:
+    """The stages of ``specs``; every one after the first refines. A `MultiStartStage` takes the rest
+    of the chain as its own refinement, built as a fresh chain (its first stage searches globally)."""
+    stages: list[Stage] = []
+    for k, (stage, argument) in enumerate(specs):
+        built = STAGES[stage](context, refine or k > 0, argument)
+        if isinstance(built, MultiStartStage):
+            return [*stages, replace(built, refine=tuple(_build_chain(specs[k + 1 :], context, refine=False)))]
+        stages.append(built)
+    return stages
 
 
 def spends_time_budget(name: str) -> bool:

@@ -14,6 +14,7 @@ from torch.autograd import gradcheck
 from xrender.geometry.rotations import (
     EULER_CONVENTIONS,
     axis_angle_to_matrix,
+    cube_rotations,
     euler_to_matrix,
     matrix_to_axis_angle,
     matrix_to_euler,
@@ -376,3 +377,44 @@ def test_convention_euler_lowercase_extrinsic_uppercase_intrinsic():
     torch.testing.assert_close(euler_to_matrix(angles, "xyz"), Rz @ Ry @ Rx)
     # intrinsic "XYZ": about x, then the moved y, then the moved z → Rx Ry Rz
     torch.testing.assert_close(euler_to_matrix(angles, "XYZ"), Rx @ Ry @ Rz)
+
+
+# --------------------------------------------------------------------------------------------------
+# The rotations of the cube
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cube_rotations_are_the_24_proper_symmetries_of_the_cube_identity_first():
+    R = cube_rotations()
+    assert R.shape == (24, 3, 3)
+    assert R.dtype == torch.float64
+    assert torch.equal(R[0], torch.eye(3, dtype=torch.float64))
+    assert len({tuple(r.flatten().tolist()) for r in R}) == 24
+    torch.testing.assert_close(R.transpose(-1, -2) @ R, torch.eye(3, dtype=torch.float64).expand(24, 3, 3))
+    torch.testing.assert_close(torch.linalg.det(R), torch.ones(24, dtype=torch.float64))
+    corners = torch.tensor([[sx, sy, sz] for sx in (-1.0, 1.0) for sy in (-1.0, 1.0) for sz in (-1.0, 1.0)])
+    for r in R:  # each maps the cube's corners onto its corners
+        assert {tuple(c) for c in (corners @ r.T.float()).tolist()} == {tuple(c) for c in corners.tolist()}
+
+
+def test_cube_rotations_form_a_group():
+    R = cube_rotations()
+    members = {tuple(r.flatten().tolist()) for r in R}
+    products = (R[:, None] @ R[None]).reshape(-1, 3, 3)
+    assert {tuple(p.flatten().tolist()) for p in products} == members  # closed under products ...
+    assert {tuple(r.T.flatten().tolist()) for r in R} == members  # ... and inverses
+
+
+def test_cube_rotations_lie_within_62_8_degrees_of_any_rotation():
+    q = torch.randn(20000, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    M = quaternion_to_matrix(q / q.norm(dim=-1, keepdim=True))
+    cosines = (torch.einsum("nij,kij->nk", M, cube_rotations()) - 1) / 2  # cos of the angle to each
+    farthest = torch.rad2deg(torch.arccos(cosines.clamp(-1, 1).amax(dim=1))).max()
+    assert 55.0 < float(farthest) <= 62.8
+
+
+def test_cube_rotations_follow_the_dtype_and_device():
+    R = cube_rotations(torch.float32, "cpu")
+    assert R.dtype == torch.float32
+    assert R.device.type == "cpu"
+    assert torch.equal(R, cube_rotations().float())

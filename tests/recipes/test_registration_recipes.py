@@ -55,6 +55,7 @@ from xrender.registration import (
     IntensityStage,
     LearnedDescentStage,
     LearnedSearchStage,
+    MultiStartStage,
     NevergradOptimizer,
     RegistrationProblem,
     RegistrationResult,
@@ -116,8 +117,34 @@ def test_prost_stage_optimizers_by_argument():
     assert search.optimizer.sigma == MethodSettings().global_sigma  # a first stage searches globally ...
     assert search.prior is None  # ... without the prior scaled for NCC
     assert search.optimizer.seed == 2  # apart from the seeds (0, 1) of the cmaes levels after it
-    with pytest.raises(ValueError, match="prost:descent, prost:line-search, prost:cmaes"):
+    with pytest.raises(ValueError, match="prost:descent, prost:line-search, prost:cmaes, prost:multistart"):
         build_method("prost:simplex", context)
+
+
+def test_multistart_takes_the_rest_of_the_chain_as_global_searches():
+    network = object()
+    context = MethodContext(prost=network)  # type: ignore[arg-type]
+    (stage,) = build_method("prost:multistart+cmaes", context)
+    assert isinstance(stage, MultiStartStage)
+    assert stage.explore.network is network
+    assert stage.explore.descent.steps == MethodSettings().multistart_steps
+    assert stage.keep == MethodSettings().multistart_keep
+    (search,) = stage.refine  # each kept end is searched about globally: wide widths and a prior
+    assert search.levels[0].optimizer.sigma == MethodSettings().global_sigma
+    assert search.levels[0].prior is not None
+    (alone,) = build_method("prost:multistart", context)
+    assert alone.refine == ()
+    first, nested = build_method("regression+prost:multistart+cmaes+cmaes", replace(context, regressor=_Regressor()))
+    assert isinstance(first, RegressionStage)
+    assert [s.levels[0].optimizer.sigma for s in nested.refine] == [
+        MethodSettings().global_sigma,
+        MethodSettings().refine_sigma,
+    ]
+    assert not spends_time_budget("prost:multistart+cmaes")
+
+
+class _Regressor:
+    image_size = 16
 
 
 def test_learned_stages_run_on_a_tiny_network(subject, carm):

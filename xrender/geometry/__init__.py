@@ -35,6 +35,7 @@ from xrender.geometry.perturbation import isocenter_frame, perturb, perturbation
 from xrender.geometry.rotations import (
     EULER_CONVENTIONS,
     axis_angle_to_matrix,
+    cube_rotations,
     euler_to_matrix,
     matrix_to_axis_angle,
     matrix_to_euler,
@@ -102,6 +103,7 @@ __all__ = [
     "matrix_to_euler",
     "matrix_to_quaternion",
     "matrix_to_rotation_6d",
+    "cube_rotations",
     "motion_from_pose",
     "nearest_rotation",
     "params_from_pose",

@@ -22,6 +22,7 @@ except where a conversion is undefined: a zero quaternion, and a degenerate 6-D 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -45,6 +46,7 @@ __all__ = [
     "euler_to_matrix",
     "matrix_to_euler",
     "nearest_rotation",
+    "cube_rotations",
 ]
 
 _TAIT_BRYAN = ("xyz", "xzy", "yxz", "yzx", "zxy", "zyx")
@@ -493,3 +495,43 @@ def nearest_rotation(M: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3 3"]:
         True
     """
     return _NearestRotation.apply(check_shape(M, "* 3 3", "M"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Finite rotation sets
+# --------------------------------------------------------------------------------------------------
+
+
+def cube_rotations(
+    dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> Float[Tensor, "24 3 3"]:
+    r"""The 24 rotations that map a cube onto itself (the octahedral group), as matrices.
+
+    They are the signed permutation matrices of determinant +1, the identity first. Every rotation
+    lies within 62.8° of one of them (the group's covering radius in the rotation angle), which makes
+    them a set of starting orientations for a search whose reach is about 60°.
+
+    Args:
+        dtype: floating dtype of the matrices.
+        device: their device.
+
+    Returns:
+        ``(24, 3, 3)`` rotation matrices.
+
+    Examples:
+        >>> import torch
+        >>> from xrender.geometry import cube_rotations
+        >>> R = cube_rotations()
+        >>> R.shape, torch.equal(R[0], torch.eye(3, dtype=torch.float64))
+        (torch.Size([24, 3, 3]), True)
+        >>> torch.allclose(torch.linalg.det(R), torch.ones(24, dtype=torch.float64))
+        True
+    """
+    matrices = []
+    for order in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            matrix = torch.zeros(3, 3, dtype=dtype, device=device)
+            matrix[range(3), order] = torch.tensor(signs, dtype=dtype, device=device)
+            if torch.linalg.det(matrix) > 0:
+                matrices.append(matrix)
+    return torch.stack(matrices)

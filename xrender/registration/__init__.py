@@ -5,7 +5,8 @@
 * Optimisers, one interface and a registry (`get_optimizer`): `CMAES` (cma), `NevergradOptimizer`
   (any nevergrad optimiser by name), `GradientOptimizer` (Adam, SGD, L-BFGS); stopped by a `StopRule`.
 * Stages: `IntensityStage` (multi-resolution `Level` objects), `LearnedDescentStage` (ProST stage 1,
-  `pose_descent` with its `DescentOptions`), `LearnedSearchStage` (an optimiser on the learned
+  `pose_descent` with its `DescentOptions`), `MultiStartStage` (that descent from many turned
+  starts, then refinement of the best ends), `LearnedSearchStage` (an optimiser on the learned
   score), `RegressionStage`; chained by `register`.
 """
 
@@ -28,6 +29,7 @@ from xrender.registration.stages import (
     LearnedDescentStage,
     LearnedSearchStage,
     Level,
+    MultiStartStage,
     RegressionStage,
     Stage,
     StageResult,
@@ -44,6 +46,7 @@ __all__ = [
     "LearnedDescentStage",
     "LearnedSearchStage",
     "Level",
+    "MultiStartStage",
     "NevergradOptimizer",
     "OptimizationResult",
     "Optimizer",

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from xrender._checks import check_finite, check_shape
 from xrender.registration.problem import RegistrationProblem
-from xrender.registration.stages import Stage, StageResult
+from xrender.registration.stages import Stage, StageResult, _run_stages
 
 __all__ = ["RegistrationResult", "register"]
 
@@ -71,9 +71,5 @@ def register(
             raise TypeError(f"stages: expected Stage objects, got {type(stage).__name__}")
     start = time.perf_counter()
     initial = initial.detach().to(torch.float64).cpu()
-    pose, results = initial, []
-    for stage in stages:
-        result = stage.run(problem, pose, progress=progress)
-        results.append(result)
-        pose = result.pose
-    return RegistrationResult(pose, initial, tuple(results), time.perf_counter() - start)
+    results = _run_stages(problem, initial, stages, progress=progress)
+    return RegistrationResult(results[-1].pose, initial, tuple(results), time.perf_counter() - start)

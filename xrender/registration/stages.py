@@ -7,6 +7,8 @@
   ProST similarity (`xrender.registration.descent.pose_descent`, its options one
   `xrender.registration.DescentOptions`), with fixed decaying steps or a line search on the
   learned score.
+* `MultiStartStage` — the learned descent from many turned copies of the pose (beyond the
+  learned gradient's reach in rotation), then refinement of its few best ends.
 * `LearnedSearchStage` — any `Optimizer` (CMA-ES …) on the learned ProST score itself.
 * `RegressionStage` — a pose-regression network's prediction from the X-ray alone (the learning
   baseline, or an initialiser for the stages after it).
@@ -14,8 +16,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,7 +27,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from xrender.registration.descent import DescentOptions, pose_descent
+from xrender._checks import check_shape
+from xrender.geometry.perturbation import perturb
+from xrender.geometry.rotations import cube_rotations
+from xrender.geometry.se3 import make_pose, pose_rotation, so3_angle
+from xrender.registration.descent import DescentOptions, DescentResult, pose_descent
 from xrender.registration.objective import PoseObjective, PosePrior
 from xrender.registration.optimizers import Optimizer
 from xrender.registration.problem import RegistrationProblem
@@ -38,6 +46,7 @@ __all__ = [
     "LearnedDescentStage",
     "LearnedSearchStage",
     "Level",
+    "MultiStartStage",
     "RegressionStage",
     "Stage",
     "StageResult",
@@ -75,6 +84,17 @@ class Stage(ABC):
     @abstractmethod
     def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
         """Improve ``pose`` (camera-to-world) for ``problem``."""
+
+
+def _run_stages(
+    problem: RegistrationProblem, pose: Float[Tensor, "4 4"], stages: Sequence[Stage], *, progress: bool = False
+) -> list[StageResult]:
+    """Run ``stages`` in order, each from the pose the one before returned (`xrender.registration.register`'s loop)."""
+    results: list[StageResult] = []
+    for stage in stages:
+        results.append(stage.run(problem, pose, progress=progress))
+        pose = results[-1].pose
+    return results
 
 
 @dataclass(frozen=True)
@@ -166,11 +186,18 @@ class LearnedDescentStage(Stage):
     render_options: RenderOptions = RenderOptions()
     name: str = "prost"
 
-    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
-        start = time.perf_counter()
+    def descend(
+        self, problem: RegistrationProblem, poses: Float[Tensor, "B 4 4"], *, progress: bool = False
+    ) -> DescentResult:
+        """Descend from each of ``poses`` at once (`pose_descent` on a batch); `run` is one pose of it."""
         geometry, xray = problem.binned_to(self.network.image_size[0])  # ProSTSimilarity checks the width
         similarity = ProSTSimilarity(problem.moving_volume, geometry, self.network, options=self.render_options).eval()
-        result = pose_descent(similarity, xray, pose.detach().to(torch.float64)[None], self.descent, progress=progress)
+        fixed = xray.expand(len(poses), *xray.shape[1:])
+        return pose_descent(similarity, fixed, poses.detach().to(torch.float64), self.descent, progress=progress)
+
+    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
+        start = time.perf_counter()
+        result = self.descend(problem, pose[None], progress=progress)
         taken = int(result.steps_taken[0])
         reason = "plateau" if taken < self.descent.steps else "iterations"
         history = (-result.scores[:, 0]).tolist()
@@ -182,6 +209,132 @@ class LearnedDescentStage(Stage):
             result.evaluations,
             time.perf_counter() - start,
             reason,
+        )
+
+
+@dataclass(frozen=True)
+class MultiStartStage(Stage):
+    """Descend a learned similarity from many turned copies of the pose, refine the best few ends, keep the best.
+
+    A learned similarity's pose gradient points home only within its reach in rotation (about 60°
+    for the shipped ProST models, `benchmarks/prost_reach.py`). Turned about the isocentre by each
+    of ``rotations`` — by default the 24 rotations of the cube (`xrender.geometry.cube_rotations`),
+    one of which lies within 62.8° of any orientation — the incoming pose gives one start within
+    that reach of any true pose.
+
+    1. **Descend**: ``explore`` moves every start at once (`LearnedDescentStage.descend`).
+    2. **Shortlist**: the ends are ranked by ``similarity`` between their DRRs, ``size`` pixels
+       across, and the X-ray. The best ``keep`` ends, each more than ``separation_deg`` from every end
+       ranked above it, are kept, and so is the end of the first rotation's start (the identity of
+       `cube_rotations`: the incoming pose, the likeliest place to be).
+    3. **Refine**: the ``refine`` stages run from each kept end, and the one whose final pose scores
+       best in ``similarity`` at ``size`` is returned.
+
+    The shortlist's scores are not trusted to choose alone: two ends that mirror each other (a
+    left-right flip of a nearly symmetric anatomy) can score alike at their unrefined poses,
+    whereas after refinement the true one fits the X-ray clearly better.
+
+    The result's ``trajectory`` and ``history`` are those of the returned end: its start, its
+    descent (cost: minus the learned score) and its refinement (each stage's own units).
+
+    Attributes:
+        explore: the learned descent run from every start.
+        refine: stages run from each kept end (none: the best end by ``similarity`` is returned).
+        rotations: ``(N, 3, 3)`` turns applied to the incoming pose about the isocentre, in the
+            isocentre frame of `xrender.geometry.perturb` (the identity first).
+        keep: how many ends the shortlist takes by score, besides the first rotation's.
+        separation_deg: the least rotation between two ends of the shortlist (degrees).
+        similarity: the image similarity that ranks ends and results (`xrender.similarity.get_similarity`).
+        similarity_options: its options.
+        size: detector size (pixels across) of the DRRs it scores (``None``: full resolution).
+        render_options: how those DRRs are rendered.
+        name: for reports.
+
+    Raises:
+        ValueError: ``rotations`` that are not ``(N, 3, 3)`` rotation matrices, ``keep < 1``,
+            a negative ``separation_deg``, or an unknown similarity.
+        TypeError: ``explore`` that is not a `LearnedDescentStage` or ``refine`` holding a non-stage.
+    """
+
+    explore: LearnedDescentStage
+    refine: tuple[Stage, ...] = ()
+    rotations: Float[Tensor, "N 3 3"] = field(default_factory=cube_rotations)
+    keep: int = 4
+    separation_deg: float = 15.0
+    similarity: str = "gradient-ncc"
+    similarity_options: dict[str, Any] = field(default_factory=dict)
+    size: int | None = 64
+    render_options: RenderOptions = RenderOptions()
+    name: str = "multistart"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "refine", tuple(self.refine))
+        if not isinstance(self.explore, LearnedDescentStage):
+            kind = type(self.explore).__name__
+            raise TypeError(f"MultiStartStage.explore: expected a LearnedDescentStage, got {kind}")
+        for stage in self.refine:
+            if not isinstance(stage, Stage):
+                raise TypeError(f"MultiStartStage.refine: expected Stage objects, got {type(stage).__name__}")
+        rotations = check_shape(torch.as_tensor(self.rotations), "N 3 3", "MultiStartStage.rotations").to(torch.float64)
+        eye = torch.eye(3, dtype=torch.float64)
+        if len(rotations) == 0 or not (
+            torch.allclose(rotations.transpose(-1, -2) @ rotations, eye.expand_as(rotations), atol=1e-6)
+            and torch.allclose(torch.linalg.det(rotations), torch.ones(len(rotations), dtype=torch.float64), atol=1e-6)
+        ):
+            raise ValueError("MultiStartStage.rotations: expected one or more rotation matrices (orthonormal, det +1)")
+        object.__setattr__(self, "rotations", rotations.cpu())
+        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
+            raise ValueError(f"MultiStartStage.keep: expected an int >= 1, got {self.keep!r}")
+        if not (math.isfinite(self.separation_deg) and self.separation_deg >= 0):
+            raise ValueError(f"MultiStartStage.separation_deg: expected a number >= 0, got {self.separation_deg!r}")
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1):
+            raise ValueError(f"MultiStartStage.size: expected an int >= 1 or None, got {self.size!r}")
+        get_similarity(self.similarity, **self.similarity_options)  # validates name and options now
+
+    def _shortlist(self, ends: Float[Tensor, "N 4 4"], scores: Float[Tensor, " N"]) -> list[int]:
+        """Indices of the kept ends: the ``keep`` best by score, apart by ``separation_deg``, then the first start's."""
+        rotations = pose_rotation(ends)
+        apart = (so3_angle(rotations[:, None], rotations[None]).rad2deg() > self.separation_deg).tolist()
+        kept: list[int] = []
+        for index in torch.argsort(scores, descending=True, stable=True).tolist():
+            if len(kept) == self.keep:
+                break
+            if all(apart[index][other] for other in kept):
+                kept.append(index)
+        return kept if 0 in kept else [*kept, 0]
+
+    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
+        start = time.perf_counter()
+        pose = pose.detach().to(torch.float64).cpu()
+        turns = make_pose(self.rotations, torch.zeros(len(self.rotations), 3, dtype=torch.float64))
+        starts = perturb(pose.expand(len(turns), 4, 4), turns, problem.isocenter.detach().to(torch.float64).cpu())
+        descent = self.explore.descend(problem, starts, progress=progress)
+        geometry, xray = problem.at_size(self.size)
+        drr = DRR(problem.volume, geometry, options=self.render_options)
+        similarity = RenderedSimilarity(drr, get_similarity(self.similarity, **self.similarity_options))
+        with torch.no_grad():
+            scores = similarity(descent.pose.to(xray.device), xray.expand(len(starts), *xray.shape[1:])).cpu()
+        kept = self._shortlist(descent.pose.cpu(), scores)
+        runs = [_run_stages(problem, descent.pose[index].cpu(), self.refine, progress=progress) for index in kept]
+        finals = torch.stack([run[-1].pose if run else descent.pose[index].cpu() for run, index in zip(runs, kept)])
+        with torch.no_grad():
+            final_scores = similarity(finals.to(xray.device), xray.expand(len(kept), *xray.shape[1:])).cpu()
+        best = int(final_scores.argmax())
+        index, run = kept[best], runs[best]
+        trajectory = [starts[index][None].cpu(), descent.trajectory[1:, index].cpu()]
+        history = (-descent.scores[:, index]).tolist()
+        evaluations = descent.evaluations * len(starts) + len(starts) + len(kept)
+        trajectory += [stage.trajectory[1:] for stage in run]
+        history += [cost for stage in run for cost in stage.history]
+        evaluations += sum(stage.evaluations for each in runs for stage in each)
+        return StageResult(
+            self.name,
+            finals[best],
+            torch.cat(trajectory),
+            history,
+            evaluations,
+            time.perf_counter() - start,
+            f"best of {len(kept)} refined ends" if self.refine else f"best of {len(starts)} ends",
         )
 
 
