@@ -135,8 +135,8 @@ class MethodSettings(ConfigRecord):
     prost_translation_step_mm: float = DescentOptions.translation_step_mm
     multistart_steps: int = 60
     multistart_decay: float = 0.96
-    multistart_keep: int = 2
-    multistart_separation_deg: float = 15.0
+    multistart_keep: int = MultiStartStage.keep
+    multistart_separation_deg: float = MultiStartStage.separation_deg
     max_seconds: float | None = None
     restarts: int = 0
     equal_time_restarts: int = 8

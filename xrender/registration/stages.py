@@ -212,7 +212,7 @@ class LearnedDescentStage(Stage):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: its rotations are a tensor
 class MultiStartStage(Stage):
     """Descend a learned similarity from many turned copies of the pose, refine the best few ends, keep the best.
 
@@ -242,7 +242,9 @@ class MultiStartStage(Stage):
         refine: stages run from each kept end (none: the best end by ``similarity`` is returned).
         rotations: ``(N, 3, 3)`` turns applied to the incoming pose about the isocentre, in the
             isocentre frame of `xrender.geometry.perturb` (the identity first).
-        keep: how many ends the shortlist takes by score, besides the first rotation's.
+        keep: how many ends the shortlist takes by score, besides the first rotation's (on the
+            development trials of `benchmarks/README.md`, the winner was always among the best
+            two or the first rotation's).
         separation_deg: the least rotation between two ends of the shortlist (degrees).
         similarity: the image similarity that ranks ends and results (`xrender.similarity.get_similarity`).
         similarity_options: its options.
@@ -259,7 +261,7 @@ class MultiStartStage(Stage):
     explore: LearnedDescentStage
     refine: tuple[Stage, ...] = ()
     rotations: Float[Tensor, "N 3 3"] = field(default_factory=cube_rotations)
-    keep: int = 4
+    keep: int = 2
     separation_deg: float = 15.0
     similarity: str = "gradient-ncc"
     similarity_options: dict[str, Any] = field(default_factory=dict)
