@@ -10,7 +10,7 @@ cube (the octahedral group: every rotation of SO(3) is within 62.8° of one of t
 choosing where CMA-ES (the ``cmaes`` stage, as in ``prost+cmaes``) then starts are compared:
 
 * ``learned``: descend the learned similarity from all 24 starts at once (normalised descent,
-  `xrender.registration.pose_descent`), then take the end pose whose DRR scores best in
+  `xrender.registration.LearnedDescentStage.descend`), then take the end pose whose DRR scores best in
   gradient NCC against the X-ray;
 * ``raw``: take the best of the 24 starts in gradient NCC as they are (the same budget of
   hypotheses without the learned gradient).
@@ -35,16 +35,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command line sets 
 
 import torch
 
-from xrender.geometry import cube_rotations, make_pose, perturb
 from xrender.metrics import rotation_error, target_registration_error
 from xrender.recipes.registration.command import EvaluationRequest, load_models, trial_source
 from xrender.recipes.registration.evaluation import EvaluationConfig, register_within, target_points, trial_seed
 from xrender.recipes.registration.methods import MethodContext, MethodSettings, build_method, with_seed
-from xrender.registration import RegistrationProblem, register
-from xrender.registration.descent import DescentOptions, pose_descent
+from xrender.registration import DescentOptions, LearnedDescentStage, MultiStartStage, RegistrationProblem, register
 from xrender.render import DRR
 from xrender.similarity import get_similarity
-from xrender.similarity.prost import ProSTSimilarity
 
 #: The development trials: 3 per 25 mm bin of initial mean TRE up to 200 mm, directions from ``wide``.
 CONFIG = EvaluationConfig(seed=1, stratify=tuple(float(e) for e in range(0, 201, 25)), initial_distribution="wide")
@@ -71,12 +68,10 @@ def main() -> None:
     moving = source.subject_at(models.prost_volume_size or 128).moving
     trials = source.trials(subject)
     points = target_points(subject, config)
-    isocenter = subject.full.isocenter.to(torch.float64)
-    rotations = cube_rotations()
-    starts_motion = make_pose(rotations, torch.zeros(len(rotations), 3, dtype=torch.float64))
+    # the stage's starts and batched descent; the choice among the ends is this script's own
+    multistart = MultiStartStage(LearnedDescentStage(models.prost, DescentOptions(steps=args.steps, decay=0.96)))
     gradient_ncc = get_similarity("gradient-ncc")
     context = MethodContext(MethodSettings(), models.prost, None)
-    descent = DescentOptions(steps=args.steps, decay=0.96)
 
     print("| trial | initial rotation | start | nearest of 24 | chosen by gNCC | after CMA-ES | s |")
     print("| ---: | ---: | --- | --- | --- | ---: | ---: |")
@@ -84,9 +79,7 @@ def main() -> None:
     for k in chosen_trials:
         truth = trials.truth[k]
         problem = RegistrationProblem(subject.full, source.geometry, trials.xrays[k : k + 1], moving)
-        geometry, xray = problem.binned_to(models.prost.image_size[0])
-        similarity = ProSTSimilarity(problem.moving_volume, geometry, models.prost).eval()
-        starts = perturb(trials.initial[k].expand(len(rotations), 4, 4), starts_motion, isocenter)
+        starts = multistart.starts(problem, trials.initial[k])
         choose_geometry, choose_xray = problem.at_size(CHOOSE_SIZE)
         drr = DRR(subject.full, choose_geometry)
         initial_angle = float(rotation_error(trials.initial[k], truth))
@@ -99,11 +92,7 @@ def main() -> None:
                 final = float(target_registration_error(pose, truth, points))
                 cells = "— | —"
             else:
-                if label == "learned":
-                    fixed = xray.expand(len(rotations), *xray.shape[1:])
-                    poses = pose_descent(similarity, fixed, starts, descent).pose
-                else:
-                    poses = starts
+                poses = multistart.explore.descend(problem, starts).pose if label == "learned" else starts
                 with torch.no_grad():
                     images = drr(poses.to(choose_xray.dtype))
                     scores = gradient_ncc(images, choose_xray.expand_as(images))

@@ -356,18 +356,18 @@ def _record(
     )
 
 
-#: The keys of `_pose_errors`, in order.
-_POSE_ERRORS = ("mtre_mm", "rotation_error_deg", "translation_error_mm", "depth_error_mm")
+#: The errors of a pose that the records keep, by key: ``error(pose, truth, points, isocenter)``.
+_POSE_ERRORS: dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]] = {
+    "mtre_mm": lambda pose, truth, points, isocenter: target_registration_error(pose, truth, points),
+    "rotation_error_deg": lambda pose, truth, points, isocenter: rotation_error(pose, truth),
+    "translation_error_mm": lambda pose, truth, points, isocenter: translation_error(pose, truth, isocenter),
+    "depth_error_mm": lambda pose, truth, points, isocenter: depth_error(pose, truth, isocenter),
+}
 
 
 def _pose_errors(pose: Tensor, truth: Tensor, points: Tensor, isocenter: Tensor) -> dict[str, float]:
-    """Where ``pose`` is: its mean TRE, rotation, translation and signed depth errors."""
-    return {
-        "mtre_mm": float(target_registration_error(pose, truth, points)),
-        "rotation_error_deg": float(rotation_error(pose, truth)),
-        "translation_error_mm": float(translation_error(pose, truth, isocenter)),
-        "depth_error_mm": float(depth_error(pose, truth, isocenter)),
-    }
+    """Where ``pose`` is: its mean TRE, rotation, translation and signed depth errors (`_POSE_ERRORS`)."""
+    return {key: float(error(pose, truth, points, isocenter)) for key, error in _POSE_ERRORS.items()}
 
 
 def check_equal_time(config: EvaluationConfig, methods: Sequence[str]) -> None:

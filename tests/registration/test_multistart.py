@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from xrender.geometry import axis_angle_to_matrix, cube_rotations, get_preset, make_pose, perturb
+from xrender.geometry import axis_angle_to_matrix, cube_rotations, get_preset, make_pose, perturb, so3_angle
 from xrender.metrics import rotation_error
 from xrender.recipes.registration import EvaluationConfig, make_trials
 from xrender.registration import (
@@ -58,6 +58,19 @@ def test_a_batched_descent_equals_the_descents_one_by_one(case):
     together = explore.descend(problem, poses).pose
     for k in range(2):
         torch.testing.assert_close(together[k], explore.run(problem, poses[k]).pose)
+
+
+def test_the_starts_are_the_pose_turned_by_each_rotation_about_the_isocentre(case):
+    problem, initial, _, explore = case
+    starts = MultiStartStage(explore).starts(problem, initial)
+    assert starts.shape == (24, 4, 4)
+    torch.testing.assert_close(starts[0], initial)
+    angles = so3_angle(cube_rotations()).rad2deg()  # 0°, 90°, 120° or 180°
+    torch.testing.assert_close(rotation_error(starts, initial.expand_as(starts)), angles)
+    iso = problem.isocenter.to(F64)  # the isocentre stays where each camera sees it
+    seen = [torch.linalg.solve(start, torch.cat([iso, iso.new_ones(1)]))[:3] for start in starts]
+    for point in seen:
+        assert float((point - seen[0]).norm()) < 1e-6
 
 
 def test_one_start_without_refinement_is_the_learned_descent(case):

@@ -305,11 +305,15 @@ class MultiStartStage(Stage):
                 kept.append(index)
         return kept if 0 in kept else [*kept, 0]
 
-    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
-        start = time.perf_counter()
+    def starts(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"]) -> Float[Tensor, "N 4 4"]:
+        """``pose`` turned about the isocentre by each of ``rotations`` (float64, CPU; the first is ``pose``)."""
         pose = pose.detach().to(torch.float64).cpu()
         turns = make_pose(self.rotations, torch.zeros(len(self.rotations), 3, dtype=torch.float64))
-        starts = perturb(pose.expand(len(turns), 4, 4), turns, problem.isocenter.detach().to(torch.float64).cpu())
+        return perturb(pose.expand(len(turns), 4, 4), turns, problem.isocenter.detach().to(torch.float64).cpu())
+
+    def run(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"], *, progress: bool = False) -> StageResult:
+        start = time.perf_counter()
+        starts = self.starts(problem, pose)
         descent = self.explore.descend(problem, starts, progress=progress)
         geometry, xray = problem.at_size(self.size)
         drr = DRR(problem.volume, geometry, options=self.render_options)
