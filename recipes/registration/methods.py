@@ -102,8 +102,9 @@ class MethodSettings(ConfigRecord):
         multistart_steps: the most learned-descent steps of ``prost:multistart`` (its starts
             descend together, so each step costs 24 poses).
         multistart_decay: its step-size factor per step.
-        multistart_keep: how many of its ends, by gradient NCC, the stages after it refine
-            (besides the end of the unturned start).
+        multistart_keep: how many of its ends, by the image similarity, the stages after it
+            refine (besides the end of the unturned start).
+        multistart_keep_learned: how many more ends they refine, by the learned score.
         multistart_separation_deg: the least rotation between two of those ends (degrees).
         max_seconds: time budget of each level (``None``: none).
         restarts: IPOP restarts of a global CMA-ES search's first level (`CMAES.restarts`; 0: none).
@@ -136,6 +137,7 @@ class MethodSettings(ConfigRecord):
     multistart_steps: int = 60
     multistart_decay: float = 0.96
     multistart_keep: int = MultiStartStage.keep
+    multistart_keep_learned: int = MultiStartStage.keep_learned
     multistart_separation_deg: float = MultiStartStage.separation_deg
     max_seconds: float | None = None
     restarts: int = 0
@@ -251,6 +253,7 @@ def _prost_multistart(context: MethodContext, refine: bool) -> Stage:
     return MultiStartStage(
         LearnedDescentStage(context.prost, descent, name="prost:descent"),
         keep=s.multistart_keep,
+        keep_learned=s.multistart_keep_learned,
         separation_deg=s.multistart_separation_deg,
         similarity=s.similarity,
         similarity_options=dict(s.similarity_options),

@@ -129,6 +129,10 @@ def test_multistart_takes_the_rest_of_the_chain_as_global_searches():
     assert stage.explore.network is network
     assert stage.explore.descent.steps == MethodSettings().multistart_steps
     assert stage.keep == MethodSettings().multistart_keep
+    assert stage.keep_learned == MethodSettings().multistart_keep_learned
+    settings = MethodSettings(multistart_keep=3, multistart_keep_learned=0)
+    (other,) = build_method("prost:multistart", MethodContext(settings, network))  # type: ignore[arg-type]
+    assert (other.keep, other.keep_learned, other.refine) == (3, 0, ())
     (search,) = stage.refine  # each kept end is searched about globally: wide widths and a prior
     assert search.levels[0].optimizer.sigma == MethodSettings().global_sigma
     assert search.levels[0].prior is not None

@@ -106,9 +106,26 @@ def test_the_shortlist_takes_the_best_separated_ends_and_the_unturned_one(case):
     a = _turned(initial, 90.0)
     ends = torch.stack([initial, a, _turned(a, 5.0), _turned(initial, -90.0)])
     scores = torch.tensor([0.1, 0.9, 0.8, 0.5], dtype=F64)
-    assert MultiStartStage(explore, keep=2)._shortlist(ends, scores) == [1, 3, 0]  # 2 is within 15° of 1
-    assert MultiStartStage(explore, keep=2, separation_deg=0.0)._shortlist(ends, scores) == [1, 2, 0]
-    assert MultiStartStage(explore, keep=1)._shortlist(ends, torch.tensor([0.9, 0.1, 0.1, 0.1])) == [0]
+    flat = torch.zeros(4, dtype=F64)
+    by_score = {"keep_learned": 0}
+    assert MultiStartStage(explore, keep=2, **by_score)._shortlist(ends, scores, flat) == [1, 3, 0]  # 2 is near 1
+    assert MultiStartStage(explore, keep=2, separation_deg=0.0, **by_score)._shortlist(ends, scores, flat) == [1, 2, 0]
+    first = torch.tensor([0.9, 0.1, 0.1, 0.1], dtype=F64)
+    assert MultiStartStage(explore, keep=1, **by_score)._shortlist(ends, first, flat) == [0]
+
+
+def test_the_shortlist_adds_the_best_ends_by_learned_score(case):
+    _, initial, _, explore = case
+    a = _turned(initial, 90.0)
+    ends = torch.stack([initial, a, _turned(a, 5.0), _turned(initial, -90.0), _turned(initial, 180.0)])
+    scores = torch.tensor([0.1, 0.9, 0.8, 0.5, 0.2], dtype=F64)
+    learned = torch.tensor([0.0, 0.3, 0.7, 0.1, 0.6], dtype=F64)
+    stage = MultiStartStage(explore, keep=1, keep_learned=1)
+    assert stage._shortlist(ends, scores, learned) == [1, 4, 0]  # 2 leads the learned ranking but is near 1
+    assert MultiStartStage(explore, keep=0, keep_learned=2)._shortlist(ends, scores, learned) == [2, 4, 0]
+    # an end the first ranking kept fills the second's quota when the second reaches it
+    assert MultiStartStage(explore, keep=1, keep_learned=1)._shortlist(ends, scores, scores) == [1, 0]
+    assert MultiStartStage(explore, keep=0, keep_learned=0)._shortlist(ends, scores, learned) == [0]
 
 
 @pytest.mark.parametrize(
@@ -117,7 +134,9 @@ def test_the_shortlist_takes_the_best_separated_ends_and_the_unturned_one(case):
         ({"rotations": torch.eye(3)}, ValueError, "rotations"),
         ({"rotations": torch.diag(torch.tensor([1.0, 1.0, -1.0]))[None]}, ValueError, "det \\+1"),
         ({"rotations": torch.zeros(0, 3, 3)}, ValueError, "one or more"),
-        ({"keep": 0}, ValueError, "keep"),
+        ({"keep": -1}, ValueError, "keep"),
+        ({"keep_learned": 1.5}, ValueError, "keep_learned"),
+        ({"keep": True}, ValueError, "keep"),
         ({"separation_deg": -1.0}, ValueError, "separation_deg"),
         ({"size": 0}, ValueError, "size"),
         ({"similarity": "mutual-info-xyz"}, ValueError, "mutual-info-xyz"),

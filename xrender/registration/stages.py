@@ -223,10 +223,12 @@ class MultiStartStage(Stage):
     that reach of any true pose.
 
     1. **Descend**: ``explore`` moves every start at once (`LearnedDescentStage.descend`).
-    2. **Shortlist**: the ends are ranked by ``similarity`` between their DRRs, ``size`` pixels
-       across, and the X-ray. The best ``keep`` ends, each more than ``separation_deg`` from every end
-       ranked above it, are kept, and so is the end of the first rotation's start (the identity of
-       `cube_rotations`: the incoming pose, the likeliest place to be).
+    2. **Shortlist**: the ends are ranked twice: by ``similarity`` between their DRRs, ``size``
+       pixels across, and the X-ray, and by the learned score the descent ended on. The best
+       ``keep`` ends by ``similarity`` and the best ``keep_learned`` by the learned score are kept,
+       each more than ``separation_deg`` from every end kept before it, and so is the end of the
+       first rotation's start (the identity of `cube_rotations`: the incoming pose, the likeliest
+       place to be).
     3. **Refine**: the ``refine`` stages run from each kept end, and the one whose final pose scores
        best in ``similarity`` at ``size`` is returned.
 
@@ -242,9 +244,11 @@ class MultiStartStage(Stage):
         refine: stages run from each kept end (none: the best end by ``similarity`` is returned).
         rotations: ``(N, 3, 3)`` turns applied to the incoming pose about the isocentre, in the
             isocentre frame of `xrender.geometry.perturb` (the identity first).
-        keep: how many ends the shortlist takes by score, besides the first rotation's (on the
-            development trials of `benchmarks/README.md`, the winner was always among the best
-            two or the first rotation's).
+        keep: how many ends the shortlist takes by ``similarity``.
+        keep_learned: how many more it takes by the learned score. The two rankings fail on
+            different ends: gradient NCC of an unrefined end favours near-mirrors, the learned
+            score favours ends turned home but far off in depth (`benchmarks/README.md`, "Many
+            starts as a stage").
         separation_deg: the least rotation between two ends of the shortlist (degrees).
         similarity: the image similarity that ranks ends and results (`xrender.similarity.get_similarity`).
         similarity_options: its options.
@@ -253,15 +257,16 @@ class MultiStartStage(Stage):
         name: for reports.
 
     Raises:
-        ValueError: ``rotations`` that are not ``(N, 3, 3)`` rotation matrices, ``keep < 1``,
-            a negative ``separation_deg``, or an unknown similarity.
+        ValueError: ``rotations`` that are not ``(N, 3, 3)`` rotation matrices, a negative
+            ``keep``, ``keep_learned`` or ``separation_deg``, or an unknown similarity.
         TypeError: ``explore`` that is not a `LearnedDescentStage` or ``refine`` holding a non-stage.
     """
 
     explore: LearnedDescentStage
     refine: tuple[Stage, ...] = ()
     rotations: Float[Tensor, "N 3 3"] = field(default_factory=cube_rotations)
-    keep: int = 2
+    keep: int = 1
+    keep_learned: int = 1
     separation_deg: float = 15.0
     similarity: str = "gradient-ncc"
     similarity_options: dict[str, Any] = field(default_factory=dict)
@@ -285,24 +290,36 @@ class MultiStartStage(Stage):
         ):
             raise ValueError("MultiStartStage.rotations: expected one or more rotation matrices (orthonormal, det +1)")
         object.__setattr__(self, "rotations", rotations.cpu())
-        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
-            raise ValueError(f"MultiStartStage.keep: expected an int >= 1, got {self.keep!r}")
+        for option in ("keep", "keep_learned"):
+            value = getattr(self, option)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"MultiStartStage.{option}: expected an int >= 0, got {value!r}")
         if not (math.isfinite(self.separation_deg) and self.separation_deg >= 0):
             raise ValueError(f"MultiStartStage.separation_deg: expected a number >= 0, got {self.separation_deg!r}")
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1):
             raise ValueError(f"MultiStartStage.size: expected an int >= 1 or None, got {self.size!r}")
         get_similarity(self.similarity, **self.similarity_options)  # validates name and options now
 
-    def _shortlist(self, ends: Float[Tensor, "N 4 4"], scores: Float[Tensor, " N"]) -> list[int]:
-        """Indices of the kept ends: the ``keep`` best by score, apart by ``separation_deg``, then the first start's."""
+    def _shortlist(
+        self, ends: Float[Tensor, "N 4 4"], scores: Float[Tensor, " N"], learned: Float[Tensor, " N"]
+    ) -> list[int]:
+        """Indices of the kept ends: ``keep`` by score, then ``keep_learned`` by learned score, then the first start's.
+
+        Each ranking passes over ends within ``separation_deg`` of one kept before; an end that
+        the first ranking kept counts towards the second's quota when the second reaches it."""
         rotations = pose_rotation(ends)
         apart = (so3_angle(rotations[:, None], rotations[None]).rad2deg() > self.separation_deg).tolist()
         kept: list[int] = []
-        for index in torch.argsort(scores, descending=True, stable=True).tolist():
-            if len(kept) == self.keep:
-                break
-            if all(apart[index][other] for other in kept):
-                kept.append(index)
+        for ranking, quota in ((scores, self.keep), (learned, self.keep_learned)):
+            taken = 0
+            for index in torch.argsort(ranking, descending=True, stable=True).tolist():
+                if taken == quota:
+                    break
+                if index in kept:
+                    taken += 1
+                elif all(apart[index][other] for other in kept):
+                    kept.append(index)
+                    taken += 1
         return kept if 0 in kept else [*kept, 0]
 
     def starts(self, problem: RegistrationProblem, pose: Float[Tensor, "4 4"]) -> Float[Tensor, "N 4 4"]:
@@ -320,7 +337,7 @@ class MultiStartStage(Stage):
         similarity = RenderedSimilarity(drr, get_similarity(self.similarity, **self.similarity_options))
         with torch.no_grad():
             scores = similarity(descent.pose.to(xray.device), xray.expand(len(starts), *xray.shape[1:])).cpu()
-        kept = self._shortlist(descent.pose.cpu(), scores)
+        kept = self._shortlist(descent.pose.cpu(), scores, descent.scores[-1].cpu())
         runs = [_run_stages(problem, descent.pose[index].cpu(), self.refine, progress=progress) for index in kept]
         finals = torch.stack([run[-1].pose if run else descent.pose[index].cpu() for run, index in zip(runs, kept)])
         with torch.no_grad():
