@@ -68,7 +68,9 @@ def main() -> None:
     moving = source.subject_at(models.prost_volume_size or 128).moving
     trials = source.trials(subject)
     points = target_points(subject, config)
-    # the stage's starts and batched descent; the choice among the ends is this script's own
+    # the stage's starts and batched descent with the exploration's first steps (DescentOptions' 2°, 4 mm;
+    # the stage now takes 4°, 10 mm: benchmarks/README.md, "Steps that reach"); the choice among the ends
+    # is this script's own
     multistart = MultiStartStage(LearnedDescentStage(models.prost, DescentOptions(steps=args.steps, decay=0.96)))
     gradient_ncc = get_similarity("gradient-ncc")
     context = MethodContext(MethodSettings(), models.prost, None)

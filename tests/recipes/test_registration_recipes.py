@@ -128,11 +128,21 @@ def test_multistart_takes_the_rest_of_the_chain_as_global_searches():
     assert isinstance(stage, MultiStartStage)
     assert stage.explore.network is network
     assert stage.explore.descent.steps == MethodSettings().multistart_steps
+    assert stage.explore.descent.rotation_step_deg == MethodSettings().multistart_rotation_step_deg
+    assert stage.explore.descent.translation_step_mm == MethodSettings().multistart_translation_step_mm
+    (single,) = build_method("prost", context)  # the single-start descent keeps its own steps
+    assert single.descent.rotation_step_deg == MethodSettings().prost_rotation_step_deg
     assert stage.keep == MethodSettings().multistart_keep
     assert stage.keep_learned == MethodSettings().multistart_keep_learned
-    settings = MethodSettings(multistart_keep=3, multistart_keep_learned=0)
+    settings = MethodSettings(
+        multistart_keep=3,
+        multistart_keep_learned=0,
+        multistart_rotation_step_deg=1.5,
+        multistart_translation_step_mm=3.0,
+    )
     (other,) = build_method("prost:multistart", MethodContext(settings, network))  # type: ignore[arg-type]
     assert (other.keep, other.keep_learned, other.refine) == (3, 0, ())
+    assert (other.explore.descent.rotation_step_deg, other.explore.descent.translation_step_mm) == (1.5, 3.0)
     (search,) = stage.refine  # each kept end is searched about globally: wide widths and a prior
     assert search.levels[0].optimizer.sigma == MethodSettings().global_sigma
     assert search.levels[0].prior is not None

@@ -119,3 +119,35 @@ def test_nan_gradient_does_not_move_the_pose():
 def test_bad_options(option, value):
     with pytest.raises(ValueError, match=option.split("_")[0]):
         DescentOptions(**{option: value})
+
+
+def test_the_multistart_descent_travels_from_its_farthest_start_home():
+    """`prost:multistart`'s steps (recipes) carry a steady direction past 62.8° and 150 mm in 60 steps."""
+    from xrender.geometry import euler_to_matrix, make_pose
+    from xrender.metrics import rotation_error, translation_error
+    from xrender.recipes.registration.methods import MethodContext, build_method
+
+    truth = standard_pose("ap", 620.0, ISO)[None]
+    turn = euler_to_matrix(
+        torch.tensor([[62.8, 0.0, 0.0]], dtype=torch.float64), "xyz", degrees=True
+    )  # the cube's reach
+    offset = make_pose(turn, torch.tensor([[30.0, -30.0, 150.0]], dtype=torch.float64))  # ... and 150 mm in depth
+    start = perturb(truth, offset, ISO)
+    (stage,) = build_method("prost:multistart", MethodContext(prost=object()))  # type: ignore[arg-type]
+    steps = stage.explore.descent
+    half = DescentOptions(
+        **{
+            **steps.__dict__,
+            "rotation_step_deg": steps.rotation_step_deg / 2,
+            "translation_step_mm": steps.translation_step_mm / 2,
+        }
+    )
+    ends = {
+        name: pose_descent(GeodesicScore(truth), torch.zeros(1, 1, 2, 2), start, options).pose
+        for name, options in (("full", steps), ("half", half))
+    }
+    assert float(rotation_error(start, truth)) == pytest.approx(62.8)
+    assert float(rotation_error(ends["full"], truth)) < 12  # within a refining CMA-ES's reach
+    assert float(translation_error(ends["full"], truth, ISO[None])) < 10
+    assert float(rotation_error(ends["half"], truth)) > 25  # half the steps stop short
+    assert float(translation_error(ends["half"], truth, ISO[None])) > 40
