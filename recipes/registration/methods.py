@@ -30,6 +30,7 @@ gives it the time another method took (`xrender.recipes.registration.evaluation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -158,6 +159,10 @@ class MethodSettings(ConfigRecord):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"method setting {name}: expected an int >= 0, got {value!r}")
+        for name in ("multistart_rotation_step_deg", "multistart_translation_step_mm"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"method setting {name}: expected a number > 0, got {value!r}")
 
     def stop(self, iterations: int) -> StopRule:
         """The stop rule of one level."""

@@ -208,6 +208,13 @@ def test_restart_settings_are_checked(name):
         MethodSettings().replace(**{name: -1})
 
 
+@pytest.mark.parametrize("name", ["multistart_rotation_step_deg", "multistart_translation_step_mm"])
+@pytest.mark.parametrize("value", [0.0, -4.0, float("nan"), float("inf"), "4"])
+def test_multistart_steps_are_checked(name, value):
+    with pytest.raises(ValueError, match=f"method setting {name}: expected a number > 0"):
+        MethodSettings().replace(**{name: value})
+
+
 def test_search_only_methods_spend_a_time_budget():
     assert spends_time_budget("cmaes")
     assert spends_time_budget("cmaes+cmaes")
