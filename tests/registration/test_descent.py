@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -135,12 +137,8 @@ def test_the_multistart_descent_travels_from_its_farthest_start_home():
     start = perturb(truth, offset, ISO)
     (stage,) = build_method("prost:multistart", MethodContext(prost=object()))  # type: ignore[arg-type]
     steps = stage.explore.descent
-    half = DescentOptions(
-        **{
-            **steps.__dict__,
-            "rotation_step_deg": steps.rotation_step_deg / 2,
-            "translation_step_mm": steps.translation_step_mm / 2,
-        }
+    half = replace(
+        steps, rotation_step_deg=steps.rotation_step_deg / 2, translation_step_mm=steps.translation_step_mm / 2
     )
     ends = {
         name: pose_descent(GeodesicScore(truth), torch.zeros(1, 1, 2, 2), start, options).pose
